@@ -1,0 +1,145 @@
+"""The one list of features: name (with its unit), type, meaning, and the model's fixed range.
+
+Rules may only name features listed here; the anomaly model reads the ones that carry a
+``model_range``. The range is fixed on purpose: a scaler fitted to live traffic can be
+stretched by an attacker's extreme values until normal logins look alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["bool", "int", "float", "str"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    name: str
+    kind: Kind
+    description: str
+    model_range: tuple[float, float] | None = None
+
+
+def _b(name: str, description: str, model: bool = False) -> FeatureSpec:
+    return FeatureSpec(name, "bool", description, (0.0, 1.0) if model else None)
+
+
+FEATURES: tuple[FeatureSpec, ...] = (
+    # -- the event itself
+    _b("auth_failed", "The password or OTP check of this attempt failed."),
+    FeatureSpec("event_type", "str", "login or registration."),
+    FeatureSpec("login_method", "str", "password, sms_otp, email_otp or oauth."),
+    FeatureSpec("network_type", "str", "wifi, cellular, ethernet or unknown."),
+    # -- the user's history
+    _b("user_is_new", "No successful login of this user has been learned yet."),
+    FeatureSpec("user_logins_count", "int", "Successful logins learned for this user."),
+    FeatureSpec(
+        "days_since_last_login",
+        "float",
+        "Days since the user's last learned successful login (None for a new user).",
+        (0.0, 90.0),
+    ),
+    # -- device
+    _b("device_id_present", "The event carries a usable device id (IMEI or OAID)."),
+    _b("device_known", "This device id was seen in the user's successful logins.", True),
+    _b("new_device", "A device id the user has never logged in with (None: no id or new user)."),
+    FeatureSpec("device_model", "str", "Device model, from the device fields or the user agent."),
+    _b("device_model_known", "This device model (or user-agent device) was seen before."),
+    FeatureSpec("os_family", "str", "OS name, from the device fields or the user agent."),
+    _b("os_family_known", "This OS family was seen before for the user."),
+    _b("os_downgrade", "Same OS family at a lower version than the user already had.", True),
+    _b("bluetooth_known", "This Bluetooth address was seen before for the user."),
+    FeatureSpec(
+        "device_accounts_30d",
+        "int",
+        "Distinct accounts seen on this device id in 30 days, this one included.",
+        (1.0, 20.0),
+    ),
+    # -- IP
+    FeatureSpec("ip_version", "int", "4 or 6."),
+    _b("ip_is_private", "Private, loopback, link-local or otherwise reserved address."),
+    FeatureSpec("ip_country", "str", "ISO 3166 country of the IP (None when unknown)."),
+    FeatureSpec("ip_city", "str", "City of the IP (None when unknown)."),
+    FeatureSpec("ip_asn", "int", "Autonomous system number of the IP (None when unknown)."),
+    FeatureSpec("ip_latitude_deg", "float", "Latitude of the IP's city."),
+    FeatureSpec("ip_longitude_deg", "float", "Longitude of the IP's city."),
+    _b("ip_is_hosting", "The IP is in a hosting, cloud, CDN or crawler range.", True),
+    _b("ip_is_vpn", "The IP is a known consumer VPN or private relay exit.", True),
+    _b("ip_is_tor", "The IP is a Tor exit node.", True),
+    # -- novelty against the user's own history
+    _b("new_ip_prefix", "The /24 (IPv4) or /48 (IPv6) network is new for the user.", True),
+    _b("new_asn", "The network operator (ASN) is new for the user.", True),
+    _b("new_country", "The country is new for the user.", True),
+    _b("new_city", "The city is new for the user."),
+    _b("new_ssid", "The Wi-Fi network name is new for the user (None without an SSID)."),
+    _b("ssid_known", "The Wi-Fi network name was seen in the user's successful logins."),
+    _b("ip_prefix_known", "The /24 or /48 network was seen in the user's successful logins."),
+    _b("asn_known", "The ASN was seen in the user's successful logins."),
+    _b(
+        "sim_changed",
+        "This phone number was seen with another SIM before and this SIM is new for it.",
+        True,
+    ),
+    # -- time
+    FeatureSpec("local_hour", "float", "Hour of day in the IP's time zone (0..24)."),
+    FeatureSpec("local_hour_sin", "float", "sin(2*pi*local_hour/24).", (-1.0, 1.0)),
+    FeatureSpec("local_hour_cos", "float", "cos(2*pi*local_hour/24).", (-1.0, 1.0)),
+    FeatureSpec(
+        "hour_rarity",
+        "float",
+        "0 when the user often logs in at this hour, 1 when never (None for a new user).",
+        (0.0, 1.0),
+    ),
+    # -- velocity
+    FeatureSpec(
+        "geo_distance_km",
+        "float",
+        "Distance from the city of the last successful login.",
+        (0.0, 20000.0),
+    ),
+    FeatureSpec(
+        "geo_velocity_kmh",
+        "float",
+        "Speed needed to travel from the last successful login to here.",
+        (0.0, 2000.0),
+    ),
+    FeatureSpec("hours_since_last_login", "float", "Hours since the last successful login."),
+    FeatureSpec(
+        "user_failures_10m",
+        "int",
+        "Failed attempts of this user in 10 minutes, this one included.",
+        (0.0, 20.0),
+    ),
+    FeatureSpec(
+        "user_failures_24h",
+        "int",
+        "Failed attempts of this user in 24 hours, this one included.",
+        (0.0, 50.0),
+    ),
+    FeatureSpec(
+        "ip_users_10m",
+        "int",
+        "Distinct accounts tried from this IP in 10 minutes, this one included.",
+        (1.0, 50.0),
+    ),
+    FeatureSpec(
+        "ip_failures_10m",
+        "int",
+        "Failed attempts from this IP in 10 minutes, this one included.",
+        (0.0, 50.0),
+    ),
+    FeatureSpec(
+        "asn_users_10m",
+        "int",
+        "Distinct accounts tried from this ASN in 10 minutes, this one included.",
+    ),
+    FeatureSpec(
+        "asn_failures_10m",
+        "int",
+        "Failed attempts from this ASN in 10 minutes, this one included.",
+    ),
+)
+
+BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
+MODEL_FEATURES: tuple[FeatureSpec, ...] = tuple(f for f in FEATURES if f.model_range)

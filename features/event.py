@@ -1,0 +1,83 @@
+"""The login event as the engine sees it: validated, with identifiers already pseudonymized.
+
+The wire schema (``riskengine.api.schemas``) validates a request and turns it into this
+value; replays and notebooks build the same value from files. Raw device ids, SIM ids,
+Bluetooth addresses, SSIDs, phone numbers and account names never reach this type: they
+are replaced by keyed pseudonyms at the edge, so nothing downstream can leak them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    LOGIN = "login"
+    REGISTRATION = "registration"
+
+
+class AuthResult(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class LoginMethod(StrEnum):
+    PASSWORD = "password"
+    SMS_OTP = "sms_otp"
+    EMAIL_OTP = "email_otp"
+    OAUTH = "oauth"
+
+
+class NetworkType(StrEnum):
+    WIFI = "wifi"
+    CELLULAR = "cellular"
+    ETHERNET = "ethernet"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginEvent:
+    """One login or registration attempt.
+
+    ``*_key`` fields are keyed pseudonyms (None when the client sent nothing usable);
+    ``ip_prefix_key`` pseudonymizes the /24 (IPv4) or /48 (IPv6) network of ``ip``.
+    ``timestamp`` is timezone-aware.
+    """
+
+    event_id: str
+    tenant: str
+    user_key: str
+    timestamp: datetime
+    ip: str
+    ip_prefix_key: str
+    event_type: EventType = EventType.LOGIN
+    auth_result: AuthResult = AuthResult.SUCCESS
+    login_method: LoginMethod = LoginMethod.PASSWORD
+    account_kind: str = "other"
+    user_agent: str | None = None
+    device_key: str | None = None
+    device_model: str | None = None
+    os_name: str | None = None
+    os_version: str | None = None
+    bluetooth_key: str | None = None
+    network_type: NetworkType = NetworkType.UNKNOWN
+    ssid_key: str | None = None
+    imsi_key: str | None = None
+    iccid_key: str | None = None
+    phone_key: str | None = None
+
+    @property
+    def ts(self) -> float:
+        """Event time in epoch seconds."""
+        return self.timestamp.timestamp()
+
+    @property
+    def sim_key(self) -> str | None:
+        """The SIM card as one pseudonym: ICCID identifies the card, IMSI the subscription."""
+        return self.iccid_key or self.imsi_key
+
+    @property
+    def failed(self) -> bool:
+        return self.auth_result is AuthResult.FAILURE

@@ -1,0 +1,220 @@
+"""Turn one login event and the user's history into named features.
+
+``extract`` is the one feature code path: the scoring service, replays, backtests and the
+notebooks all call it. It is pure: time is the event's own timestamp, history and velocity
+counts come in as arguments, and the result depends on nothing else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from features.event import LoginEvent
+from features.ipintel import IpInfo
+from features.profile import UserProfile, Velocity, haversine_km, model_family, version_tuple
+
+Value = bool | int | float | str | None
+
+# City-level geolocation of the same line moves by tens of km (carrier NAT exits sit in
+# the provincial capital), so that much distance is treated as standing still.
+GEO_TOLERANCE_KM = 100.0
+# Below a minute apart, speed is meaningless noise; divide by at least this.
+MIN_TRAVEL_HOURS = 1.0 / 60.0
+HOUR_PRIOR = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureVector(Mapping[str, Value]):
+    """Named feature values; every name is in ``features.catalog.FEATURES``."""
+
+    values: Mapping[str, Value]
+
+    def __getitem__(self, name: str) -> Value:
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def ip_prefix(ip: str) -> str:
+    """The /24 network of an IPv4 address or the /48 of an IPv6 one, as text."""
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    bits = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+@lru_cache(maxsize=4096)
+def parse_user_agent(ua: str) -> tuple[str | None, str | None, str | None]:
+    """(OS family, OS version, device model) from a user-agent string."""
+    from ua_parser import parse
+
+    result = parse(ua)
+    os_family = os_version = model = None
+    if result.os is not None:
+        os_family = result.os.family
+        os_version = ".".join(p for p in (result.os.major, result.os.minor, result.os.patch) if p)
+    if result.device is not None and result.device.family not in ("Other", None):
+        model = result.device.family
+    return os_family, (os_version or None), model
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_hour(when: datetime, timezone: str | None) -> float:
+    """Hour of day (fractional) where the login came from.
+
+    The IP's time zone when known; otherwise the offset the client put in the timestamp
+    (UTC when it sent none).
+    """
+    zone = _zone(timezone) if timezone else None
+    local = when.astimezone(zone) if zone is not None else when
+    return local.hour + local.minute / 60.0
+
+
+def hour_rarity(hours: list[float], hour: float) -> float:
+    """1 - 24 * p(hour) under the user's smoothed hour histogram, clipped to [0, 1]."""
+    h = int(hour) % 24
+    total = sum(hours)
+    mass = 0.5 * hours[h] + 0.25 * hours[h - 1] + 0.25 * hours[(h + 1) % 24]
+    p = (mass + HOUR_PRIOR) / (total + 24 * HOUR_PRIOR)
+    return min(1.0, max(0.0, 1.0 - 24.0 * p))
+
+
+def _count_since(times: list[float], now: float, seconds: float) -> int:
+    return sum(1 for t in times if now - seconds < t <= now)
+
+
+def _novel(known: bool | None) -> bool | None:
+    return None if known is None else not known
+
+
+def extract(
+    event: LoginEvent,
+    ip: IpInfo,
+    profile: UserProfile | None,
+    velocity: Velocity,
+) -> FeatureVector:
+    """Features of ``event`` against ``profile`` (None or empty for a user never seen).
+
+    Novelty features are None for a new user: there is nothing to be new against, and
+    the cold-start policy scores such users on population signals only.
+    """
+    p = profile if profile is not None else UserProfile()
+    is_new = p.logins == 0
+    now = event.ts
+    failed = event.failed
+
+    ua_os, ua_version, ua_model = (
+        parse_user_agent(event.user_agent) if event.user_agent else (None, None, None)
+    )
+    os_family = (event.os_name or ua_os or "").strip() or None
+    os_version = event.os_version or ua_version
+    device_model = model_family(event.device_model or ua_model)
+
+    def known(present: object, container: Mapping[str, object]) -> bool | None:
+        if present is None or is_new:
+            return None
+        return present in container
+
+    device_known = known(event.device_key, p.devices)
+    ssid_known = known(event.ssid_key, p.ssids)
+    prefix_known = known(event.ip_prefix_key, p.ip_prefixes)
+    asn_known = known(str(ip.asn) if ip.asn is not None else None, p.asns)
+    country_known = known(ip.country, p.countries)
+    city_known = known(f"{ip.country}/{ip.city}" if ip.city else None, p.cities)
+
+    os_downgrade: bool | None = None
+    if os_family and version_tuple(os_version) and os_family in p.os_max_version:
+        os_downgrade = (version_tuple(os_version) or ()) < (
+            version_tuple(p.os_max_version[os_family]) or ()
+        )
+    elif os_family and version_tuple(os_version):
+        os_downgrade = False
+
+    sim_changed: bool | None = None
+    if event.phone_key and event.sim_key and not is_new:
+        sims = p.sims.get(event.phone_key)
+        sim_changed = bool(sims) and event.sim_key not in sims
+
+    hour = local_hour(event.timestamp, ip.timezone)
+    days_since = hours_since = distance = speed = None
+    if p.last_login is not None:
+        hours_since = abs(now - p.last_login) / 3600.0
+        days_since = hours_since / 24.0
+        if ip.has_location and p.last_lat is not None and p.last_lon is not None:
+            distance = haversine_km(p.last_lat, p.last_lon, ip.latitude or 0.0, ip.longitude or 0.0)
+            speed = max(0.0, distance - GEO_TOLERANCE_KM) / max(hours_since, MIN_TRAVEL_HOURS)
+
+    values: dict[str, Value] = {
+        "auth_failed": failed,
+        "event_type": event.event_type.value,
+        "login_method": event.login_method.value,
+        "network_type": event.network_type.value,
+        "user_is_new": is_new,
+        "user_logins_count": p.logins,
+        "days_since_last_login": days_since,
+        "device_id_present": event.device_key is not None,
+        "device_known": bool(device_known),
+        "new_device": _novel(device_known),
+        "device_model": device_model,
+        "device_model_known": known(device_model, p.models),
+        "os_family": os_family,
+        "os_family_known": known(os_family, p.os_families),
+        "os_downgrade": os_downgrade,
+        "bluetooth_known": known(event.bluetooth_key, p.bluetooth),
+        "device_accounts_30d": (
+            velocity.device_accounts_30d + 1 if event.device_key is not None else None
+        ),
+        "ip_version": ip.version,
+        "ip_is_private": ip.is_private,
+        "ip_country": ip.country,
+        "ip_city": ip.city,
+        "ip_asn": ip.asn,
+        "ip_latitude_deg": ip.latitude,
+        "ip_longitude_deg": ip.longitude,
+        "ip_is_hosting": ip.is_hosting,
+        "ip_is_vpn": ip.is_vpn,
+        "ip_is_tor": ip.is_tor,
+        "new_ip_prefix": _novel(prefix_known),
+        "new_asn": _novel(asn_known),
+        "new_country": _novel(country_known),
+        "new_city": _novel(city_known),
+        "new_ssid": _novel(ssid_known),
+        "ssid_known": bool(ssid_known),
+        "ip_prefix_known": bool(prefix_known),
+        "asn_known": bool(asn_known),
+        "sim_changed": sim_changed,
+        "local_hour": hour,
+        "local_hour_sin": math.sin(2 * math.pi * hour / 24.0),
+        "local_hour_cos": math.cos(2 * math.pi * hour / 24.0),
+        "hour_rarity": None if is_new else hour_rarity(p.hours, hour),
+        "geo_distance_km": distance,
+        "geo_velocity_kmh": speed,
+        "hours_since_last_login": hours_since,
+        "user_failures_10m": _count_since(p.failures, now, 600.0) + int(failed),
+        "user_failures_24h": _count_since(p.failures, now, 86_400.0) + int(failed),
+        "ip_users_10m": velocity.ip_users_10m + 1,
+        "ip_failures_10m": velocity.ip_failures_10m + int(failed),
+        "asn_users_10m": velocity.asn_users_10m + 1 if ip.asn is not None else None,
+        "asn_failures_10m": (
+            velocity.asn_failures_10m + int(failed) if ip.asn is not None else None
+        ),
+    }
+    return FeatureVector(values)

@@ -1,0 +1,200 @@
+"""A user's login history and the velocity counters around an event, and how they learn.
+
+The profile is bounded: each map keeps the ``MAX_ITEMS`` most recently seen entries and the
+failure list the last ``MAX_FAILURES`` attempts of the last 24 hours, so a profile never
+grows past a few kilobytes however long the account lives. Keys of identifier maps are
+pseudonyms (see ``LoginEvent``); countries, ASNs and cities are coarse and kept as is.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from features.event import LoginEvent
+from features.ipintel import IpInfo
+
+MAX_ITEMS = 32
+MAX_FAILURES = 64
+FAILURE_HORIZON_S = 86_400.0
+# The hour histogram forgets: a user who moved to night shifts half a year ago should
+# not still look unusual. Each learned login multiplies old counts by this factor.
+HOUR_DECAY = 0.98
+
+
+@dataclass(slots=True)
+class Seen:
+    """How often and when an item (device, network, country...) was seen."""
+
+    count: int
+    first: float
+    last: float
+
+
+@dataclass(slots=True)
+class UserProfile:
+    """Everything learned about one user from verified-good logins."""
+
+    logins: int = 0
+    first_seen: float | None = None
+    last_login: float | None = None
+    last_lat: float | None = None
+    last_lon: float | None = None
+    last_country: str | None = None
+    last_city: str | None = None
+    devices: dict[str, Seen] = field(default_factory=dict)
+    models: dict[str, Seen] = field(default_factory=dict)
+    os_families: dict[str, Seen] = field(default_factory=dict)
+    os_max_version: dict[str, str] = field(default_factory=dict)
+    bluetooth: dict[str, Seen] = field(default_factory=dict)
+    ip_prefixes: dict[str, Seen] = field(default_factory=dict)
+    asns: dict[str, Seen] = field(default_factory=dict)
+    countries: dict[str, Seen] = field(default_factory=dict)
+    cities: dict[str, Seen] = field(default_factory=dict)
+    ssids: dict[str, Seen] = field(default_factory=dict)
+    sims: dict[str, dict[str, Seen]] = field(default_factory=dict)
+    hours: list[float] = field(default_factory=lambda: [0.0] * 24)
+    failures: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserProfile:
+        def seen_map(m: dict[str, Any] | None) -> dict[str, Seen]:
+            return {k: Seen(**v) for k, v in (m or {}).items()}
+
+        out = cls(
+            logins=int(data.get("logins", 0)),
+            first_seen=data.get("first_seen"),
+            last_login=data.get("last_login"),
+            last_lat=data.get("last_lat"),
+            last_lon=data.get("last_lon"),
+            last_country=data.get("last_country"),
+            last_city=data.get("last_city"),
+            os_max_version=dict(data.get("os_max_version") or {}),
+            sims={p: seen_map(m) for p, m in (data.get("sims") or {}).items()},
+            hours=[float(h) for h in (data.get("hours") or [0.0] * 24)],
+            failures=[float(t) for t in data.get("failures") or []],
+        )
+        for name in ("devices", "models", "os_families", "bluetooth", "ip_prefixes", "asns",
+                     "countries", "cities", "ssids"):
+            setattr(out, name, seen_map(data.get(name)))
+        if len(out.hours) != 24:
+            raise ValueError("profile hour histogram must have 24 buckets")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Velocity:
+    """Counts from the shared sliding windows, *excluding* the event being scored."""
+
+    ip_users_10m: int = 0
+    ip_failures_10m: int = 0
+    asn_users_10m: int = 0
+    asn_failures_10m: int = 0
+    device_accounts_30d: int = 0
+
+
+def model_family(model: str | None) -> str | None:
+    """Case- and space-insensitive device model name."""
+    if not model:
+        return None
+    return " ".join(model.lower().split())
+
+
+def version_tuple(version: str | None) -> tuple[int, ...] | None:
+    """``"14.2.1"`` -> ``(14, 2, 1)``; None when it does not start with a number."""
+    if not version:
+        return None
+    parts: list[int] = []
+    for piece in version.replace("_", ".").split("."):
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or None
+
+
+def _touch(m: dict[str, Seen], key: str | None, ts: float) -> None:
+    if key is None:
+        return
+    item = m.get(key)
+    if item is None:
+        m[key] = Seen(1, ts, ts)
+        if len(m) > MAX_ITEMS:
+            oldest = min(m, key=lambda k: m[k].last)
+            del m[oldest]
+    else:
+        item.count += 1
+        item.last = max(item.last, ts)
+
+
+def recent_failures(failures: list[float], now: float) -> list[float]:
+    """Failures still inside the 24 h horizon, newest last, at most ``MAX_FAILURES``."""
+    kept = [t for t in failures if now - FAILURE_HORIZON_S < t <= now + 60.0]
+    return kept[-MAX_FAILURES:]
+
+
+def note_failure(profile: UserProfile, ts: float) -> UserProfile:
+    """A failed attempt on this account (whoever made it)."""
+    out = copy.deepcopy(profile)
+    out.failures = recent_failures([*profile.failures, ts], ts)
+    return out
+
+
+def learn(
+    profile: UserProfile,
+    event: LoginEvent,
+    ip: IpInfo,
+    *,
+    local_hour: float | None,
+    os_family: str | None,
+    device_model: str | None,
+) -> UserProfile:
+    """The profile after a verified-good successful login; ``profile`` is left untouched."""
+    out = copy.deepcopy(profile)
+    ts = event.ts
+    out.logins += 1
+    out.first_seen = ts if out.first_seen is None else min(out.first_seen, ts)
+    if out.last_login is None or ts >= out.last_login:
+        out.last_login = ts
+        if ip.has_location:
+            out.last_lat, out.last_lon = ip.latitude, ip.longitude
+            out.last_country, out.last_city = ip.country, ip.city
+    _touch(out.devices, event.device_key, ts)
+    _touch(out.models, model_family(device_model), ts)
+    _touch(out.os_families, os_family, ts)
+    if os_family and event.os_version and version_tuple(event.os_version):
+        best = out.os_max_version.get(os_family)
+        if best is None or (version_tuple(event.os_version) or ()) > (version_tuple(best) or ()):
+            out.os_max_version[os_family] = event.os_version
+    _touch(out.bluetooth, event.bluetooth_key, ts)
+    _touch(out.ip_prefixes, event.ip_prefix_key, ts)
+    _touch(out.asns, str(ip.asn) if ip.asn is not None else None, ts)
+    _touch(out.countries, ip.country, ts)
+    _touch(out.cities, f"{ip.country}/{ip.city}" if ip.city else None, ts)
+    _touch(out.ssids, event.ssid_key, ts)
+    if event.phone_key and event.sim_key:
+        sims = out.sims.setdefault(event.phone_key, {})
+        _touch(sims, event.sim_key, ts)
+        if len(out.sims) > MAX_ITEMS:
+            del out.sims[next(iter(out.sims))]
+    if local_hour is not None:
+        out.hours = [h * HOUR_DECAY for h in out.hours]
+        out.hours[int(local_hour) % 24] += 1.0
+    return out
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance on a sphere of the Earth's mean radius."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
