@@ -1,0 +1,6 @@
+"""Anomaly and statistical models over the login features, and their artifacts."""
+
+from models.anomaly import AnomalyModel, vectorize
+from models.persistence import ModelArtifactError, load, save
+
+__all__ = ["AnomalyModel", "ModelArtifactError", "load", "save", "vectorize"]

@@ -1,0 +1,111 @@
+"""Model artifacts: a joblib file plus a JSON model card beside it.
+
+The card names the library versions the model was built with, its features, training
+window, data fingerprint and metrics, and the artifact's SHA-256. Loading refuses a file
+whose hash does not match its card, or one built with a river / scikit-learn / numpy
+version whose pickles this installation cannot be trusted to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from features.catalog import MODEL_FEATURES
+
+SHIPPED_MODEL = "hst-default.joblib"
+TRACKED_LIBRARIES = ("river", "scikit-learn", "numpy")
+
+
+class ModelArtifactError(RuntimeError):
+    """An artifact that cannot be loaded; the message says why."""
+
+
+def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the tracked libraries (and ``extra``), plus Python's."""
+    found = {}
+    for name in (*TRACKED_LIBRARIES, *extra):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    found["python"] = platform.python_version()
+    return found
+
+
+def card_path(path: Path) -> Path:
+    return path.with_suffix(".card.json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(
+    model: Any,
+    path: str | Path,
+    *,
+    version: str,
+    card: dict[str, Any],
+    depends_on: tuple[str, ...] = ("river",),
+) -> Path:
+    """Write ``model`` and its card; returns the artifact path.
+
+    ``depends_on`` names the libraries whose classes are inside the pickle: loading checks
+    that their installed minor versions match.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path, compress=3)
+    full = {
+        "model_version": version,
+        "kind": type(model).__name__,
+        "libraries": library_versions(depends_on),
+        "depends_on": list(depends_on),
+        "features": [f.name for f in MODEL_FEATURES],
+        **card,
+        "sha256": _sha256(path),
+    }
+    card_path(path).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+def load(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load an artifact and its card (the shipped default model when ``path`` is None)."""
+    if path is None:
+        path = Path(str(resources.files("models").joinpath("artifacts", SHIPPED_MODEL)))
+    path = Path(path)
+    try:
+        card = json.loads(card_path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelArtifactError(f"{path}: missing or unreadable model card "
+                                 f"{card_path(path).name}") from exc
+    built = card.get("libraries", {})
+    depends = tuple(card.get("depends_on", TRACKED_LIBRARIES))
+    here = library_versions(depends)
+    for lib in depends:
+        if lib not in here or lib not in built or _minor(built[lib]) != _minor(here[lib]):
+            raise ModelArtifactError(
+                f"{path.name} was built with {lib} {built.get(lib, 'unknown')}, this "
+                f"installation has {lib} {here.get(lib, 'none')}: retrain the model or "
+                f"install {lib} {built.get(lib, '')}"
+            )
+    if card.get("features") != [f.name for f in MODEL_FEATURES]:
+        raise ModelArtifactError(f"{path.name}: its feature list differs from this version's")
+    if _sha256(path) != card.get("sha256"):
+        raise ModelArtifactError(f"{path.name}: content does not match the SHA-256 in its card")
+    return joblib.load(path), card
