@@ -1,0 +1,98 @@
+"""The store seam: one Protocol that the memory, SQLite (and later Redis) stores implement.
+
+Every call takes pseudonymous keys only; a store never sees a raw identifier. ``record`` is
+the one write of a scoring pass and is atomic: the decision, the velocity hit and the
+profile update land together or not at all, and a second ``record`` with the same
+``event_id`` changes nothing (idempotent replays count nothing twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from features.profile import UserProfile, Velocity
+
+# Sliding windows of the shared velocity counters.
+IP_WINDOW_S = 600.0
+DEVICE_WINDOW_S = 30 * 86_400.0
+
+ProfileUpdate = Callable[[UserProfile], UserProfile]
+
+
+class StoreError(RuntimeError):
+    """The store could not answer (unreachable, corrupt, timed out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadQuery:
+    """What one scoring pass needs to read, in one round trip."""
+
+    tenant: str
+    user_key: str
+    ip_key: str
+    asn: int | None
+    device_key: str | None
+    event_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A decision as kept by ``event_id``: the answer given and the features it was based on."""
+
+    event_id: str
+    tenant: str
+    user_key: str
+    ts: float
+    decision: dict[str, Any]
+    features: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What ``Store.load`` returns: everything one scoring pass reads."""
+
+    profile: UserProfile | None
+    velocity: Velocity
+    previous: StoredDecision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One login attempt as counted by the sliding windows."""
+
+    tenant: str
+    user_key: str
+    ip_key: str
+    asn: int | None
+    device_key: str | None
+    ts: float
+    failed: bool
+
+
+class Store(Protocol):
+    def load(self, query: LoadQuery) -> Loaded:
+        """Profile, velocity counts and any decision already recorded under
+        ``query.event_id`` for this tenant. The ``*_users_*`` and ``device_accounts_*``
+        counts leave this user out; the failure counts include this user's failures."""
+        ...
+
+    def record(
+        self, decision: StoredDecision, attempt: Attempt, update: ProfileUpdate | None
+    ) -> StoredDecision:
+        """Atomically store the decision, count the attempt and apply ``update`` to the
+        user's current profile (an empty profile when there is none). When a decision with
+        the same tenant and event_id exists, nothing changes and that one is returned."""
+        ...
+
+    def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None: ...
+
+    def get_profile(self, tenant: str, user_key: str) -> UserProfile | None: ...
+
+    def ping(self) -> None:
+        """Raise ``StoreError`` when the store cannot serve."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,122 @@
+"""The in-process store: plain dicts behind one lock, for tests and single-process replays."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from bisect import bisect_right, insort
+from collections import defaultdict
+from operator import attrgetter
+from typing import NamedTuple
+
+from features.profile import UserProfile, Velocity
+from riskengine.stores.base import (
+    DEVICE_WINDOW_S,
+    IP_WINDOW_S,
+    Attempt,
+    Loaded,
+    LoadQuery,
+    ProfileUpdate,
+    StoredDecision,
+)
+
+
+class _Hit(NamedTuple):
+    ts: float
+    user_key: str
+    failed: bool
+
+
+_ts = attrgetter("ts")
+
+
+def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
+    """Other users and failures among time-sorted ``hits`` in ``(now - IP_WINDOW_S, now]``."""
+    inside = hits[bisect_right(hits, now - IP_WINDOW_S, key=_ts) : bisect_right(hits, now, key=_ts)]
+    return len({h.user_key for h in inside} - {user_key}), sum(h.failed for h in inside)
+
+
+class MemoryStore:
+    """A :class:`~riskengine.stores.base.Store` held in process memory.
+
+    Nothing is shared between processes and nothing is forgotten: memory grows with every
+    event recorded, which suits tests and bounded replays, not a long-running service.
+    Profiles and decisions are copied in and out, so mutating what a call returned (or what
+    an update was given) never changes the stored state.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._profiles: dict[tuple[str, str], UserProfile] = {}
+        self._decisions: dict[tuple[str, str], StoredDecision] = {}
+        # Hits stay sorted by event time, so a window is two bisections even when events
+        # arrive out of order.
+        self._ip_hits: defaultdict[tuple[str, str], list[_Hit]] = defaultdict(list)
+        self._asn_hits: defaultdict[tuple[str, int], list[_Hit]] = defaultdict(list)
+        # (tenant, device_key) -> user_key -> latest time seen on that device
+        self._device_users: defaultdict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+
+    def load(self, query: LoadQuery) -> Loaded:
+        tenant, user_key, now = query.tenant, query.user_key, query.now
+        with self._lock:
+            ip_hits = self._ip_hits.get((tenant, query.ip_key), [])
+            asn_hits = [] if query.asn is None else self._asn_hits.get((tenant, query.asn), [])
+            device_users = (
+                {}
+                if query.device_key is None
+                else self._device_users.get((tenant, query.device_key), {})
+            )
+            ip_users, ip_failures = _window(ip_hits, user_key, now)
+            asn_users, asn_failures = _window(asn_hits, user_key, now)
+            device_accounts = sum(
+                user != user_key and now - DEVICE_WINDOW_S < last_ts <= now
+                for user, last_ts in device_users.items()
+            )
+            return Loaded(
+                profile=copy.deepcopy(self._profiles.get((tenant, user_key))),
+                velocity=Velocity(
+                    ip_users_10m=ip_users,
+                    ip_failures_10m=ip_failures,
+                    asn_users_10m=asn_users,
+                    asn_failures_10m=asn_failures,
+                    device_accounts_30d=device_accounts,
+                ),
+                previous=copy.deepcopy(self._decisions.get((tenant, query.event_id))),
+            )
+
+    def record(
+        self, decision: StoredDecision, attempt: Attempt, update: ProfileUpdate | None
+    ) -> StoredDecision:
+        user = (decision.tenant, decision.user_key)
+        with self._lock:
+            stored = self._decisions.get((decision.tenant, decision.event_id))
+            if stored is not None:
+                return copy.deepcopy(stored)
+            if update is not None:
+                # Run first, on a copy: an update that raises leaves nothing half-recorded.
+                current = self._profiles.get(user)
+                profile = update(UserProfile() if current is None else copy.deepcopy(current))
+                self._profiles[user] = copy.deepcopy(profile)
+            self._decisions[(decision.tenant, decision.event_id)] = copy.deepcopy(decision)
+            hit = _Hit(attempt.ts, attempt.user_key, attempt.failed)
+            insort(self._ip_hits[(attempt.tenant, attempt.ip_key)], hit, key=_ts)
+            if attempt.asn is not None:
+                insort(self._asn_hits[(attempt.tenant, attempt.asn)], hit, key=_ts)
+            if attempt.device_key is not None:
+                users = self._device_users[(attempt.tenant, attempt.device_key)]
+                users[attempt.user_key] = max(attempt.ts, users.get(attempt.user_key, attempt.ts))
+            return decision
+
+    def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
+        with self._lock:
+            return copy.deepcopy(self._decisions.get((tenant, event_id)))
+
+    def get_profile(self, tenant: str, user_key: str) -> UserProfile | None:
+        with self._lock:
+            return copy.deepcopy(self._profiles.get((tenant, user_key)))
+
+    def ping(self) -> None:
+        """Always ready: there is nothing to reach."""
+
+    def close(self) -> None:
+        """Nothing to release; the data lives as long as the object."""

@@ -1,0 +1,297 @@
+"""The contract every store keeps: one suite, run over each store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from features.profile import Seen, UserProfile, Velocity
+from riskengine.stores import (
+    DEVICE_WINDOW_S,
+    IP_WINDOW_S,
+    Attempt,
+    Loaded,
+    LoadQuery,
+    MemoryStore,
+    ProfileUpdate,
+    SqliteStore,
+    Store,
+    StoredDecision,
+)
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
+    yield opened
+    opened.close()
+
+
+def bump(profile: UserProfile) -> UserProfile:
+    return replace(profile, logins=profile.logins + 1)
+
+
+def record(
+    store: Store,
+    event_id: str,
+    *,
+    user: str = "u1",
+    ip: str = "ip1",
+    asn: int | None = 64500,
+    device: str | None = "d1",
+    ts: float = T0,
+    failed: bool = False,
+    tenant: str = "t1",
+    update: ProfileUpdate | None = None,
+    action: str = "allow",
+) -> StoredDecision:
+    decision = StoredDecision(
+        event_id=event_id,
+        tenant=tenant,
+        user_key=user,
+        ts=ts,
+        decision={"action": action, "score": 0.25, "reasons": [{"rule": "R1", "hit": False}]},
+        features={"ip_users_10m": 0, "geo_velocity_kmh": None},
+    )
+    attempt = Attempt(
+        tenant=tenant, user_key=user, ip_key=ip, asn=asn, device_key=device, ts=ts, failed=failed
+    )
+    return store.record(decision, attempt, update)
+
+
+def load(
+    store: Store,
+    *,
+    user: str = "u1",
+    ip: str = "ip1",
+    asn: int | None = 64500,
+    device: str | None = "d1",
+    now: float = T0,
+    tenant: str = "t1",
+    event_id: str = "query",
+) -> Loaded:
+    return store.load(
+        LoadQuery(
+            tenant=tenant,
+            user_key=user,
+            ip_key=ip,
+            asn=asn,
+            device_key=device,
+            event_id=event_id,
+            now=now,
+        )
+    )
+
+
+def test_empty_store_loads_nothing(store: Store) -> None:
+    assert load(store) == Loaded(profile=None, velocity=Velocity(), previous=None)
+    assert store.get_profile("t1", "u1") is None
+    assert store.get_decision("t1", "e1") is None
+
+
+def test_record_applies_update_to_an_empty_profile_first(store: Store) -> None:
+    given: list[UserProfile] = []
+
+    def learn(profile: UserProfile) -> UserProfile:
+        given.append(profile)
+        out = replace(profile, logins=1, last_country="SE", first_seen=T0)
+        out.devices = {"d1": Seen(1, T0, T0)}
+        return out
+
+    record(store, "e1", update=learn)
+
+    assert given == [UserProfile()]
+    expected = UserProfile(logins=1, last_country="SE", first_seen=T0)
+    expected.devices = {"d1": Seen(1, T0, T0)}
+    assert load(store).profile == expected
+    assert store.get_profile("t1", "u1") == expected
+
+
+def test_record_returns_and_keeps_the_decision(store: Store) -> None:
+    stored = record(store, "e1")
+
+    assert stored.event_id == "e1"
+    assert store.get_decision("t1", "e1") == stored
+    assert load(store, event_id="e1").previous == stored
+
+
+def test_update_none_stores_decision_and_attempt_but_no_profile(store: Store) -> None:
+    record(store, "e1", failed=True)
+
+    assert store.get_profile("t1", "u1") is None
+    assert store.get_decision("t1", "e1") is not None
+    assert load(store, user="u2").velocity.ip_users_10m == 1
+    assert load(store, user="u2").velocity.ip_failures_10m == 1
+
+
+def test_update_none_leaves_an_existing_profile_alone(store: Store) -> None:
+    record(store, "e1", update=bump)
+    record(store, "e2")
+
+    profile = store.get_profile("t1", "u1")
+    assert profile is not None and profile.logins == 1
+
+
+def test_velocity_counts_other_users_and_all_failures(store: Store) -> None:
+    record(store, "e1", user="u1", failed=True)  # this user's own failure counts as a failure
+    record(store, "e2", user="u2", failed=True, device="d1")
+    record(store, "e3", user="u3", failed=True, device="d2")
+    record(store, "e4", user="u3", failed=False, device="d2")  # a user counts once
+    record(store, "e5", user="u4", ip="ip2", failed=True, device="d1")  # same ASN, other IP
+    record(store, "e6", user="u5", ip="ip3", asn=64501, failed=True, device="d3")  # elsewhere
+
+    velocity = load(store, user="u1").velocity
+
+    assert velocity == Velocity(
+        ip_users_10m=2,
+        ip_failures_10m=3,
+        asn_users_10m=3,
+        asn_failures_10m=4,
+        device_accounts_30d=2,
+    )
+    assert load(store, user="nobody").velocity.device_accounts_30d == 3
+
+
+def test_velocity_without_asn_or_device_is_zero_for_those(store: Store) -> None:
+    record(store, "e1", user="u2", failed=True)
+
+    velocity = load(store, asn=None, device=None).velocity
+
+    assert velocity == Velocity(ip_users_10m=1, ip_failures_10m=1)
+
+
+def test_attempts_without_asn_or_device_count_by_ip_only(store: Store) -> None:
+    record(store, "e1", user="u2", asn=None, device=None, failed=True)
+
+    assert load(store).velocity == Velocity(ip_users_10m=1, ip_failures_10m=1)
+
+
+@pytest.mark.parametrize(
+    ("now", "counted"),
+    [
+        (T0 - 1.0, False),  # not yet happened at query time
+        (T0, True),  # the window end is inclusive
+        (T0 + IP_WINDOW_S - 0.5, True),
+        (T0 + IP_WINDOW_S, False),  # the window start is exclusive
+    ],
+)
+def test_ip_and_asn_windows_slide_with_event_time(store: Store, now: float, counted: bool) -> None:
+    record(store, "e1", user="u2", failed=True, device=None)
+
+    hits = int(counted)
+    assert load(store, now=now).velocity == Velocity(hits, hits, hits, hits, 0)
+
+
+@pytest.mark.parametrize(
+    ("now", "counted"),
+    [
+        (T0 - 1.0, False),
+        (T0, True),
+        (T0 + DEVICE_WINDOW_S - 1.0, True),
+        (T0 + DEVICE_WINDOW_S, False),
+    ],
+)
+def test_device_window_slides_with_event_time(store: Store, now: float, counted: bool) -> None:
+    record(store, "e1", user="u2")
+
+    assert load(store, now=now).velocity.device_accounts_30d == int(counted)
+
+
+def test_device_window_follows_the_latest_sighting(store: Store) -> None:
+    record(store, "e2", user="u2", ts=T0 + 100.0)
+    record(store, "e1", user="u2", ts=T0)  # late arrival must not move the sighting back
+
+    assert load(store, now=T0 + 100.0 + DEVICE_WINDOW_S - 1.0).velocity.device_accounts_30d == 1
+
+
+def test_out_of_order_attempts_are_counted_by_their_own_time(store: Store) -> None:
+    record(store, "e1", user="u2", ts=T0 + 300.0, failed=True)
+    record(store, "e2", user="u3", ts=T0, failed=True)
+    record(store, "e3", user="u4", ts=T0 - 700.0, failed=True)
+
+    velocity = load(store, now=T0 + 100.0).velocity
+
+    assert (velocity.ip_users_10m, velocity.ip_failures_10m) == (1, 1)
+
+
+def test_record_is_idempotent_by_event_id(store: Store) -> None:
+    first = record(store, "e1", failed=True, update=bump, action="allow")
+
+    again = record(store, "e1", failed=True, update=bump, action="deny", ts=T0 + 1.0)
+
+    assert again == first
+    assert store.get_decision("t1", "e1") == first
+    profile = store.get_profile("t1", "u1")
+    assert profile is not None and profile.logins == 1
+    assert load(store, user="u2", now=T0 + 1.0).velocity.ip_failures_10m == 1
+
+
+def test_failing_update_records_nothing(store: Store) -> None:
+    def broken(profile: UserProfile) -> UserProfile:
+        raise RuntimeError("model exploded")
+
+    with pytest.raises(RuntimeError, match="model exploded"):
+        record(store, "e1", failed=True, update=broken)
+
+    assert store.get_decision("t1", "e1") is None
+    assert store.get_profile("t1", "u1") is None
+    assert load(store, user="u2") == Loaded(None, Velocity(), None)
+    record(store, "e1", update=bump)  # the event id is still free
+    assert store.get_profile("t1", "u1") == UserProfile(logins=1)
+
+
+def test_tenants_are_isolated(store: Store) -> None:
+    record(store, "e1", user="u2", failed=True, update=bump)
+
+    assert load(store, tenant="t2", user="u2", event_id="e1") == Loaded(None, Velocity(), None)
+    assert load(store, tenant="t2", user="u1") == Loaded(None, Velocity(), None)
+    assert store.get_profile("t2", "u2") is None
+    assert store.get_decision("t2", "e1") is None
+    # The same event id under another tenant is a new event, not a replay.
+    other = record(store, "e1", tenant="t2", user="u2", action="deny", update=bump)
+    assert store.get_decision("t2", "e1") == other
+    assert store.get_decision("t1", "e1") != other
+
+
+def test_mutating_returned_values_does_not_change_the_store(store: Store) -> None:
+    record(store, "e1", update=bump)
+    profile = store.get_profile("t1", "u1")
+    decision = store.get_decision("t1", "e1")
+    assert profile is not None and decision is not None
+
+    profile.logins = 99
+    profile.devices["x"] = Seen(1, T0, T0)
+    decision.decision["action"] = "deny"
+
+    assert store.get_profile("t1", "u1") == UserProfile(logins=1)
+    again = store.get_decision("t1", "e1")
+    assert again is not None and again.decision["action"] == "allow"
+
+
+def test_ping_succeeds(store: Store) -> None:
+    store.ping()
+
+
+def test_concurrent_updates_of_one_user_are_not_lost(store: Store) -> None:
+    threads, per_thread = 8, 25
+
+    def work(worker: int) -> None:
+        for i in range(per_thread):
+            record(store, f"e{worker}-{i}", ts=T0 + i, update=bump)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for done in [pool.submit(work, w) for w in range(threads)]:
+            done.result()  # re-raises a worker's error here
+
+    profile = store.get_profile("t1", "u1")
+    assert profile is not None and profile.logins == threads * per_thread
+    stored = [
+        store.get_decision("t1", f"e{w}-{i}") for w in range(threads) for i in range(per_thread)
+    ]
+    assert len({d.event_id for d in stored if d is not None}) == threads * per_thread

@@ -1,0 +1,205 @@
+"""What only the SQLite store promises: a file that persists, and the URLs that open it."""
+
+from __future__ import annotations
+
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from features.profile import UserProfile
+from riskengine.stores import MemoryStore, SqliteStore, StoreError, open_store
+from riskengine.stores.sqlite import PRUNE_EVERY_RECORDS, SCHEMA_VERSION
+
+from .test_contract import T0, bump, load, record
+
+
+def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    stored = record(store, "e1", user="u2", failed=True, update=bump)
+    store.close()
+
+    reopened = SqliteStore(path)
+
+    assert reopened.get_decision("t1", "e1") == stored
+    assert reopened.get_profile("t1", "u2") == UserProfile(logins=1)
+    assert load(reopened).velocity.ip_failures_10m == 1
+    reopened.close()
+
+
+def test_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SqliteStore(path).close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(StoreError, match="schema version"):
+        SqliteStore(path)
+
+
+def test_missing_parent_folders_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "s.db"
+
+    SqliteStore(path).close()
+
+    assert path.is_file()
+
+
+def test_in_memory_database_works() -> None:
+    store = SqliteStore(":memory:")
+    record(store, "e1", update=bump)
+
+    assert store.get_profile("t1", "u1") == UserProfile(logins=1)
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "garbage", ["{not json", "[]", '{"hours": [1.0]}', '{"devices": {"d1": {"n": 1}}}']
+)
+def test_corrupt_profile_row_raises_store_error(tmp_path: Path, garbage: str) -> None:
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    record(store, "e1", update=bump)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE profiles SET profile = ?", (garbage,))
+
+    with pytest.raises(StoreError, match="corrupt profile"):
+        load(store)
+    with pytest.raises(StoreError, match="corrupt profile"):
+        store.get_profile("t1", "u1")
+    with pytest.raises(StoreError, match="corrupt profile"):
+        record(store, "e2", update=bump)
+    assert store.get_decision("t1", "e2") is None
+    store.close()
+
+
+def test_corrupt_decision_row_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    record(store, "e1")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE decisions SET features = '{truncated'")
+
+    with pytest.raises(StoreError, match="corrupt decision"):
+        store.get_decision("t1", "e1")
+    with pytest.raises(StoreError, match="corrupt decision"):
+        record(store, "e1")
+    store.close()
+
+
+def test_closed_store_raises_store_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    store.close()
+
+    with pytest.raises(StoreError, match="ping failed"):
+        store.ping()
+
+
+def test_unopenable_path_raises_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="open failed"):
+        SqliteStore(tmp_path)  # a folder, not a database file
+
+
+def test_two_stores_on_one_file_lose_no_update(tmp_path: Path) -> None:
+    # Two connections stand in for two worker processes sharing the file.
+    stores = [SqliteStore(tmp_path / "s.db"), SqliteStore(tmp_path / "s.db")]
+
+    def work(worker: int) -> None:
+        for i in range(50):
+            record(stores[worker], f"e{worker}-{i}", update=bump)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(work, w) for w in range(2)]:
+            done.result()
+
+    profile = stores[0].get_profile("t1", "u1")
+    assert profile is not None and profile.logins == 100
+    for store in stores:
+        store.close()
+
+
+def test_old_attempts_and_device_sightings_are_pruned(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    record(store, "old-attempt", user="u2", ts=T0 - 7200.0, device=None)
+    record(store, "old-device", user="u3", ts=T0 - 31 * 86_400.0)
+    for i in range(PRUNE_EVERY_RECORDS - 2):
+        record(store, f"e{i}", ts=T0)
+    store.close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM attempts WHERE ts < ?", (T0,)).fetchone() == (0,)
+        assert conn.execute("SELECT user_key FROM device_accounts").fetchall() == [("u1",)]
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:rel.db", "rel.db"),
+        ("sqlite://rel.db", "rel.db"),
+        ("sqlite:sub/rel.sqlite3", "sub/rel.sqlite3"),
+        ("sqlite::memory:", ":memory:"),
+        ("sqlite://:memory:", ":memory:"),
+        ("bare.db", "bare.db"),
+        ("sub/bare.sqlite", "sub/bare.sqlite"),
+        ("bare.SQLITE3", "bare.SQLITE3"),
+    ],
+)
+def test_open_store_sqlite_urls(
+    url: str, path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    store = open_store(url)
+
+    assert isinstance(store, SqliteStore) and store.path == path
+    store.close()
+
+
+def test_open_store_absolute_sqlite_url(tmp_path: Path) -> None:
+    store = open_store(f"sqlite://{tmp_path}/abs.db")  # sqlite:/// + the path's leading /
+
+    assert isinstance(store, SqliteStore) and store.path == f"{tmp_path}/abs.db"
+    store.close()
+    assert (tmp_path / "abs.db").is_file()
+
+
+@pytest.mark.parametrize("url", ["memory:", "memory://"])
+def test_open_store_memory_urls(url: str) -> None:
+    assert isinstance(open_store(url), MemoryStore)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://localhost:6379/0", "Redis store is not available yet"),
+        ("rediss://cache:6380/1", "Redis store is not available yet"),
+        ("postgres://db/risk", "unsupported store url 'postgres://db/risk'"),
+        ("store.txt", "unsupported store url 'store.txt'"),
+        ("", "unsupported store url ''"),
+        ("memory://elsewhere", "unsupported store url 'memory://elsewhere'"),
+        ("sqlite:", "names no SQLite file"),
+        ("sqlite://", "names no SQLite file"),
+    ],
+)
+def test_open_store_rejects_unknown_urls(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_store(url)
+
+
+def test_open_store_error_masks_passwords() -> None:
+    with pytest.raises(ValueError, match="not available yet") as raised:
+        open_store("redis://:s3cret@cache:6379/0")
+
+    assert "s3cret" not in str(raised.value)
+    assert "redis://:***@cache:6379/0" in str(raised.value)
