@@ -1,0 +1,65 @@
+"""The FastAPI application: ``create_app(settings)`` loads everything once at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from riskengine import __version__
+from riskengine.api import routes
+from riskengine.service import Built, build_engine
+from riskengine.settings import Settings
+
+log = logging.getLogger("riskengine.api")
+
+
+def create_app(settings: Settings | None = None, *, built: Built | None = None) -> FastAPI:
+    """The scoring service. Pass ``built`` to serve an engine assembled elsewhere (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal built
+        if built is None:
+            resolved = settings or Settings()
+            if resolved.env == "development" and resolved.pseudonym_key is None:
+                log.warning("development mode: identifiers are pseudonymized with a PUBLIC "
+                            "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
+            built = build_engine(resolved)
+        app.state.built = built
+        try:
+            yield
+        finally:
+            built.engine.store.close()
+
+    app = FastAPI(
+        title="riskengine",
+        version=__version__,
+        summary="Login risk scoring: allow, challenge or deny, with the reasons.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.include_router(routes.router)
+    return app
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field; the offending values are not echoed (they may be ids)."""
+    assert isinstance(exc, RequestValidationError)
+    errors: list[dict[str, Any]] = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", ""),
+                       "type": err.get("type", "")})
+    fields = sorted({e["field"] for e in errors})
+    return JSONResponse(
+        status_code=422,
+        content={"error": f"invalid request: {', '.join(fields)}", "fields": fields,
+                 "detail": errors},
+    )
+

@@ -1,0 +1,54 @@
+"""HTTP routes: thin views over the engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from riskengine.engine import Engine
+from riskengine.wire import ScoreRequest, ScoreResponse
+
+router = APIRouter()
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.built.engine  # type: ignore[no-any-return]
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+@router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"])
+def score(body: ScoreRequest, engine: EngineDep) -> dict[str, Any]:
+    """Score one login or registration: ``allow``, ``challenge`` (which step-up) or ``deny``."""
+    scored = engine.score(body, received_at=datetime.now(UTC))
+    return {**scored.body, "latency_ms": scored.latency_ms}
+
+
+@router.get("/healthz", tags=["operations"])
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["operations"])
+def readyz(request: Request, engine: EngineDep) -> JSONResponse:
+    """Ready to score: store reachable, rules and model loaded; IP data and its build dates."""
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        engine.store.ping()
+        checks["store"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        ok = False
+        checks["store"] = f"unreachable: {type(exc).__name__}"
+    card = request.app.state.built.model_card
+    checks["rules"] = {"version": engine.ruleset.label, "rules": len(engine.ruleset.rules)}
+    checks["model"] = {"version": engine.model_version, "ready": engine.model.ready,
+                       "trained_on": card.get("training", {})}
+    checks["ip_data"] = engine.ipintel.describe()
+    return JSONResponse(status_code=200 if ok else 503,
+                        content={"status": "ready" if ok else "not ready", "checks": checks})

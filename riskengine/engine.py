@@ -1,0 +1,295 @@
+"""One pass through the engine: event -> features -> rules + model -> policy -> store.
+
+The same ``Engine`` serves the HTTP API, replays and notebooks. It owns no I/O of its own:
+the store, the IP databases, the ruleset and the model are handed to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from features import identifiers as ids
+from features.event import AuthResult, EventType, LoginEvent, LoginMethod, NetworkType
+from features.extract import FeatureVector, extract, ip_prefix
+from features.ipintel import IpInfo, IpIntel
+from features.profile import UserProfile, learn, note_failure
+from models.anomaly import AnomalyModel
+from riskengine.policy import Decision, Reason, choose_challenge, decide
+from riskengine.privacy import Kind, Pseudonymizer
+from riskengine.rules import Action, Challenge, Ruleset
+from riskengine.stores.base import Attempt, LoadQuery, Store, StoredDecision, StoreError
+from riskengine.wire import ScoreRequest, parse_timestamp
+
+log = logging.getLogger("riskengine.decision")
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A decision as answered: the wire body (without latency) and how long it took."""
+
+    body: dict[str, Any]
+    latency_ms: float
+    decision: Decision | None = None
+    features: FeatureVector | None = None
+    replayed: bool = False
+
+
+class Engine:
+    """Scores login events.
+
+    Parameters
+    ----------
+    store
+        Profiles, velocity windows and decisions (``riskengine.stores``).
+    ruleset, model, model_version
+        The live rules and anomaly model.
+    ipintel
+        Offline IP databases.
+    pseudonymizer
+        Keyed hashing of identifiers, applied before anything else sees them.
+    failover
+        Decision when a dependency fails: ``challenge`` (default) or ``deny``, never allow.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ruleset: Ruleset,
+        model: AnomalyModel,
+        model_version: str,
+        ipintel: IpIntel,
+        pseudonymizer: Pseudonymizer,
+        failover: Action = Action.CHALLENGE,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if failover is Action.ALLOW:
+            raise ValueError("the failover decision may not be allow")
+        self.store = store
+        self.ruleset = ruleset
+        self.model = model
+        self.model_version = model_version
+        self.ipintel = ipintel
+        self.pseudonymize = pseudonymizer
+        self.failover = failover
+        self._clock = clock
+        self._model_lock = threading.Lock()
+
+    # -- the edge: wire request -> pseudonymous event ---------------------------------
+
+    def to_event(self, req: ScoreRequest, *, received_at: datetime) -> LoginEvent:
+        """Validate-time facts into a ``LoginEvent``; raw identifiers stop here."""
+        p, scope = self.pseudonymize, req.tenant
+
+        def key(kind: Kind, value: str | None) -> str | None:
+            return p(kind, value, scope=scope) if value else None
+
+        device, network, sim = req.device, req.network, req.sim
+        ssid = network.ssid.strip() if network and network.ssid else None
+        return LoginEvent(
+            event_id=req.event_id or str(uuid.uuid4()),
+            tenant=req.tenant,
+            user_key=p(Kind.USER, req.user_id, scope=scope),
+            timestamp=parse_timestamp(req.timestamp) if req.timestamp else received_at,
+            ip=req.ip,
+            ip_prefix_key=p(Kind.IP_PREFIX, ip_prefix(req.ip), scope=scope),
+            event_type=EventType(req.event_type),
+            auth_result=AuthResult(req.auth_result),
+            login_method=LoginMethod(req.login_method),
+            account_kind=ids.account_kind(req.user_id),
+            user_agent=req.user_agent,
+            device_key=key(Kind.DEVICE, device.id if device else None),
+            device_model=device.model if device else None,
+            os_name=device.os_name if device else None,
+            os_version=device.os_version if device else None,
+            bluetooth_key=key(Kind.BLUETOOTH, device.bluetooth_mac if device else None),
+            network_type=NetworkType(network.type) if network else NetworkType.UNKNOWN,
+            ssid_key=key(Kind.SSID, ssid),
+            imsi_key=key(Kind.IMSI, sim.imsi if sim else None),
+            iccid_key=key(Kind.ICCID, sim.iccid if sim else None),
+            phone_key=key(Kind.PHONE, req.phone),
+        )
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def score(self, req: ScoreRequest, *, received_at: datetime | None = None) -> Scored:
+        """Score one request end to end; never raises for a dependency failure."""
+        started = self._clock()
+        event = self.to_event(req, received_at=received_at or datetime.now(UTC))
+        return self.score_event(event, started=started)
+
+    def score_event(self, event: LoginEvent, *, started: float | None = None) -> Scored:
+        started = self._clock() if started is None else started
+        try:
+            scored = self._score(event, started)
+        except StoreError as exc:
+            log.warning(json.dumps({"event": "store_error", "error": type(exc).__name__}))
+            scored = self._failover(event, started, "store_unavailable",
+                                    "The profile store did not answer; failover decision")
+        except Exception:  # an internal fault must give the failover answer, not a 5xx
+            log.exception(json.dumps({"event": "internal_error", "event_id": event.event_id}))
+            scored = self._failover(event, started, "internal_error",
+                                    "Internal error while scoring; failover decision")
+        self._log(event, scored)
+        return scored
+
+    def _score(self, event: LoginEvent, started: float) -> Scored:
+        ip = self.ipintel.lookup(event.ip)
+        ip_key = self.pseudonymize(Kind.IP, ip.ip, scope=event.tenant)
+        loaded = self.store.load(
+            LoadQuery(
+                tenant=event.tenant,
+                user_key=event.user_key,
+                ip_key=ip_key,
+                asn=ip.asn,
+                device_key=event.device_key,
+                event_id=event.event_id,
+                now=event.ts,
+            )
+        )
+        if loaded.previous is not None:
+            return self._replayed(loaded.previous, started)
+
+        fv = extract(event, ip, loaded.profile, loaded.velocity)
+        results = self.ruleset.evaluate(fv)
+        with self._model_lock:
+            anomaly = self.model.score_one(fv)
+        if not math.isfinite(anomaly):
+            raise ValueError("the anomaly model returned a non-finite score")
+        decision = decide(
+            event=event,
+            values=fv,
+            results=results,
+            ruleset=self.ruleset,
+            model_score=anomaly,
+            model_risk=self.model.risk(anomaly),
+            model_version=self.model_version,
+        )
+        # Learning only from what the policy allowed and the password check confirmed:
+        # a detector must not learn from what it flags.
+        verified = decision.action is Action.ALLOW and not event.failed
+        body = to_wire(decision)
+        stored = self.store.record(
+            StoredDecision(
+                event_id=event.event_id,
+                tenant=event.tenant,
+                user_key=event.user_key,
+                ts=event.ts,
+                decision=body,
+                features=dict(fv),
+            ),
+            Attempt(
+                tenant=event.tenant,
+                user_key=event.user_key,
+                ip_key=ip_key,
+                asn=ip.asn,
+                device_key=event.device_key,
+                ts=event.ts,
+                failed=event.failed,
+            ),
+            _profile_update(event, ip, fv, learn_it=verified),
+        )
+        if stored.decision != body:  # a concurrent twin of this event_id won the race
+            return self._replayed(stored, started)
+        if verified:
+            with self._model_lock:
+                self.model.learn_one(fv)
+        return Scored(body, self._elapsed(started), decision, fv)
+
+    def _replayed(self, stored: StoredDecision, started: float) -> Scored:
+        return Scored(dict(stored.decision), self._elapsed(started), replayed=True)
+
+    def _failover(self, event: LoginEvent, started: float, code: str, message: str) -> Scored:
+        action = self.failover
+        decision = Decision(
+            event_id=event.event_id,
+            action=action,
+            score=self.ruleset.thresholds.deny if action is Action.DENY
+            else self.ruleset.thresholds.challenge,
+            challenge=choose_challenge(event, {}, []) if action is Action.CHALLENGE else None,
+            reasons=(Reason(code, message, 0.0, {}),),
+            rules_version=self.ruleset.label,
+            model_version=self.model_version,
+            failover=True,
+        )
+        return Scored(to_wire(decision), self._elapsed(started), decision)
+
+    def _elapsed(self, started: float) -> float:
+        return round((self._clock() - started) * 1000.0, 3)
+
+    def _log(self, event: LoginEvent, scored: Scored) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        body = scored.body
+        log.info(
+            json.dumps(
+                {
+                    "event": "decision",
+                    "event_id": event.event_id,
+                    "tenant": event.tenant,
+                    "user": event.user_key,
+                    "decision": body["decision"],
+                    "score": body["score"],
+                    "challenge": body["challenge"],
+                    "reasons": [r["code"] for r in body["reasons"]],
+                    "rules_version": body["rules_version"],
+                    "model_version": body["model_version"],
+                    "latency_ms": scored.latency_ms,
+                    "failover": body.get("failover", False),
+                    "replayed": scored.replayed,
+                },
+                ensure_ascii=True,
+            )
+        )
+
+
+def _profile_update(
+    event: LoginEvent, ip: IpInfo, fv: FeatureVector, *, learn_it: bool
+) -> Callable[[UserProfile], UserProfile] | None:
+    """What the store applies to the user's current profile, inside its transaction."""
+    if not learn_it and not event.failed:
+        return None
+
+    def update(profile: UserProfile) -> UserProfile:
+        if event.failed:
+            return note_failure(profile, event.ts)
+        return learn(
+            profile,
+            event,
+            ip,
+            local_hour=fv.get("local_hour"),  # type: ignore[arg-type]
+            os_family=fv.get("os_family"),  # type: ignore[arg-type]
+            device_model=fv.get("device_model"),  # type: ignore[arg-type]
+        )
+
+    return update
+
+
+def to_wire(decision: Decision) -> dict[str, Any]:
+    """The response body of ``POST /v1/score`` (without ``latency_ms``)."""
+    return {
+        "event_id": decision.event_id,
+        "decision": decision.action.value,
+        "score": decision.score,
+        "challenge": decision.challenge.value if decision.challenge else None,
+        "reasons": [
+            {"code": r.code, "message": r.message, "contribution": r.contribution,
+             "observed": r.observed}
+            for r in decision.reasons
+        ],
+        "rules_version": decision.rules_version,
+        "model_version": decision.model_version,
+        "failover": decision.failover,
+    }
+
+
+__all__ = ["Challenge", "Engine", "Scored", "to_wire"]

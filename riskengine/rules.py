@@ -1,0 +1,363 @@
+"""Rules as data: load a YAML ruleset, validate it, compile it once, evaluate it per event.
+
+A rule has a stable ``id``, a ``name`` and ``description`` written for analysts, a condition
+over named features (``features.catalog``) built from a small operator set (no eval), a
+``score`` (positive adds risk, negative is trust that lowers it), and optionally an
+``action`` floor, a preferred ``challenge`` and challenges to ``avoid``. Each evaluation
+records every rule's outcome (hit, no hit, error) with the feature values it saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from features.catalog import BY_NAME, FeatureSpec
+
+Value = Any
+Predicate = Callable[[Mapping[str, Value]], bool]
+
+_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
+SHIPPED_RULES = "default_rules.yaml"
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    CHALLENGE = "challenge"
+    DENY = "deny"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Action.ALLOW: 0, Action.CHALLENGE: 1, Action.DENY: 2}
+
+
+class Challenge(StrEnum):
+    SMS_OTP = "sms_otp"
+    EMAIL_OTP = "email_otp"
+    CAPTCHA = "captcha"
+
+
+class Outcome(StrEnum):
+    HIT = "hit"
+    NO_HIT = "no_hit"
+    ERROR = "error"
+
+
+class RulesetError(ValueError):
+    """A ruleset file that cannot be used; the message names the rule, field and line."""
+
+
+def _num(v: Value) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _cmp(fn: Callable[[Any, Any], bool]) -> Callable[[Value, Value], bool]:
+    def op(observed: Value, expected: Value) -> bool:
+        return _num(observed) and fn(observed, expected)
+
+    return op
+
+
+# name -> (test(observed, expected), what `value` must be: "number", "list", "any", None)
+OPERATORS: dict[str, tuple[Callable[[Value, Value], bool], str | None]] = {
+    "eq": (lambda o, e: o is not None and o == e, "any"),
+    "ne": (lambda o, e: o is not None and o != e, "any"),
+    "gt": (_cmp(lambda o, e: o > e), "number"),
+    "gte": (_cmp(lambda o, e: o >= e), "number"),
+    "lt": (_cmp(lambda o, e: o < e), "number"),
+    "lte": (_cmp(lambda o, e: o <= e), "number"),
+    "in": (lambda o, e: o is not None and o in e, "list"),
+    "not_in": (lambda o, e: o is not None and o not in e, "list"),
+    "is_true": (lambda o, e: o is True, None),
+    "is_false": (lambda o, e: o is False, None),
+    "is_null": (lambda o, e: o is None, None),
+    "not_null": (lambda o, e: o is not None, None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    name: str
+    description: str
+    score: float
+    action: Action | None
+    challenge: Challenge | None
+    avoid: tuple[Challenge, ...]
+    message: str
+    features: tuple[str, ...]
+    test: Predicate
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    rule: Rule
+    outcome: Outcome
+    observed: dict[str, Value]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    challenge: float
+    deny: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """A validated, frozen ruleset; ``version`` is the file's own, ``sha256`` its content's."""
+
+    version: str
+    sha256: str
+    thresholds: Thresholds
+    model_weight: float
+    rules: tuple[Rule, ...]
+
+    @property
+    def label(self) -> str:
+        """What decisions record: version and a short content hash."""
+        return f"{self.version}+{self.sha256[:12]}"
+
+    def evaluate(self, values: Mapping[str, Value]) -> list[RuleResult]:
+        """Every rule's outcome on ``values``; a rule that raises is an error, not a crash."""
+        results = []
+        for rule in self.rules:
+            observed = {name: values.get(name) for name in rule.features}
+            try:
+                hit = rule.test(values)
+            except Exception as exc:  # a rule bug must not take the scoring path down
+                results.append(RuleResult(rule, Outcome.ERROR, observed, repr(exc)))
+                continue
+            results.append(RuleResult(rule, Outcome.HIT if hit else Outcome.NO_HIT, observed))
+        return results
+
+
+# -- loading and validation -------------------------------------------------------------
+
+
+def load_ruleset(path: str | Path | None = None) -> Ruleset:
+    """Load and validate a ruleset file (the shipped default when ``path`` is None)."""
+    if path is None:
+        text = resources.files("riskengine.data").joinpath(SHIPPED_RULES).read_text("utf-8")
+        source = f"<shipped {SHIPPED_RULES}>"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise RulesetError(f"cannot read ruleset {path}: {exc.strerror}") from exc
+        source = str(path)
+    return parse_ruleset(text, source=source)
+
+
+def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesetError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RulesetError(f"{source}: a ruleset is a mapping with version, thresholds, rules")
+    lines = _rule_lines(root)
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise RulesetError(f"{source}: {msg}")
+
+    version = data.get("version")
+    need(isinstance(version, (str, int, float)) and str(version) != "", "'version' is required")
+    th = data.get("thresholds") or {}
+    need(isinstance(th, dict), "'thresholds' must be a mapping with challenge and deny")
+    challenge, deny = th.get("challenge"), th.get("deny")
+    need(
+        _num(challenge) and _num(deny) and 0 < challenge < deny <= 1,
+        "thresholds: need 0 < challenge < deny <= 1",
+    )
+    model = data.get("model") or {}
+    weight = model.get("weight", 0.0) if isinstance(model, dict) else None
+    need(_num(weight) and 0 <= weight <= 1, "model.weight must be a number in [0, 1]")
+    raw_rules = data.get("rules")
+    need(isinstance(raw_rules, list) and raw_rules, "'rules' must be a non-empty list")
+
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_rules):
+        line = lines[index] if index < len(lines) else 0
+        rule = _parse_rule(raw, index=index, line=line, source=source)
+        if rule.id in seen:
+            raise RulesetError(f"{source}: rule '{rule.id}' (line {line}): duplicate id")
+        seen.add(rule.id)
+        if raw.get("enabled", True):
+            rules.append(rule)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Ruleset(
+        version=str(version),
+        sha256=digest,
+        thresholds=Thresholds(float(challenge), float(deny)),
+        model_weight=float(weight),
+        rules=tuple(rules),
+    )
+
+
+def _rule_lines(root: yaml.Node | None) -> list[int]:
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _parse_rule(raw: Any, *, index: int, line: int, source: str) -> Rule:
+    rid = raw.get("id") if isinstance(raw, dict) else None
+    where = f"{source}: rule '{rid or f'#{index + 1}'}' (line {line})"
+
+    def fail(field: str, msg: str) -> RulesetError:
+        return RulesetError(f"{where}, field '{field}': {msg}")
+
+    if not isinstance(raw, dict):
+        raise fail("-", "a rule is a mapping")
+    if not isinstance(rid, str) or not _ID.match(rid):
+        raise fail("id", "must be lower_snake_case, 3-64 characters")
+    known_fields = {"id", "name", "description", "when", "score", "action", "challenge",
+                    "avoid", "message", "enabled"}
+    extra = set(raw) - known_fields
+    if extra:
+        raise fail(sorted(extra)[0], "unknown field")
+    for field in ("name", "description"):
+        if not isinstance(raw.get(field), str) or not raw[field].strip():
+            raise fail(field, "is required text")
+    score = raw.get("score", 0.0)
+    if not _num(score) or not -1 < score < 1:
+        raise fail("score", "must be a number in (-1, 1)")
+    action = raw.get("action")
+    if action is not None and action not in Action.__members__.values():
+        raise fail("action", f"must be one of {[a.value for a in Action]}")
+    if action is None and score == 0:
+        raise fail("score", "a rule needs a non-zero score or an action")
+    challenge = raw.get("challenge")
+    if challenge is not None and challenge not in Challenge.__members__.values():
+        raise fail("challenge", f"must be one of {[c.value for c in Challenge]}")
+    avoid = raw.get("avoid") or []
+    if not isinstance(avoid, list) or any(a not in Challenge.__members__.values() for a in avoid):
+        raise fail("avoid", f"must be a list of {[c.value for c in Challenge]}")
+    if "when" not in raw:
+        raise fail("when", "is required")
+    used: list[str] = []
+    try:
+        test = _compile(raw["when"], used)
+    except RulesetError as exc:
+        raise fail("when", str(exc)) from None
+    message = raw.get("message") or raw["name"]
+    if not isinstance(message, str):
+        raise fail("message", "must be text")
+    for _, name, spec, _ in string.Formatter().parse(message):
+        if name is not None and name not in BY_NAME:
+            raise fail("message", f"unknown feature '{name}' in the template")
+        if name and name not in used:
+            used.append(name)
+        if spec and not re.fullmatch(r"[,.]?\.?\d*[dfg%]?", spec):
+            raise fail("message", f"format '{spec}' not allowed")
+    return Rule(
+        id=rid,
+        name=raw["name"].strip(),
+        description=" ".join(raw["description"].split()),
+        score=float(score),
+        action=Action(action) if action else None,
+        challenge=Challenge(challenge) if challenge else None,
+        avoid=tuple(Challenge(a) for a in avoid),
+        message=message,
+        features=tuple(used),
+        test=test,
+        line=line,
+    )
+
+
+def _compile(node: Any, used: list[str]) -> Predicate:
+    """Turn a condition tree into one closure, checking names, operators and value types."""
+    if not isinstance(node, dict) or len(node) != 1 and "feature" not in node:
+        raise RulesetError("a condition is {all: [...]}, {any: [...]}, {not: ...} "
+                           "or {feature, op, value}")
+    if "all" in node or "any" in node:
+        key = "all" if "all" in node else "any"
+        items = node[key]
+        if not isinstance(items, list) or not items:
+            raise RulesetError(f"'{key}' needs a non-empty list")
+        parts = tuple(_compile(item, used) for item in items)
+        if key == "all":
+            return lambda v: all(p(v) for p in parts)
+        return lambda v: any(p(v) for p in parts)
+    if "not" in node:
+        inner = _compile(node["not"], used)
+        return lambda v: not inner(v)
+    name, op = node.get("feature"), node.get("op")
+    extra = set(node) - {"feature", "op", "value"}
+    if extra:
+        raise RulesetError(f"unknown key '{sorted(extra)[0]}' in a condition")
+    spec = BY_NAME.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise RulesetError(f"unknown feature '{name}'")
+    if op not in OPERATORS:
+        raise RulesetError(f"unknown operator '{op}' (known: {', '.join(OPERATORS)})")
+    fn, wants = OPERATORS[op]
+    expected = node.get("value")
+    _check_value(spec, op, wants, expected, has_value="value" in node)
+    if isinstance(expected, list):
+        expected = frozenset(expected)
+    if name not in used:
+        used.append(name)
+    return lambda v: fn(v.get(name), expected)
+
+
+def _check_value(spec: FeatureSpec, op: str, wants: str | None, value: Any, *, has_value: bool):
+    if wants is None:
+        if has_value:
+            raise RulesetError(f"operator '{op}' takes no value")
+        if op in ("is_true", "is_false") and spec.kind != "bool":
+            raise RulesetError(f"'{op}' needs a bool feature, '{spec.name}' is {spec.kind}")
+        return
+    if not has_value:
+        raise RulesetError(f"operator '{op}' needs a value")
+    if wants == "number" and (spec.kind not in ("int", "float") or not _num(value)):
+        raise RulesetError(f"'{op}' compares numbers: '{spec.name}' is {spec.kind}, "
+                           f"value {value!r}")
+    if wants == "list" and not isinstance(value, list):
+        raise RulesetError(f"'{op}' needs a list value")
+    items: Iterable[Any] = value if isinstance(value, list) else [value]
+    for item in items:
+        ok = {
+            "bool": isinstance(item, bool),
+            "int": _num(item),
+            "float": _num(item),
+            "str": isinstance(item, str),
+        }[spec.kind]
+        if not ok:
+            raise RulesetError(f"value {item!r} does not fit {spec.kind} feature '{spec.name}'")
+
+
+def render_message(rule: Rule, observed: Mapping[str, Value]) -> str:
+    """The rule's message with the observed values filled in ('?' for missing ones)."""
+    try:
+        return rule.message.format_map(_Missing(observed))
+    except (ValueError, TypeError):
+        return rule.name
+
+
+class _Missing(dict[str, Any]):
+    def __init__(self, values: Mapping[str, Value]) -> None:
+        super().__init__({k: v for k, v in values.items() if v is not None})
+
+    def __missing__(self, key: str) -> str:
+        return "?"

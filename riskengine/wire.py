@@ -1,0 +1,175 @@
+"""Wire contract v1 of ``POST /v1/score``: the request and response bodies.
+
+The one definition of a login on the wire, shared by the HTTP API and every file-based
+tool (replay, backtest, notebooks). Validation is strict (``false`` is not a number, a
+number is not a string), unknown fields are ignored, and placeholder identifiers that
+operating systems hand out (Bluetooth ``02:00:00:00:00:00``, an all-zero OAID) are
+treated as absent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from features import identifiers as ids
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    """A strict string (no numbers or booleans coerced) of bounded length."""
+    return Annotated[
+        str, StringConstraints(strict=True, min_length=min_length, max_length=max_length)
+    ]
+
+
+Text16, Text17, Text20, Text64, Text128, Text1024 = (
+    _text(n) for n in (16, 17, 20, 64, 128, 1024)
+)
+EventIdText, UserIdText = _text(128, 1), _text(256, 1)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class Device(_Strict):
+    id: Text64 | None = Field(
+        default=None, description="IMEI (15 digits, Luhn) or OAID"
+    )
+    model: Text128 | None = None
+    os_name: Text64 | None = None
+    os_version: Text64 | None = None
+    bluetooth_mac: Text17 | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _device_id(cls, v: str | None) -> str | None:
+        if v is None or v.strip() == "":
+            return None
+        v = v.strip()
+        if ids.looks_like_imei(v):
+            if not ids.is_imei(v):
+                raise ValueError("an IMEI must be 15 digits with a valid Luhn check digit")
+            return None if set(v) == {"0"} else v
+        if not ids.is_oaid(v):
+            raise ValueError("must be an IMEI (15 digits) or an OAID (hex digits and dashes)")
+        return None if ids.is_placeholder_oaid(v) else v.lower()
+
+    @field_validator("bluetooth_mac")
+    @classmethod
+    def _mac(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        mac = ids.normalize_mac(v)
+        if mac is None:
+            raise ValueError("must be a MAC address like 3c:22:fb:12:34:56")
+        return None if ids.is_placeholder_mac(mac) else mac
+
+
+class Network(_Strict):
+    type: Literal["wifi", "cellular", "ethernet", "unknown"] = "unknown"
+    ssid: Text64 | None = None
+
+
+class Sim(_Strict):
+    imsi: Text16 | None = None
+    iccid: Text20 | None = None
+
+    @field_validator("imsi")
+    @classmethod
+    def _imsi(cls, v: str | None) -> str | None:
+        if v is not None and not ids.is_imsi(v):
+            raise ValueError("an IMSI is 14 or 15 digits")
+        return v
+
+    @field_validator("iccid")
+    @classmethod
+    def _iccid(cls, v: str | None) -> str | None:
+        if v is not None and not ids.is_iccid(v):
+            raise ValueError("an ICCID is 18 to 20 digits starting with 89")
+        return v
+
+
+class ScoreRequest(_Strict):
+    """A login or registration attempt, as the auth service reports it."""
+
+    event_id: EventIdText | None = Field(
+        default=None, description="Idempotency key; the server makes a UUID when absent"
+    )
+    tenant: Annotated[
+        str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    ] = "default"
+    user_id: UserIdText
+    timestamp: Text64 | None = Field(
+        default=None, description="RFC 3339 with an offset; the server's receive time if absent"
+    )
+    event_type: Literal["login", "registration"] = "login"
+    auth_result: Literal["success", "failure"] = "success"
+    login_method: Literal["password", "sms_otp", "email_otp", "oauth"] = "password"
+    ip: Text64
+    user_agent: Text1024 | None = None
+    device: Device | None = None
+    network: Network | None = None
+    sim: Sim | None = None
+    phone: Text16 | None = None
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_address(v.strip()))
+        except ValueError:
+            raise ValueError("must be an IPv4 or IPv6 address") from None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        parse_timestamp(v)
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is not None and not ids.is_e164(v):
+            raise ValueError("must be an E.164 number like +8613800138000")
+        return v
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An RFC 3339 date-time with a time zone offset."""
+    text = value.strip()
+    if len(text) < 20 or text[10] not in "Tt ":
+        raise ValueError("must be an RFC 3339 date-time like 2026-11-28T09:30:00+08:00")
+    try:
+        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 date-time like 2026-11-28T09:30:00+08:00") from None
+    if when.tzinfo is None:
+        raise ValueError("needs a time zone offset (Z or +08:00)")
+    return when
+
+
+class ReasonOut(BaseModel):
+    code: str
+    message: str
+    contribution: float
+    observed: dict[str, Any]
+
+
+class ScoreResponse(BaseModel):
+    event_id: str
+    decision: Literal["allow", "challenge", "deny"]
+    score: float = Field(ge=0.0, le=1.0)
+    challenge: Literal["sms_otp", "email_otp", "captcha"] | None
+    reasons: list[ReasonOut]
+    rules_version: str
+    model_version: str
+    latency_ms: float
+    failover: bool = Field(
+        default=False, description="True when a dependency failed and this is the fallback"
+    )

@@ -1,0 +1,104 @@
+"""`riskengine serve` for real: starts, answers the README example, refuses bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from riskengine.settings import Settings
+
+README_EXAMPLE = {
+    "user_id": "+8613800138000",
+    "ip": "123.120.5.9",
+    "device": {"id": "490154203237518", "model": "HUAWEI Mate 60", "os_name": "HarmonyOS",
+               "os_version": "4.2"},
+    "network": {"type": "wifi", "ssid": "Zhang-Home"},
+    "phone": "+8613800138000",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
+    return subprocess.Popen([sys.executable, "-m", "riskengine.cli", *args],
+                            env={**clean, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _get(url: str, body: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = _cli("serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
+                env={"RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, ready = _get(f"{base}/readyz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "server did not come up in 60 s"
+                time.sleep(0.2)
+        assert status == 200 and ready["status"] == "ready"
+        status, body = _get(f"{base}/v1/score", README_EXAMPLE)
+        assert status == 200
+        assert body["decision"] in ("allow", "challenge", "deny")
+        assert body["reasons"] is not None and body["model_version"]
+        status, body = _get(f"{base}/v1/score", {**README_EXAMPLE, "ip": "not-an-ip"})
+        assert status == 422 and body["fields"] == ["ip"]
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert "490154203237518" not in output
+    assert '"event": "decision"' in output
+
+
+def test_serve_refuses_an_invalid_ruleset(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: x\nthresholds: {challenge: 0.5, deny: 0.9}\nrules:\n"
+                   "  - {id: broken_rule, name: B, description: B, score: 0.2,\n"
+                   "     when: {feature: nope, op: is_true}}\n")
+    proc = _cli("serve", "--rules", str(bad), "--env", "development")
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 2
+    assert "broken_rule" in out and "nope" in out
+
+
+def test_production_refuses_to_start_without_a_key() -> None:
+    proc = _cli("serve", "--port", str(_free_port()))
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 2
+    assert "RISKENGINE_PSEUDONYM_KEY" in out
+
+
+def test_settings_key_rules() -> None:
+    with pytest.raises(ValueError, match="PSEUDONYM_KEY"):
+        Settings(env="production", _env_file=None)
+    assert Settings(env="development", _env_file=None).key_bytes()
+    key = Settings(env="production", pseudonym_key="s3cret-0123456789abcdef", _env_file=None)
+    assert key.key_bytes() == b"s3cret-0123456789abcdef"

@@ -1,0 +1,54 @@
+"""The issue's acceptance scenarios, end to end through the engine with the SQLite store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from riskengine.wire import ScoreRequest
+from tests.engine.conftest import HOME, at, home_history
+
+
+def test_regular_customer_is_allowed_and_a_takeover_30_minutes_later_is_stopped(make_engine):
+    engine = make_engine()
+    last = home_history(engine, 20)
+
+    nxt = last + timedelta(days=1)
+    allowed = engine.score(ScoreRequest(**{**HOME, "timestamp": at(nxt)})).body
+    assert allowed["decision"] == "allow"
+    assert allowed["score"] < engine.ruleset.thresholds.challenge
+
+    attack = {
+        **HOME,
+        "ip": "81.167.144.58",  # Norway
+        "device": {"id": "356938035643809", "model": "iPhone 15", "os_name": "iOS",
+                   "os_version": "17.5"},
+        "network": {"type": "cellular"},
+        "timestamp": at(nxt + timedelta(minutes=30)),
+    }
+    stopped = engine.score(ScoreRequest(**attack)).body
+    assert stopped["decision"] in ("challenge", "deny")
+    codes = {r["code"] for r in stopped["reasons"]}
+    assert {"impossible_travel", "new_device", "new_country"} <= codes
+    assert abs(sum(r["contribution"] for r in stopped["reasons"]) - stopped["score"]) < 1e-3
+
+
+def test_a_stopped_login_does_not_teach_the_profile(make_engine):
+    engine = make_engine()
+    last = home_history(engine, 10)
+    user_key = engine.to_event(ScoreRequest(**HOME), received_at=last).user_key
+    before = engine.store.get_profile("default", user_key)
+    attack = {**HOME, "ip": "185.220.101.1", "device": {"id": "356938035643809"},
+              "timestamp": at(last + timedelta(hours=1))}
+    assert engine.score(ScoreRequest(**attack)).body["decision"] != "allow"
+    after = engine.store.get_profile("default", user_key)
+    assert after == before
+
+
+def test_model_learns_only_from_allowed_successful_logins(make_engine):
+    engine = make_engine()
+    start = engine.model.n_learned_
+    last = home_history(engine, 3)
+    assert engine.model.n_learned_ == start + 3
+    failed = {**HOME, "auth_result": "failure", "timestamp": at(last + timedelta(hours=2))}
+    engine.score(ScoreRequest(**failed))
+    assert engine.model.n_learned_ == start + 3

@@ -1,0 +1,125 @@
+"""Cold start, step-up choice, velocity rules and failover, through the engine."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from riskengine.rules import Action
+from riskengine.stores.base import StoreError
+from riskengine.wire import ScoreRequest
+from tests.engine.conftest import HOME, T0, at, home_history
+
+
+def score(engine, **fields):
+    return engine.score(ScoreRequest(**fields)).body
+
+
+class TestColdStart:
+    def test_a_new_customer_on_a_residential_line_is_allowed(self, make_engine):
+        body = score(make_engine(), **{**HOME, "timestamp": at(T0)})
+        assert body["decision"] == "allow"
+
+    def test_a_new_user_from_a_data_centre_gets_a_captcha(self, make_engine):
+        body = score(make_engine(), user_id="new.user@example.cn", ip="52.95.110.1",
+                     event_type="registration", timestamp=at(T0))
+        assert body["decision"] == "challenge"
+        assert body["challenge"] == "captcha"
+        assert "new_user_from_hosting" in {r["code"] for r in body["reasons"]}
+
+    def test_novelty_rules_do_not_fire_without_history(self, make_engine):
+        body = score(make_engine(), **{**HOME, "ip": "81.167.144.58", "timestamp": at(T0)})
+        codes = {r["code"] for r in body["reasons"]}
+        assert not codes & {"new_device", "new_country", "new_device_new_country"}
+
+
+class TestStepUp:
+    def test_sim_swap_then_sms_login_is_not_challenged_by_sms(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        swapped = {**HOME, "sim": {"iccid": "89860099999999999999"}, "login_method": "sms_otp",
+                   "device": {"id": "356938035643809"}, "timestamp": at(last + timedelta(hours=3))}
+        body = score(engine, **swapped)
+        assert body["decision"] in ("challenge", "deny")
+        assert "sim_swap_sms_login" in {r["code"] for r in body["reasons"]}
+        assert body["challenge"] != "sms_otp"
+
+    def test_email_accounts_get_an_email_code(self, make_engine):
+        engine = make_engine()
+        user = {**HOME, "user_id": "li.wei@example.cn", "phone": None, "sim": None}
+        last = home_history(engine, 5, **user)
+        body = score(engine, **{**user, "ip": "81.167.144.58", "device": {"id": "356938035643809"},
+                                "timestamp": at(last + timedelta(days=2))})
+        assert body["decision"] == "challenge"
+        assert body["challenge"] == "email_otp"
+
+    def test_phone_accounts_get_an_sms_code(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        body = score(engine, **{**HOME, "device": {"id": "356938035643809"}, "ip": "81.167.144.58",
+                                "timestamp": at(last + timedelta(days=2))})
+        assert body["decision"] == "challenge"
+        assert body["challenge"] == "sms_otp"
+
+
+class TestVelocity:
+    def test_credential_stuffing_from_one_ip_gets_a_captcha(self, make_engine):
+        engine = make_engine()
+        bodies = [
+            score(engine, user_id=f"victim{i}@example.cn", ip="45.83.64.10", auth_result="failure",
+                  timestamp=at(T0 + timedelta(seconds=5 * i)))
+            for i in range(15)
+        ]
+        assert bodies[0]["decision"] == "allow"
+        last = bodies[-1]
+        assert last["decision"] == "challenge" and last["challenge"] == "captcha"
+        assert "ip_credential_stuffing" in {r["code"] for r in last["reasons"]}
+
+    def test_brute_force_on_one_account(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        bodies = [
+            score(engine, **{**HOME, "ip": "81.167.144.58", "auth_result": "failure",
+                             "device": None, "timestamp": at(last + timedelta(minutes=1 + i))})
+            for i in range(6)
+        ]
+        assert "account_brute_force" in {r["code"] for r in bodies[-1]["reasons"]}
+        assert bodies[-1]["challenge"] == "captcha"
+
+
+class _DeadStore:
+    def load(self, query):
+        raise StoreError("connection refused")
+
+    def record(self, *args):
+        raise StoreError("connection refused")
+
+    def ping(self):
+        raise StoreError("connection refused")
+
+    def close(self):
+        pass
+
+
+class TestFailover:
+    @pytest.mark.parametrize("failover", [Action.CHALLENGE, Action.DENY])
+    def test_a_dead_store_gives_the_configured_failover(self, make_engine, failover):
+        body = score(make_engine(store=_DeadStore(), failover=failover),
+                     **{**HOME, "timestamp": at(T0)})
+        assert body["decision"] == failover.value
+        assert body["failover"] is True
+        assert body["reasons"][0]["code"] == "store_unavailable"
+
+    def test_allow_is_never_a_failover(self, make_engine):
+        with pytest.raises(ValueError):
+            make_engine(failover=Action.ALLOW)
+
+    def test_a_model_returning_nan_gives_the_failover(self, make_engine):
+        engine = make_engine()
+        engine.model.score_one = lambda values: math.nan  # type: ignore[method-assign]
+        body = score(engine, **{**HOME, "timestamp": at(T0)})
+        assert body["decision"] == "challenge"
+        assert body["failover"] is True
+        assert body["reasons"][0]["code"] == "internal_error"
