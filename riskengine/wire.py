@@ -10,6 +10,7 @@ treated as absent.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -120,9 +121,12 @@ class ScoreRequest(_Strict):
     @classmethod
     def _ip(cls, v: str) -> str:
         try:
-            return str(ipaddress.ip_address(v.strip()))
+            addr = ipaddress.ip_address(v.strip())
         except ValueError:
             raise ValueError("must be an IPv4 or IPv6 address") from None
+        if "%" in v:  # an IPv6 zone id names a local interface, never a client on the internet
+            raise ValueError("must be an IPv4 or IPv6 address without a zone id")
+        return str(addr)
 
     @field_validator("timestamp")
     @classmethod
@@ -140,18 +144,27 @@ class ScoreRequest(_Strict):
         return v
 
 
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_TS_HINT = "must be an RFC 3339 date-time with offset, like 2026-11-28T09:30:00+08:00"
+
+
 def parse_timestamp(value: str) -> datetime:
-    """An RFC 3339 date-time with a time zone offset."""
+    """An RFC 3339 date-time with a time zone offset (``Z`` or ``+08:00``)."""
     text = value.strip()
-    if len(text) < 20 or text[10] not in "Tt ":
-        raise ValueError("must be an RFC 3339 date-time like 2026-11-28T09:30:00+08:00")
+    if not _RFC3339.fullmatch(text):
+        raise ValueError(_TS_HINT)
+    if text[-1] in "Zz":
+        text = text[:-1] + "+00:00"
+    frac = re.search(r"\.([0-9]+)", text)
+    if frac and len(frac.group(1)) > 6:  # Python keeps microseconds; drop finer digits
+        text = text.replace(frac.group(0), frac.group(0)[:7])
     try:
-        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
-    except ValueError:
-        raise ValueError("must be an RFC 3339 date-time like 2026-11-28T09:30:00+08:00") from None
-    if when.tzinfo is None:
-        raise ValueError("needs a time zone offset (Z or +08:00)")
-    return when
+        return datetime.fromisoformat(text)
+    except ValueError:  # 2026-02-30 and the like
+        raise ValueError("is not a valid date and time") from None
 
 
 class ReasonOut(BaseModel):
