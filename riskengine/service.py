@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from features.extract import parse_user_agent
 from features.ipintel import IpIntel
 from models import persistence
 from riskengine.engine import Engine
@@ -28,6 +29,7 @@ def build_engine(settings: Settings) -> Built:
         ipintel = IpIntel.from_mmdb(settings.ipdata_city_mmdb, settings.ipdata_asn_mmdb)
     else:
         ipintel = IpIntel.bundled(settings.ipdata_cache_dir)
+    _warm_up(ipintel)
     store = open_store(settings.store)
     engine = Engine(
         store=store,
@@ -39,3 +41,9 @@ def build_engine(settings: Settings) -> Built:
         failover=Action(settings.failover_decision),
     )
     return Built(engine, card)
+
+
+def _warm_up(ipintel: IpIntel) -> None:
+    """Load the lazily built indexes now, so the first customer does not wait for them."""
+    ipintel.lookup("1.0.0.1")
+    parse_user_agent("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36")
