@@ -5,9 +5,10 @@ Pure: no I/O beyond reading the bundled IP databases, no clock, no settings.
 
 from features.catalog import BY_NAME, FEATURES, MODEL_FEATURES, FeatureSpec
 from features.event import AuthResult, EventType, LoginEvent, LoginMethod, NetworkType
-from features.extract import FeatureVector, extract, ip_prefix, parse_user_agent
+from features.extract import FeatureVector, extract, ip_prefix
 from features.ipintel import IpInfo, IpIntel
 from features.profile import UserProfile, Velocity, learn, note_failure
+from features.useragent import UserAgent, parse_user_agent
 
 __all__ = [
     "BY_NAME",
@@ -29,4 +30,5 @@ __all__ = [
     "learn",
     "note_failure",
     "parse_user_agent",
+    "UserAgent",
 ]

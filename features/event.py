@@ -42,7 +42,7 @@ class LoginEvent:
     """One login or registration attempt.
 
     ``*_key`` fields are keyed pseudonyms (None when the client sent nothing usable);
-    ``ip_prefix_key`` pseudonymizes the /24 (IPv4) or /48 (IPv6) network of ``ip``.
+    ``ip_key`` pseudonymizes ``ip`` and ``ip_prefix_key`` its /24 (IPv4) or /48 (IPv6).
     ``timestamp`` is timezone-aware.
     """
 
@@ -51,6 +51,7 @@ class LoginEvent:
     user_key: str
     timestamp: datetime
     ip: str
+    ip_key: str
     ip_prefix_key: str
     event_type: EventType = EventType.LOGIN
     auth_result: AuthResult = AuthResult.SUCCESS

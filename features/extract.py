@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from features.event import LoginEvent
 from features.ipintel import IpInfo
 from features.profile import UserProfile, Velocity, haversine_km, model_family, version_tuple
+from features.useragent import parse_user_agent
 
 Value = bool | int | float | str | None
 
@@ -52,21 +53,6 @@ def ip_prefix(ip: str) -> str:
         addr = addr.ipv4_mapped
     bits = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
-
-
-@lru_cache(maxsize=4096)
-def parse_user_agent(ua: str) -> tuple[str | None, str | None, str | None]:
-    """(OS family, OS version, device model) from a user-agent string."""
-    from ua_parser import parse
-
-    result = parse(ua)
-    os_family = os_version = model = None
-    if result.os is not None:
-        os_family = result.os.family
-        os_version = ".".join(p for p in (result.os.major, result.os.minor, result.os.patch) if p)
-    if result.device is not None and result.device.family not in ("Other", None):
-        model = result.device.family
-    return os_family, (os_version or None), model
 
 
 @lru_cache(maxsize=512)
@@ -121,12 +107,10 @@ def extract(
     now = event.ts
     failed = event.failed
 
-    ua_os, ua_version, ua_model = (
-        parse_user_agent(event.user_agent) if event.user_agent else (None, None, None)
-    )
-    os_family = (event.os_name or ua_os or "").strip() or None
-    os_version = event.os_version or ua_version
-    device_model = model_family(event.device_model or ua_model)
+    ua = parse_user_agent(event.user_agent) if event.user_agent else None
+    os_family = (event.os_name or (ua and ua.os) or "").strip() or None
+    os_version = event.os_version or (ua.os_version if ua else None)
+    device_model = model_family(event.device_model or (ua.device_model if ua else None))
 
     def known(present: object, container: Mapping[str, object]) -> bool | None:
         if present is None or is_new:

@@ -79,6 +79,7 @@ def generate(users: int, days: int, seed: int) -> list[LoginEvent]:
                         user_key=f"u{u}",
                         timestamp=local - SHANGHAI_TZ,
                         ip=ip,
+                        ip_key=ip,
                         ip_prefix_key=ip_prefix(ip),
                         account_kind="phone",
                         device_key=device,

@@ -101,6 +101,7 @@ class Engine:
             user_key=p(Kind.USER, req.user_id, scope=scope),
             timestamp=parse_timestamp(req.timestamp) if req.timestamp else received_at,
             ip=req.ip,
+            ip_key=p(Kind.IP, req.ip, scope=scope),
             ip_prefix_key=p(Kind.IP_PREFIX, ip_prefix(req.ip), scope=scope),
             event_type=EventType(req.event_type),
             auth_result=AuthResult(req.auth_result),
@@ -144,12 +145,11 @@ class Engine:
 
     def _score(self, event: LoginEvent, started: float) -> Scored:
         ip = self.ipintel.lookup(event.ip)
-        ip_key = self.pseudonymize(Kind.IP, ip.ip, scope=event.tenant)
         loaded = self.store.load(
             LoadQuery(
                 tenant=event.tenant,
                 user_key=event.user_key,
-                ip_key=ip_key,
+                ip_key=event.ip_key,
                 asn=ip.asn,
                 device_key=event.device_key,
                 event_id=event.event_id,
@@ -190,7 +190,7 @@ class Engine:
             Attempt(
                 tenant=event.tenant,
                 user_key=event.user_key,
-                ip_key=ip_key,
+                ip_key=event.ip_key,
                 asn=ip.asn,
                 device_key=event.device_key,
                 ts=event.ts,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from features.extract import parse_user_agent
 from features.ipintel import IpIntel
+from features.useragent import parse_user_agent
 from models import persistence
 from riskengine.engine import Engine
 from riskengine.privacy import Pseudonymizer

@@ -47,6 +47,7 @@ def login(ip: str = BEIJING, *, at: datetime = T0, **fields: Any) -> LoginEvent:
         user_key="user-1",
         timestamp=at,
         ip=ip,
+        ip_key=ip,
         ip_prefix_key=ip_prefix(ip),
         **fields,
     )
