@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -149,46 +150,94 @@ def note_failure(profile: UserProfile, ts: float) -> UserProfile:
     return out
 
 
-def learn(
-    profile: UserProfile,
-    event: LoginEvent,
-    ip: IpInfo,
-    *,
-    local_hour: float | None,
-    os_family: str | None,
-    device_model: str | None,
-) -> UserProfile:
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """What a verified-good login teaches a profile: pseudonyms and coarse facts only.
+
+    Kept with the stored decision so that a login verified later (a passed step-up, a
+    label days afterwards) can be learned then, without the raw event.
+    """
+
+    ts: float
+    device_key: str | None = None
+    device_model: str | None = None
+    os_family: str | None = None
+    os_version: str | None = None
+    bluetooth_key: str | None = None
+    ip_prefix_key: str | None = None
+    asn: int | None = None
+    country: str | None = None
+    city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    ssid_key: str | None = None
+    phone_key: str | None = None
+    sim_key: str | None = None
+    local_hour: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sighting:
+        return cls(**data)
+
+
+def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighting:
+    """The learnable part of an event, with OS and model as the extractor resolved them."""
+    return Sighting(
+        ts=event.ts,
+        device_key=event.device_key,
+        device_model=values.get("device_model"),
+        os_family=values.get("os_family"),
+        os_version=event.os_version,
+        bluetooth_key=event.bluetooth_key,
+        ip_prefix_key=event.ip_prefix_key,
+        asn=ip.asn,
+        country=ip.country,
+        city=ip.city,
+        latitude=ip.latitude,
+        longitude=ip.longitude,
+        ssid_key=event.ssid_key,
+        phone_key=event.phone_key,
+        sim_key=event.sim_key,
+        local_hour=values.get("local_hour"),
+    )
+
+
+def learn(profile: UserProfile, seen: Sighting) -> UserProfile:
     """The profile after a verified-good successful login; ``profile`` is left untouched."""
     out = copy.deepcopy(profile)
-    ts = event.ts
+    ts = seen.ts
     out.logins += 1
     out.first_seen = ts if out.first_seen is None else min(out.first_seen, ts)
     if out.last_login is None or ts >= out.last_login:
         out.last_login = ts
-        if ip.has_location:
-            out.last_lat, out.last_lon = ip.latitude, ip.longitude
-            out.last_country, out.last_city = ip.country, ip.city
-    _touch(out.devices, event.device_key, ts)
-    _touch(out.models, model_family(device_model), ts)
-    _touch(out.os_families, os_family, ts)
-    if os_family and event.os_version and version_tuple(event.os_version):
-        best = out.os_max_version.get(os_family)
-        if best is None or (version_tuple(event.os_version) or ()) > (version_tuple(best) or ()):
-            out.os_max_version[os_family] = event.os_version
-    _touch(out.bluetooth, event.bluetooth_key, ts)
-    _touch(out.ip_prefixes, event.ip_prefix_key, ts)
-    _touch(out.asns, str(ip.asn) if ip.asn is not None else None, ts)
-    _touch(out.countries, ip.country, ts)
-    _touch(out.cities, f"{ip.country}/{ip.city}" if ip.city else None, ts)
-    _touch(out.ssids, event.ssid_key, ts)
-    if event.phone_key and event.sim_key:
-        sims = out.sims.setdefault(event.phone_key, {})
-        _touch(sims, event.sim_key, ts)
+        if seen.latitude is not None and seen.longitude is not None:
+            out.last_lat, out.last_lon = seen.latitude, seen.longitude
+            out.last_country, out.last_city = seen.country, seen.city
+    _touch(out.devices, seen.device_key, ts)
+    _touch(out.models, model_family(seen.device_model), ts)
+    _touch(out.os_families, seen.os_family, ts)
+    version = version_tuple(seen.os_version)
+    if seen.os_family and version:
+        best = out.os_max_version.get(seen.os_family)
+        if best is None or version > (version_tuple(best) or ()):
+            out.os_max_version[seen.os_family] = seen.os_version or ""
+    _touch(out.bluetooth, seen.bluetooth_key, ts)
+    _touch(out.ip_prefixes, seen.ip_prefix_key, ts)
+    _touch(out.asns, str(seen.asn) if seen.asn is not None else None, ts)
+    _touch(out.countries, seen.country, ts)
+    _touch(out.cities, f"{seen.country}/{seen.city}" if seen.city else None, ts)
+    _touch(out.ssids, seen.ssid_key, ts)
+    if seen.phone_key and seen.sim_key:
+        sims = out.sims.setdefault(seen.phone_key, {})
+        _touch(sims, seen.sim_key, ts)
         if len(out.sims) > MAX_ITEMS:
             del out.sims[next(iter(out.sims))]
-    if local_hour is not None:
+    if seen.local_hour is not None:
         out.hours = [h * HOUR_DECAY for h in out.hours]
-        out.hours[int(local_hour) % 24] += 1.0
+        out.hours[int(seen.local_hour) % 24] += 1.0
     return out
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from features.event import LoginEvent, NetworkType
 from features.extract import extract, ip_prefix
 from features.ipintel import IpIntel
-from features.profile import UserProfile, Velocity, learn
+from features.profile import UserProfile, Velocity, learn, sighting
 from models import persistence
 from models.anomaly import AnomalyModel
 
@@ -109,10 +109,7 @@ def train(events: list[LoginEvent], ipintel: IpIntel, *, seed: int) -> tuple[Ano
         if i >= cut:
             held_out.append(model.score_one(fv))
         model.learn_one(fv)
-        profiles[event.user_key] = learn(
-            profile, event, ip, local_hour=fv["local_hour"],  # type: ignore[arg-type]
-            os_family=fv["os_family"], device_model=fv["device_model"],  # type: ignore[arg-type]
-        )
+        profiles[event.user_key] = learn(profile, sighting(event, ip, fv))
     model.calibrate(held_out)
     ordered = sorted(held_out)
     metrics = {

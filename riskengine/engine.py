@@ -20,13 +20,20 @@ from typing import Any
 from features import identifiers as ids
 from features.event import AuthResult, EventType, LoginEvent, LoginMethod, NetworkType
 from features.extract import FeatureVector, extract, ip_prefix
-from features.ipintel import IpInfo, IpIntel
-from features.profile import UserProfile, learn, note_failure
+from features.ipintel import IpIntel
+from features.profile import Sighting, UserProfile, learn, note_failure, sighting
 from models.anomaly import AnomalyModel
 from riskengine.policy import Decision, Reason, choose_challenge, decide
 from riskengine.privacy import Kind, Pseudonymizer
 from riskengine.rules import Action, Challenge, Ruleset
-from riskengine.stores.base import Attempt, LoadQuery, Store, StoredDecision, StoreError
+from riskengine.stores.base import (
+    Attempt,
+    FeedbackOutcome,
+    LoadQuery,
+    Store,
+    StoredDecision,
+    StoreError,
+)
 from riskengine.wire import ScoreRequest, parse_timestamp
 
 log = logging.getLogger("riskengine.decision")
@@ -178,6 +185,7 @@ class Engine:
         # a detector must not learn from what it flags.
         verified = decision.action is Action.ALLOW and not event.failed
         body = to_wire(decision)
+        seen = sighting(event, ip, fv)
         stored = self.store.record(
             StoredDecision(
                 event_id=event.event_id,
@@ -186,6 +194,7 @@ class Engine:
                 ts=event.ts,
                 decision=body,
                 features=dict(fv),
+                sighting=None if event.failed else seen.to_dict(),
             ),
             Attempt(
                 tenant=event.tenant,
@@ -196,7 +205,7 @@ class Engine:
                 ts=event.ts,
                 failed=event.failed,
             ),
-            _profile_update(event, ip, fv, learn_it=verified),
+            _profile_update(event, seen, learn_it=verified),
         )
         if stored.decision != body:  # a concurrent twin of this event_id won the race
             return self._replayed(stored, started)
@@ -204,6 +213,28 @@ class Engine:
             with self._model_lock:
                 self.model.learn_one(fv)
         return Scored(body, self._elapsed(started), decision, fv)
+
+    def confirm(self, tenant: str, event_id: str, *, passed: bool) -> FeedbackOutcome:
+        """The auth service's step-up result for a challenged login.
+
+        A passed step-up verifies the login: the profile learns it (its device becomes
+        known) and so does the anomaly model. A failed one teaches nothing. Applying the
+        same result twice changes nothing.
+        """
+        stored = self.store.get_decision(tenant, event_id)
+        if stored is None:
+            return FeedbackOutcome.UNKNOWN_EVENT
+        seen = Sighting.from_dict(stored.sighting) if stored.sighting and passed else None
+        outcome = self.store.apply_feedback(
+            tenant,
+            event_id,
+            "challenge_passed" if passed else "challenge_failed",
+            (lambda profile: learn(profile, seen)) if seen is not None else None,
+        )
+        if outcome is FeedbackOutcome.APPLIED and seen is not None:
+            with self._model_lock:
+                self.model.learn_one(stored.features)
+        return outcome
 
     def _replayed(self, stored: StoredDecision, started: float) -> Scored:
         return Scored(dict(stored.decision), self._elapsed(started), replayed=True)
@@ -253,25 +284,14 @@ class Engine:
 
 
 def _profile_update(
-    event: LoginEvent, ip: IpInfo, fv: FeatureVector, *, learn_it: bool
+    event: LoginEvent, seen: Sighting, *, learn_it: bool
 ) -> Callable[[UserProfile], UserProfile] | None:
     """What the store applies to the user's current profile, inside its transaction."""
-    if not learn_it and not event.failed:
-        return None
-
-    def update(profile: UserProfile) -> UserProfile:
-        if event.failed:
-            return note_failure(profile, event.ts)
-        return learn(
-            profile,
-            event,
-            ip,
-            local_hour=fv.get("local_hour"),  # type: ignore[arg-type]
-            os_family=fv.get("os_family"),  # type: ignore[arg-type]
-            device_model=fv.get("device_model"),  # type: ignore[arg-type]
-        )
-
-    return update
+    if event.failed:
+        return lambda profile: note_failure(profile, event.ts)
+    if learn_it:
+        return lambda profile: learn(profile, seen)
+    return None
 
 
 def to_wire(decision: Decision) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from features.profile import UserProfile, Velocity
@@ -40,7 +41,9 @@ class LoadQuery:
 
 @dataclass(frozen=True, slots=True)
 class StoredDecision:
-    """A decision as kept by ``event_id``: the answer given and the features it was based on."""
+    """A decision as kept by ``event_id``: the answer given, the features it was based on,
+    what the login would teach the profile (``Sighting.to_dict()``; None for a failed
+    attempt) and the latest outcome fed back for it (None until one arrives). All JSON."""
 
     event_id: str
     tenant: str
@@ -48,6 +51,14 @@ class StoredDecision:
     ts: float
     decision: dict[str, Any]
     features: dict[str, Any]
+    sighting: dict[str, Any] | None = None
+    feedback: str | None = None
+
+
+class FeedbackOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    UNKNOWN_EVENT = "unknown_event"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,13 @@ class Store(Protocol):
         """Atomically store the decision, count the attempt and apply ``update`` to the
         user's current profile (an empty profile when there is none). When a decision with
         the same tenant and event_id exists, nothing changes and that one is returned."""
+        ...
+
+    def apply_feedback(
+        self, tenant: str, event_id: str, label: str, update: ProfileUpdate | None
+    ) -> FeedbackOutcome:
+        """Atomically set the decision's ``feedback`` to ``label`` and apply ``update`` to
+        its user's profile. The same label twice is a duplicate and changes nothing."""
         ...
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None: ...

@@ -6,6 +6,7 @@ import copy
 import threading
 from bisect import bisect_right, insort
 from collections import defaultdict
+from dataclasses import replace
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -14,6 +15,7 @@ from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     Attempt,
+    FeedbackOutcome,
     Loaded,
     LoadQuery,
     ProfileUpdate,
@@ -93,10 +95,8 @@ class MemoryStore:
             if stored is not None:
                 return copy.deepcopy(stored)
             if update is not None:
-                # Run first, on a copy: an update that raises leaves nothing half-recorded.
-                current = self._profiles.get(user)
-                profile = update(UserProfile() if current is None else copy.deepcopy(current))
-                self._profiles[user] = copy.deepcopy(profile)
+                # Run first: an update that raises leaves nothing half-recorded.
+                self._update_profile(user, update)
             self._decisions[(decision.tenant, decision.event_id)] = copy.deepcopy(decision)
             hit = _Hit(attempt.ts, attempt.user_key, attempt.failed)
             insort(self._ip_hits[(attempt.tenant, attempt.ip_key)], hit, key=_ts)
@@ -106,6 +106,25 @@ class MemoryStore:
                 users = self._device_users[(attempt.tenant, attempt.device_key)]
                 users[attempt.user_key] = max(attempt.ts, users.get(attempt.user_key, attempt.ts))
             return decision
+
+    def _update_profile(self, user: tuple[str, str], update: ProfileUpdate) -> None:
+        current = self._profiles.get(user)
+        profile = update(UserProfile() if current is None else copy.deepcopy(current))
+        self._profiles[user] = copy.deepcopy(profile)
+
+    def apply_feedback(
+        self, tenant: str, event_id: str, label: str, update: ProfileUpdate | None
+    ) -> FeedbackOutcome:
+        with self._lock:
+            stored = self._decisions.get((tenant, event_id))
+            if stored is None:
+                return FeedbackOutcome.UNKNOWN_EVENT
+            if stored.feedback == label:
+                return FeedbackOutcome.DUPLICATE
+            if update is not None:
+                self._update_profile((tenant, stored.user_key), update)
+            self._decisions[(tenant, event_id)] = replace(stored, feedback=label)
+            return FeedbackOutcome.APPLIED
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock:

@@ -16,6 +16,7 @@ from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     Attempt,
+    FeedbackOutcome,
     Loaded,
     LoadQuery,
     ProfileUpdate,
@@ -65,6 +66,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     ts REAL NOT NULL,
     decision TEXT NOT NULL,
     features TEXT NOT NULL,
+    sighting TEXT,
+    feedback TEXT,
     PRIMARY KEY (tenant, event_id)
 ) WITHOUT ROWID;
 """
@@ -72,7 +75,8 @@ CREATE TABLE IF NOT EXISTS decisions (
 _USER_VERSION = "PRAGMA user_version"
 _SELECT_PROFILE = "SELECT profile FROM profiles WHERE tenant = ? AND user_key = ?"
 _SELECT_DECISION = (
-    "SELECT user_key, ts, decision, features FROM decisions WHERE tenant = ? AND event_id = ?"
+    "SELECT user_key, ts, decision, features, sighting, feedback FROM decisions"
+    " WHERE tenant = ? AND event_id = ?"
 )
 # NULLIF drops the asking user from the distinct count; failures count everyone's.
 _WINDOW = (
@@ -91,8 +95,8 @@ _UPSERT_PROFILE = (
     " DO UPDATE SET profile = excluded.profile, updated_ts = excluded.updated_ts"
 )
 _INSERT_DECISION = (
-    "INSERT INTO decisions (tenant, event_id, user_key, ts, decision, features)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO decisions (tenant, event_id, user_key, ts, decision, features, sighting)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (tenant, ip_key, asn, user_key, ts, failed) VALUES (?, ?, ?, ?, ?, ?)"
@@ -102,6 +106,7 @@ _UPSERT_DEVICE = (
     " ON CONFLICT (tenant, device_key, user_key)"
     " DO UPDATE SET last_ts = MAX(last_ts, excluded.last_ts)"
 )
+_SET_FEEDBACK = "UPDATE decisions SET feedback = ? WHERE tenant = ? AND event_id = ?"
 _PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
 _PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
 
@@ -127,13 +132,28 @@ def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> Stor
     row = conn.execute(_SELECT_DECISION, (tenant, event_id)).fetchone()
     if row is None:
         return None
-    user_key, ts, decision, features = row
+    user_key, ts, decision, features, seen, feedback = row
     return _decoded(
         f"decision row {tenant}/{event_id}",
         lambda: StoredDecision(
-            event_id, tenant, user_key, ts, json.loads(decision), json.loads(features)
+            event_id,
+            tenant,
+            user_key,
+            ts,
+            json.loads(decision),
+            json.loads(features),
+            None if seen is None else json.loads(seen),
+            feedback,
         ),
     )
+
+
+def _update_profile(
+    conn: sqlite3.Connection, tenant: str, user_key: str, update: ProfileUpdate, ts: float
+) -> None:
+    current = _read_profile(conn, tenant, user_key)
+    profile = update(UserProfile() if current is None else current)
+    conn.execute(_UPSERT_PROFILE, (tenant, user_key, json.dumps(profile.to_dict()), ts))
 
 
 def _window(
@@ -267,10 +287,7 @@ class SqliteStore:
                 conn.rollback()
                 return stored
             if update is not None:
-                current = _read_profile(conn, tenant, user_key)
-                profile = update(UserProfile() if current is None else current)
-                profile_json = json.dumps(profile.to_dict())
-                conn.execute(_UPSERT_PROFILE, (tenant, user_key, profile_json, decision.ts))
+                _update_profile(conn, tenant, user_key, update, decision.ts)
             conn.execute(
                 _INSERT_DECISION,
                 (
@@ -280,6 +297,7 @@ class SqliteStore:
                     decision.ts,
                     json.dumps(decision.decision),
                     json.dumps(decision.features),
+                    None if decision.sighting is None else json.dumps(decision.sighting),
                 ),
             )
             conn.execute(
@@ -306,6 +324,20 @@ class SqliteStore:
                 conn.execute(_PRUNE_ATTEMPTS, (horizon - ATTEMPT_RETENTION_S,))
                 conn.execute(_PRUNE_DEVICES, (horizon - DEVICE_WINDOW_S,))
         return decision
+
+    def apply_feedback(
+        self, tenant: str, event_id: str, label: str, update: ProfileUpdate | None
+    ) -> FeedbackOutcome:
+        with self._transaction("apply_feedback", "BEGIN IMMEDIATE") as conn:
+            stored = _read_decision(conn, tenant, event_id)
+            if stored is None:
+                return FeedbackOutcome.UNKNOWN_EVENT
+            if stored.feedback == label:
+                return FeedbackOutcome.DUPLICATE
+            conn.execute(_SET_FEEDBACK, (label, tenant, event_id))
+            if update is not None:
+                _update_profile(conn, tenant, stored.user_key, update, stored.ts)
+        return FeedbackOutcome.APPLIED
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock, self._errors("get_decision"):

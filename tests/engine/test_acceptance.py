@@ -52,3 +52,35 @@ def test_model_learns_only_from_allowed_successful_logins(make_engine):
     failed = {**HOME, "auth_result": "failure", "timestamp": at(last + timedelta(hours=2))}
     engine.score(ScoreRequest(**failed))
     assert engine.model.n_learned_ == start + 3
+
+
+def test_a_passed_step_up_makes_the_new_device_known(make_engine):
+    engine = make_engine()
+    last = home_history(engine, 10)
+    new_phone = {**HOME, "device": {"id": "356938035643809", "model": "iPhone 15"},
+                 "ip": "81.167.144.58", "event_id": "new-phone-1",
+                 "timestamp": at(last + timedelta(days=1))}
+    first = engine.score(ScoreRequest(**new_phone)).body
+    assert first["decision"] == "challenge"
+    learned_before = engine.model.n_learned_
+
+    assert engine.confirm("default", "new-phone-1", passed=True).value == "applied"
+    assert engine.confirm("default", "new-phone-1", passed=True).value == "duplicate"
+    assert engine.model.n_learned_ == learned_before + 1
+
+    again = {**new_phone, "event_id": "new-phone-2", "timestamp": at(last + timedelta(days=2))}
+    codes = {r["code"] for r in engine.score(ScoreRequest(**again)).body["reasons"]}
+    assert "new_device" not in codes and "new_country" not in codes
+
+
+def test_a_failed_step_up_teaches_nothing(make_engine):
+    engine = make_engine()
+    last = home_history(engine, 10)
+    attack = {**HOME, "device": {"id": "356938035643809"}, "ip": "81.167.144.58",
+              "event_id": "atk-1", "timestamp": at(last + timedelta(days=1))}
+    engine.score(ScoreRequest(**attack))
+    user_key = engine.to_event(ScoreRequest(**HOME), received_at=last).user_key
+    before = engine.store.get_profile("default", user_key)
+    assert engine.confirm("default", "atk-1", passed=False).value == "applied"
+    assert engine.store.get_profile("default", user_key) == before
+    assert engine.confirm("default", "missing", passed=True).value == "unknown_event"

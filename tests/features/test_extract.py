@@ -14,7 +14,7 @@ from features.catalog import BY_NAME
 from features.event import AuthResult, LoginEvent
 from features.extract import FeatureVector, extract, ip_prefix
 from features.ipintel import IpInfo, IpIntel
-from features.profile import UserProfile, Velocity, learn, note_failure
+from features.profile import UserProfile, Velocity, learn, note_failure, sighting
 
 BEIJING = "123.120.5.9"  # China Unicom Beijing, AS4808
 BEIJING_SAME_24 = "123.120.5.200"
@@ -70,14 +70,7 @@ def learned(intel: IpIntel, *events: LoginEvent, profile: UserProfile | None = N
     for ev in events:
         info = intel.lookup(ev.ip)
         fv = extract(ev, info, p, Velocity())
-        p = learn(
-            p,
-            ev,
-            info,
-            local_hour=fv["local_hour"],  # type: ignore[arg-type]
-            os_family=fv["os_family"],  # type: ignore[arg-type]
-            device_model=fv["device_model"],  # type: ignore[arg-type]
-        )
+        p = learn(p, sighting(ev, info, fv))
     return p
 
 

@@ -14,6 +14,7 @@ from riskengine.stores import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     Attempt,
+    FeedbackOutcome,
     Loaded,
     LoadQuery,
     MemoryStore,
@@ -295,3 +296,39 @@ def test_concurrent_updates_of_one_user_are_not_lost(store: Store) -> None:
         store.get_decision("t1", f"e{w}-{i}") for w in range(threads) for i in range(per_thread)
     ]
     assert len({d.event_id for d in stored if d is not None}) == threads * per_thread
+
+
+# -- feedback ---------------------------------------------------------------------------
+
+
+def test_sighting_and_feedback_round_trip(store: Store) -> None:
+    decision = StoredDecision(
+        event_id="e-seen", tenant="t1", user_key="u1", ts=T0, decision={"decision": "challenge"},
+        features={"new_device": True}, sighting={"ts": T0, "device_key": "d9"},
+    )
+    store.record(decision, Attempt("t1", "u1", "ip1", None, "d9", T0, False), None)
+    got = store.get_decision("t1", "e-seen")
+    assert got is not None
+    assert got.sighting == {"ts": T0, "device_key": "d9"}
+    assert got.feedback is None
+
+
+def test_feedback_applies_once_and_only_to_known_events(store: Store) -> None:
+    record(store, "e1", update=bump)
+    assert store.apply_feedback("t1", "e1", "challenge_passed", bump) is FeedbackOutcome.APPLIED
+    assert store.apply_feedback("t1", "e1", "challenge_passed", bump) is FeedbackOutcome.DUPLICATE
+    profile = store.get_profile("t1", "u1")
+    assert profile is not None and profile.logins == 2
+    stored = store.get_decision("t1", "e1")
+    assert stored is not None and stored.feedback == "challenge_passed"
+    assert store.apply_feedback("t1", "nope", "x", bump) is FeedbackOutcome.UNKNOWN_EVENT
+    assert store.apply_feedback("t2", "e1", "x", bump) is FeedbackOutcome.UNKNOWN_EVENT
+
+
+def test_a_new_label_replaces_the_old_one(store: Store) -> None:
+    record(store, "e1")
+    store.apply_feedback("t1", "e1", "challenge_failed", None)
+    assert store.apply_feedback("t1", "e1", "challenge_passed", bump) is FeedbackOutcome.APPLIED
+    stored = store.get_decision("t1", "e1")
+    assert stored is not None and stored.feedback == "challenge_passed"
+    assert store.get_profile("t1", "u1") == UserProfile(logins=1)
