@@ -8,10 +8,9 @@ pseudonyms (see ``LoginEvent``); countries, ASNs and cities are coarse and kept 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from features.event import LoginEvent
@@ -25,9 +24,10 @@ FAILURE_HORIZON_S = 86_400.0
 HOUR_DECAY = 0.98
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Seen:
-    """How often and when an item (device, network, country...) was seen."""
+    """How often and when an item (device, network, country...) was seen. Immutable, so
+    copying a profile only needs to copy its maps."""
 
     count: int
     first: float
@@ -61,6 +61,25 @@ class UserProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def copy(self) -> UserProfile:
+        """An independent copy (the ``Seen`` values are immutable and shared)."""
+        return replace(
+            self,
+            devices=dict(self.devices),
+            models=dict(self.models),
+            os_families=dict(self.os_families),
+            os_max_version=dict(self.os_max_version),
+            bluetooth=dict(self.bluetooth),
+            ip_prefixes=dict(self.ip_prefixes),
+            asns=dict(self.asns),
+            countries=dict(self.countries),
+            cities=dict(self.cities),
+            ssids=dict(self.ssids),
+            sims={k: dict(v) for k, v in self.sims.items()},
+            hours=list(self.hours),
+            failures=list(self.failures),
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserProfile:
@@ -133,8 +152,7 @@ def _touch(m: dict[str, Seen], key: str | None, ts: float) -> None:
             oldest = min(m, key=lambda k: m[k].last)
             del m[oldest]
     else:
-        item.count += 1
-        item.last = max(item.last, ts)
+        m[key] = Seen(item.count + 1, item.first, max(item.last, ts))
 
 
 def recent_failures(failures: list[float], now: float) -> list[float]:
@@ -145,7 +163,7 @@ def recent_failures(failures: list[float], now: float) -> list[float]:
 
 def note_failure(profile: UserProfile, ts: float) -> UserProfile:
     """A failed attempt on this account (whoever made it)."""
-    out = copy.deepcopy(profile)
+    out = profile.copy()
     out.failures = recent_failures([*profile.failures, ts], ts)
     return out
 
@@ -207,7 +225,7 @@ def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighti
 
 def learn(profile: UserProfile, seen: Sighting) -> UserProfile:
     """The profile after a verified-good successful login; ``profile`` is left untouched."""
-    out = copy.deepcopy(profile)
+    out = profile.copy()
     ts = seen.ts
     out.logins += 1
     out.first_seen = ts if out.first_seen is None else min(out.first_seen, ts)

@@ -20,7 +20,7 @@ from typing import Any
 from features import identifiers as ids
 from features.event import AuthResult, EventType, LoginEvent, LoginMethod, NetworkType
 from features.extract import FeatureVector, extract, ip_prefix
-from features.ipintel import IpIntel
+from features.ipintel import IpInfo, IpIntel
 from features.profile import Sighting, UserProfile, learn, note_failure, sighting
 from models.anomaly import AnomalyModel
 from riskengine.policy import Decision, Reason, choose_challenge, decide
@@ -135,10 +135,13 @@ class Engine:
         event = self.to_event(req, received_at=received_at or datetime.now(UTC))
         return self.score_event(event, started=started)
 
-    def score_event(self, event: LoginEvent, *, started: float | None = None) -> Scored:
+    def score_event(
+        self, event: LoginEvent, *, ip: IpInfo | None = None, started: float | None = None
+    ) -> Scored:
+        """Score an event; ``ip`` replaces the IP databases' answer (datasets with their own)."""
         started = self._clock() if started is None else started
         try:
-            scored = self._score(event, started)
+            scored = self._score(event, ip or self.ipintel.lookup(event.ip), started)
         except StoreError as exc:
             log.warning(json.dumps({"event": "store_error", "error": type(exc).__name__}))
             scored = self._failover(event, started, "store_unavailable",
@@ -150,8 +153,7 @@ class Engine:
         self._log(event, scored)
         return scored
 
-    def _score(self, event: LoginEvent, started: float) -> Scored:
-        ip = self.ipintel.lookup(event.ip)
+    def _score(self, event: LoginEvent, ip: IpInfo, started: float) -> Scored:
         loaded = self.store.load(
             LoadQuery(
                 tenant=event.tenant,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
+import json
 import threading
 from bisect import bisect_right, insort
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -38,6 +38,44 @@ def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
     return len({h.user_key for h in inside} - {user_key}), sum(h.failed for h in inside)
 
 
+@dataclass(frozen=True, slots=True)
+class _Frozen:
+    """A stored decision with its JSON parts serialized: cheap to keep, copied on the way out,
+    and held to the same JSON-only rule as the SQLite store."""
+
+    decision: StoredDecision  # with empty dicts in place of the parts below
+    body: str
+    features: str
+    sighting: str | None
+    feedback: str | None
+
+
+def _freeze(d: StoredDecision) -> _Frozen:
+    return _Frozen(
+        replace(d, decision={}, features={}, sighting=None, feedback=None),
+        json.dumps(d.decision),
+        json.dumps(d.features),
+        None if d.sighting is None else json.dumps(d.sighting),
+        d.feedback,
+    )
+
+
+def _thaw(f: _Frozen | None) -> StoredDecision | None:
+    if f is None:
+        return None
+    return replace(
+        f.decision,
+        decision=json.loads(f.body),
+        features=json.loads(f.features),
+        sighting=None if f.sighting is None else json.loads(f.sighting),
+        feedback=f.feedback,
+    )
+
+
+def _copy(profile: UserProfile | None) -> UserProfile | None:
+    return None if profile is None else profile.copy()
+
+
 class MemoryStore:
     """A :class:`~riskengine.stores.base.Store` held in process memory.
 
@@ -50,7 +88,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._profiles: dict[tuple[str, str], UserProfile] = {}
-        self._decisions: dict[tuple[str, str], StoredDecision] = {}
+        self._decisions: dict[tuple[str, str], _Frozen] = {}
         # Hits stay sorted by event time, so a window is two bisections even when events
         # arrive out of order.
         self._ip_hits: defaultdict[tuple[str, str], list[_Hit]] = defaultdict(list)
@@ -75,7 +113,7 @@ class MemoryStore:
                 for user, last_ts in device_users.items()
             )
             return Loaded(
-                profile=copy.deepcopy(self._profiles.get((tenant, user_key))),
+                profile=_copy(self._profiles.get((tenant, user_key))),
                 velocity=Velocity(
                     ip_users_10m=ip_users,
                     ip_failures_10m=ip_failures,
@@ -83,7 +121,7 @@ class MemoryStore:
                     asn_failures_10m=asn_failures,
                     device_accounts_30d=device_accounts,
                 ),
-                previous=copy.deepcopy(self._decisions.get((tenant, query.event_id))),
+                previous=_thaw(self._decisions.get((tenant, query.event_id))),
             )
 
     def record(
@@ -93,11 +131,11 @@ class MemoryStore:
         with self._lock:
             stored = self._decisions.get((decision.tenant, decision.event_id))
             if stored is not None:
-                return copy.deepcopy(stored)
+                return _thaw(stored)
             if update is not None:
                 # Run first: an update that raises leaves nothing half-recorded.
                 self._update_profile(user, update)
-            self._decisions[(decision.tenant, decision.event_id)] = copy.deepcopy(decision)
+            self._decisions[(decision.tenant, decision.event_id)] = _freeze(decision)
             hit = _Hit(attempt.ts, attempt.user_key, attempt.failed)
             insort(self._ip_hits[(attempt.tenant, attempt.ip_key)], hit, key=_ts)
             if attempt.asn is not None:
@@ -109,8 +147,7 @@ class MemoryStore:
 
     def _update_profile(self, user: tuple[str, str], update: ProfileUpdate) -> None:
         current = self._profiles.get(user)
-        profile = update(UserProfile() if current is None else copy.deepcopy(current))
-        self._profiles[user] = copy.deepcopy(profile)
+        self._profiles[user] = update(UserProfile() if current is None else current.copy()).copy()
 
     def apply_feedback(
         self, tenant: str, event_id: str, label: str, update: ProfileUpdate | None
@@ -122,17 +159,17 @@ class MemoryStore:
             if stored.feedback == label:
                 return FeedbackOutcome.DUPLICATE
             if update is not None:
-                self._update_profile((tenant, stored.user_key), update)
+                self._update_profile((tenant, stored.decision.user_key), update)
             self._decisions[(tenant, event_id)] = replace(stored, feedback=label)
             return FeedbackOutcome.APPLIED
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock:
-            return copy.deepcopy(self._decisions.get((tenant, event_id)))
+            return _thaw(self._decisions.get((tenant, event_id)))
 
     def get_profile(self, tenant: str, user_key: str) -> UserProfile | None:
         with self._lock:
-            return copy.deepcopy(self._profiles.get((tenant, user_key)))
+            return _copy(self._profiles.get((tenant, user_key)))
 
     def ping(self) -> None:
         """Always ready: there is nothing to reach."""

@@ -1,0 +1,104 @@
+"""Reference data for the traffic simulator: places, networks, devices, user agents.
+
+IP networks were chosen so that the bundled DB-IP Lite and iporigin data place them where
+the table says (checked by ``tests/simulate``): a /16 and, for IPv6, a /32 per line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A city with the networks its residents use."""
+
+    name: str
+    country: str
+    tz: str
+    broadband: tuple[str, ...]  # IPv4 /16 prefixes of home and office lines
+    mobile: tuple[str, ...]  # IPv4 /16 prefixes of the carriers' NAT pools
+    ipv6: tuple[str, ...] = ()  # IPv6 /32 prefixes (home and mobile)
+    weight: float = 1.0
+
+
+CHINA: tuple[Place, ...] = (
+    Place("Beijing", "CN", "Asia/Shanghai", ("123.120", "111.199", "221.219", "61.148",
+          "222.128", "36.110", "106.120"), ("223.104", "117.136", "223.72"),
+          ("2408:8207", "240e:3a1", "2409:8900", "240e:398"), 3.0),
+    Place("Shanghai", "CN", "Asia/Shanghai", ("114.88", "180.158", "58.38", "101.88", "101.80"),
+          ("183.192",), (), 3.0),
+    Place("Guangzhou", "CN", "Asia/Shanghai", ("183.14", "113.87", "119.123", "14.153",
+          "27.38"), ("120.229", "39.144", "117.136"), ("2409:8a55",), 3.0),
+    Place("Hangzhou", "CN", "Asia/Shanghai", ("125.118", "115.196"), ("112.10",), (), 1.5),
+    Place("Chengdu", "CN", "Asia/Shanghai", ("171.88", "182.148", "125.70", "218.88"),
+          ("171.88",), (), 2.0),
+    Place("Chongqing", "CN", "Asia/Shanghai", ("106.92",), ("106.92",), (), 1.0),
+    Place("Xiamen", "CN", "Asia/Shanghai", ("36.249",), ("36.249",), (), 0.8),
+    Place("Wuhan", "CN", "Asia/Shanghai", ("59.172", "171.113"), ("171.113",), (), 1.2),
+)
+
+ABROAD: tuple[Place, ...] = (
+    Place("San Jose", "US", "America/Los_Angeles", ("73.15", "76.102"), ("76.102",)),
+    Place("Hanover", "DE", "Europe/Berlin", ("79.200", "87.150"), ("87.150",)),
+    Place("London", "GB", "Europe/London", ("86.140", "81.2"), ("86.140",)),
+    Place("Tokyo", "JP", "Asia/Tokyo", ("153.156", "126.20"), ("126.20",)),
+    Place("Singapore", "SG", "Asia/Singapore", ("116.86", "175.156"), ("175.156",)),
+    Place("Bangkok", "TH", "Asia/Bangkok", ("49.228",), ("1.46",)),
+    Place("Hong Kong", "HK", "Asia/Hong_Kong", ("58.152", "203.218", "42.98"), ("42.98",)),
+    Place("Taipei", "TW", "Asia/Taipei", ("61.227", "114.34"), ("114.34",)),
+)
+
+# Exits of the commercial VPNs and cloud proxies mainland customers use (hosting ranges).
+VPN_EXITS: tuple[str, ...] = ("8.210", "43.129", "119.28", "47.88")
+# Addresses of proxy and bullet-proof hosting networks that attackers rent by the hour.
+PROXY_HOSTING: tuple[str, ...] = ("45.83", "103.152", "5.188", "37.19", "146.70")
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneModel:
+    brand: str
+    model: str
+    os_name: str
+    os_versions: tuple[str, ...]  # oldest first
+    id_kind: str  # imei | oaid | idfv
+    share: float
+
+
+PHONES: tuple[PhoneModel, ...] = (
+    PhoneModel("Apple", "iPhone 15", "iOS", ("17.4", "17.5", "17.6", "18.0"), "idfv", 14),
+    PhoneModel("Apple", "iPhone 14", "iOS", ("16.7", "17.5", "17.6", "18.0"), "idfv", 10),
+    PhoneModel("Apple", "iPhone 13", "iOS", ("16.6", "17.5", "17.6"), "idfv", 8),
+    PhoneModel("HUAWEI", "HUAWEI Mate 60", "HarmonyOS", ("4.0", "4.2", "4.3"), "oaid", 10),
+    PhoneModel("HUAWEI", "HUAWEI P60", "HarmonyOS", ("3.1", "4.0", "4.2"), "oaid", 5),
+    PhoneModel("HONOR", "HONOR 90", "Android", ("13", "14"), "oaid", 6),
+    PhoneModel("Xiaomi", "Xiaomi 14", "Android", ("14", "15"), "oaid", 8),
+    PhoneModel("Xiaomi", "Redmi K70", "Android", ("14",), "oaid", 7),
+    PhoneModel("OPPO", "OPPO Reno11", "Android", ("13", "14"), "oaid", 7),
+    PhoneModel("vivo", "vivo X100", "Android", ("14",), "oaid", 7),
+    PhoneModel("vivo", "vivo Y78", "Android", ("13",), "imei", 4),
+    PhoneModel("OnePlus", "OnePlus 12", "Android", ("14",), "oaid", 3),
+    PhoneModel("Samsung", "SM-S9180", "Android", ("14",), "imei", 3),
+)
+
+DESKTOP_UAS: tuple[str, ...] = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/108.0.0.0 Safari/537.36 QIHU 360SE",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/125.0.0.0 Safari/537.36",
+)
+
+# The mall's own app reports itself like this, with the OS and model filled in.
+APP_UA = "MallApp/8.6.2 ({os_name} {os_version}; {model}) okhttp/4.12.0"
+
+HOME_SSIDS = ("ChinaNet-{x}", "CMCC-{x}", "TP-LINK_{x}", "HUAWEI-{x}", "MERCURY_{x}",
+              "Xiaomi_{x}", "CU_{x}")
+WORK_SSIDS = ("{x}-Office", "{x}-Staff", "{x}_Corp", "{x}-5G")
+PUBLIC_SSIDS = ("Starbucks", "Luckin-Free", "Hilton_Guest", "HomeInn-WiFi", "Airport-Free-WiFi",
+                "KFC_FREE_WIFI", "Marriott_GUEST", "Manner-Coffee", "JinJiang-Guest")
