@@ -36,7 +36,7 @@ lint: install-dev
 
 ## Rebuild the shipped default model (deterministic).
 model: install
-	$(BIN)/python -m models.build_default
+	$(BIN)/python -m riskengine.train
 
 clean:
 	rm -rf $(VENV) .pytest_cache riskengine.db riskengine.db-wal riskengine.db-shm

@@ -48,7 +48,13 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _b("device_model_known", "This device model (or user-agent device) was seen before."),
     FeatureSpec("os_family", "str", "OS name, from the device fields or the user agent."),
     _b("os_family_known", "This OS family was seen before for the user."),
-    _b("os_downgrade", "Same OS family at a lower version than the user already had.", True),
+    _b("os_downgrade", "A known device reports a lower OS version than it had before.", True),
+    _b(
+        "device_mismatch",
+        "A known device id now reports another model, OS, Bluetooth address or SIM: the id "
+        "is probably replayed on other hardware (None unless the device is known).",
+        True,
+    ),
     _b("bluetooth_known", "This Bluetooth address was seen before for the user."),
     FeatureSpec(
         "device_accounts_30d",
@@ -116,6 +122,17 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "int",
         "Failed attempts of this user in 24 hours, this one included.",
         (0.0, 50.0),
+    ),
+    FeatureSpec(
+        "tenant_failures_10m",
+        "int",
+        "Failed attempts on the whole tenant in 10 minutes, this one included.",
+    ),
+    FeatureSpec(
+        "tenant_failure_ratio_10m",
+        "float",
+        "Share of the tenant's attempts in 10 minutes that failed: a stuffing wave lifts it.",
+        (0.0, 1.0),
     ),
     FeatureSpec(
         "ip_users_10m",

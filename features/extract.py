@@ -87,6 +87,10 @@ def _count_since(times: list[float], now: float, seconds: float) -> int:
     return sum(1 for t in times if now - seconds < t <= now)
 
 
+def _differs(now: str | None, before: str | None) -> bool:
+    return now is not None and before is not None and now != before
+
+
 def _novel(known: bool | None) -> bool | None:
     return None if known is None else not known
 
@@ -124,13 +128,19 @@ def extract(
     country_known = known(ip.country, p.countries)
     city_known = known(f"{ip.country}/{ip.city}" if ip.city else None, p.cities)
 
-    os_downgrade: bool | None = None
-    if os_family and version_tuple(os_version) and os_family in p.os_max_version:
-        os_downgrade = (version_tuple(os_version) or ()) < (
-            version_tuple(p.os_max_version[os_family]) or ()
+    traits = p.device_traits.get(event.device_key) if device_known else None
+    os_downgrade = device_mismatch = None
+    if traits is not None:
+        mine, theirs = version_tuple(os_version), version_tuple(traits.os_version)
+        if mine and theirs and os_family and traits.os_family:
+            os_downgrade = os_family == traits.os_family and mine < theirs
+        device_mismatch = (
+            _differs(device_model, traits.model)
+            or _differs(os_family, traits.os_family)
+            or _differs(event.bluetooth_key, traits.bluetooth)
+            # A device that always carried a SIM now shows another one, or none.
+            or (traits.sim is not None and event.sim_key != traits.sim)
         )
-    elif os_family and version_tuple(os_version):
-        os_downgrade = False
 
     sim_changed: bool | None = None
     if event.phone_key and event.sim_key and not is_new:
@@ -142,7 +152,8 @@ def extract(
     if p.last_login is not None:
         hours_since = abs(now - p.last_login) / 3600.0
         days_since = hours_since / 24.0
-        if ip.has_location and p.last_lat is not None and p.last_lon is not None:
+        # The location of a VPN, Tor or hosting exit says nothing about where the user is.
+        if ip.locates_user and p.last_lat is not None and p.last_lon is not None:
             distance = haversine_km(p.last_lat, p.last_lon, ip.latitude or 0.0, ip.longitude or 0.0)
             speed = max(0.0, distance - GEO_TOLERANCE_KM) / max(hours_since, MIN_TRAVEL_HOURS)
 
@@ -162,6 +173,7 @@ def extract(
         "os_family": os_family,
         "os_family_known": known(os_family, p.os_families),
         "os_downgrade": os_downgrade,
+        "device_mismatch": device_mismatch,
         "bluetooth_known": known(event.bluetooth_key, p.bluetooth),
         "device_accounts_30d": (
             velocity.device_accounts_30d + 1 if event.device_key is not None else None
@@ -194,6 +206,9 @@ def extract(
         "hours_since_last_login": hours_since,
         "user_failures_10m": _count_since(p.failures, now, 600.0) + int(failed),
         "user_failures_24h": _count_since(p.failures, now, 86_400.0) + int(failed),
+        "tenant_failures_10m": velocity.tenant_failures_10m + int(failed),
+        "tenant_failure_ratio_10m": (velocity.tenant_failures_10m + int(failed))
+        / (velocity.tenant_attempts_10m + 1),
         "ip_users_10m": velocity.ip_users_10m + 1,
         "ip_failures_10m": velocity.ip_failures_10m + int(failed),
         "asn_users_10m": velocity.asn_users_10m + 1 if ip.asn is not None else None,

@@ -75,6 +75,12 @@ class IpInfo:
     def has_location(self) -> bool:
         return self.latitude is not None and self.longitude is not None
 
+    @property
+    def locates_user(self) -> bool:
+        """The coordinates stand for the user's whereabouts: a VPN, Tor or hosting exit's
+        location says nothing about where the person is."""
+        return self.has_location and not (self.is_hosting or self.is_vpn or self.is_tor)
+
 
 def _english(names: Mapping[str, Any] | None) -> str | None:
     if not names:

@@ -34,6 +34,18 @@ class Seen:
     last: float
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceTraits:
+    """What a known device id reported when it was last verified: a replayed id on other
+    hardware shows up as a mismatch. ``os_version`` is the highest seen."""
+
+    model: str | None = None
+    os_family: str | None = None
+    os_version: str | None = None
+    bluetooth: str | None = None
+    sim: str | None = None
+
+
 @dataclass(slots=True)
 class UserProfile:
     """Everything learned about one user from verified-good logins."""
@@ -46,9 +58,9 @@ class UserProfile:
     last_country: str | None = None
     last_city: str | None = None
     devices: dict[str, Seen] = field(default_factory=dict)
+    device_traits: dict[str, DeviceTraits] = field(default_factory=dict)
     models: dict[str, Seen] = field(default_factory=dict)
     os_families: dict[str, Seen] = field(default_factory=dict)
-    os_max_version: dict[str, str] = field(default_factory=dict)
     bluetooth: dict[str, Seen] = field(default_factory=dict)
     ip_prefixes: dict[str, Seen] = field(default_factory=dict)
     asns: dict[str, Seen] = field(default_factory=dict)
@@ -67,9 +79,9 @@ class UserProfile:
         return replace(
             self,
             devices=dict(self.devices),
+            device_traits=dict(self.device_traits),
             models=dict(self.models),
             os_families=dict(self.os_families),
-            os_max_version=dict(self.os_max_version),
             bluetooth=dict(self.bluetooth),
             ip_prefixes=dict(self.ip_prefixes),
             asns=dict(self.asns),
@@ -94,7 +106,8 @@ class UserProfile:
             last_lon=data.get("last_lon"),
             last_country=data.get("last_country"),
             last_city=data.get("last_city"),
-            os_max_version=dict(data.get("os_max_version") or {}),
+            device_traits={k: DeviceTraits(**v) for k, v in
+                           (data.get("device_traits") or {}).items()},
             sims={p: seen_map(m) for p, m in (data.get("sims") or {}).items()},
             hours=[float(h) for h in (data.get("hours") or [0.0] * 24)],
             failures=[float(t) for t in data.get("failures") or []],
@@ -109,13 +122,18 @@ class UserProfile:
 
 @dataclass(frozen=True, slots=True)
 class Velocity:
-    """Counts from the shared sliding windows, *excluding* the event being scored."""
+    """Counts from the shared sliding windows, *excluding* the event being scored.
+
+    ``tenant_*`` count every attempt on the tenant, the baseline against which a
+    credential-stuffing wave stands out."""
 
     ip_users_10m: int = 0
     ip_failures_10m: int = 0
     asn_users_10m: int = 0
     asn_failures_10m: int = 0
     device_accounts_30d: int = 0
+    tenant_attempts_10m: int = 0
+    tenant_failures_10m: int = 0
 
 
 def model_family(model: str | None) -> str | None:
@@ -214,8 +232,8 @@ def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighti
         asn=ip.asn,
         country=ip.country,
         city=ip.city,
-        latitude=ip.latitude,
-        longitude=ip.longitude,
+        latitude=ip.latitude if ip.locates_user else None,
+        longitude=ip.longitude if ip.locates_user else None,
         ssid_key=event.ssid_key,
         phone_key=event.phone_key,
         sim_key=event.sim_key,
@@ -235,13 +253,24 @@ def learn(profile: UserProfile, seen: Sighting) -> UserProfile:
             out.last_lat, out.last_lon = seen.latitude, seen.longitude
             out.last_country, out.last_city = seen.country, seen.city
     _touch(out.devices, seen.device_key, ts)
+    if seen.device_key is not None:
+        before = out.device_traits.get(seen.device_key, DeviceTraits())
+        best = before.os_version
+        if version_tuple(seen.os_version) and (
+            best is None or (version_tuple(seen.os_version) or ()) > (version_tuple(best) or ())
+        ):
+            best = seen.os_version
+        out.device_traits[seen.device_key] = DeviceTraits(
+            model=model_family(seen.device_model) or before.model,
+            os_family=seen.os_family or before.os_family,
+            os_version=best,
+            bluetooth=seen.bluetooth_key or before.bluetooth,
+            sim=seen.sim_key or before.sim,
+        )
+        for gone in out.device_traits.keys() - out.devices.keys():
+            del out.device_traits[gone]
     _touch(out.models, model_family(seen.device_model), ts)
     _touch(out.os_families, seen.os_family, ts)
-    version = version_tuple(seen.os_version)
-    if seen.os_family and version:
-        best = out.os_max_version.get(seen.os_family)
-        if best is None or version > (version_tuple(best) or ()):
-            out.os_max_version[seen.os_family] = seen.os_version or ""
     _touch(out.bluetooth, seen.bluetooth_key, ts)
     _touch(out.ip_prefixes, seen.ip_prefix_key, ts)
     _touch(out.asns, str(seen.asn) if seen.asn is not None else None, ts)

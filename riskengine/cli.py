@@ -75,8 +75,15 @@ def _replay(args: argparse.Namespace) -> int:
         from models.freeman import FreemanModel
 
         baseline = FreemanModel()
+    fmt = args.format or ("rba" if ".csv" in Path(args.file).name else "jsonl")
+    if fmt == "rba":
+        from riskengine.datasets.rba import RbaReader
+
+        lines = RbaReader(args.file, validate=False).read()  # replay validates each line
+    else:
+        lines = read_jsonl(args.file)
     report = Replayer(built.engine, warmup_days=args.warmup_days, baseline=baseline,
-                      seed=args.seed).run(read_jsonl(args.file))
+                      seed=args.seed).run(lines)
     data = report.to_dict()
     data["config"] = {"rules_version": built.engine.ruleset.label,
                       "model_version": built.engine.model_version, "file": str(args.file),
@@ -108,7 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.set_defaults(func=_simulate)
 
     rep = sub.add_parser("replay", help="replay labelled JSONL through the engine and report")
-    rep.add_argument("file", help="JSONL (.gz too) of labelled wire events, or - for stdin")
+    rep.add_argument("file", help="JSONL (.gz too) of labelled wire events, - for stdin, or "
+                     "the public RBA dataset's CSV (.csv, .csv.gz)")
+    rep.add_argument("--format", choices=["jsonl", "rba"],
+                     help="input format (default: rba for .csv files, else jsonl)")
     rep.add_argument("--store", default="memory:", help="store URL (default memory:)")
     rep.add_argument("--rules", help="ruleset YAML (default: the shipped ruleset)")
     rep.add_argument("--model", help="model artifact (default: the shipped model)")

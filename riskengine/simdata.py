@@ -41,7 +41,7 @@ CHINA: tuple[Place, ...] = (
 ABROAD: tuple[Place, ...] = (
     Place("San Jose", "US", "America/Los_Angeles", ("73.15", "76.102"), ("76.102",)),
     Place("Hanover", "DE", "Europe/Berlin", ("79.200", "87.150"), ("87.150",)),
-    Place("London", "GB", "Europe/London", ("86.140", "81.2"), ("86.140",)),
+    Place("London", "GB", "Europe/London", ("86.140", "86.150"), ("86.140",)),
     Place("Tokyo", "JP", "Asia/Tokyo", ("153.156", "126.20"), ("126.20",)),
     Place("Singapore", "SG", "Asia/Singapore", ("116.86", "175.156"), ("175.156",)),
     Place("Bangkok", "TH", "Asia/Bangkok", ("49.228",), ("1.46",)),

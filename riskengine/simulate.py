@@ -461,7 +461,8 @@ class Simulator:
             net16 = rng.choice(place.broadband)
             third = rng.randrange(256)
             ssid = _ssid(rng, sd.HOME_SSIDS)
-            day = float(rng.randrange(0, 4))
+            # Like the other targeted attacks, it begins once the victim has a history.
+            day = float(min(self.days - 1, 14 + rng.randrange(0, 7)))
             gap = 4.0
             while day < self.days:
                 when = self._at(place, int(day), self._hour(c))

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
+    MINUTE_S,
     Attempt,
     FeedbackOutcome,
     Loaded,
@@ -25,6 +26,7 @@ from riskengine.stores.sqlite import SqliteStore
 __all__ = [
     "DEVICE_WINDOW_S",
     "IP_WINDOW_S",
+    "MINUTE_S",
     "Attempt",
     "FeedbackOutcome",
     "LoadQuery",

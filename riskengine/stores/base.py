@@ -18,6 +18,15 @@ from features.profile import UserProfile, Velocity
 # Sliding windows of the shared velocity counters.
 IP_WINDOW_S = 600.0
 DEVICE_WINDOW_S = 30 * 86_400.0
+# Tenant-wide counts are kept per minute: the window is the ten whole minutes before the
+# current one plus the current one, so it spans 10 to 11 minutes.
+MINUTE_S = 60
+
+
+def minute_window(now: float) -> tuple[int, int]:
+    """First and last minute bucket (inclusive) of the tenant window ending at ``now``."""
+    last = int(now // MINUTE_S)
+    return last - int(IP_WINDOW_S // MINUTE_S), last
 
 ProfileUpdate = Callable[[UserProfile], UserProfile]
 
@@ -87,7 +96,8 @@ class Store(Protocol):
     def load(self, query: LoadQuery) -> Loaded:
         """Profile, velocity counts and any decision already recorded under
         ``query.event_id`` for this tenant. The ``*_users_*`` and ``device_accounts_*``
-        counts leave this user out; the failure counts include this user's failures."""
+        counts leave this user out; the failure counts include this user's failures; the
+        ``tenant_*`` counts cover ``minute_window(now)``."""
         ...
 
     def record(

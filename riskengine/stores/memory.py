@@ -14,12 +14,14 @@ from features.profile import UserProfile, Velocity
 from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
+    MINUTE_S,
     Attempt,
     FeedbackOutcome,
     Loaded,
     LoadQuery,
     ProfileUpdate,
     StoredDecision,
+    minute_window,
 )
 
 
@@ -93,6 +95,8 @@ class MemoryStore:
         # arrive out of order.
         self._ip_hits: defaultdict[tuple[str, str], list[_Hit]] = defaultdict(list)
         self._asn_hits: defaultdict[tuple[str, int], list[_Hit]] = defaultdict(list)
+        # (tenant, minute) -> [attempts, failures]
+        self._minutes: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         # (tenant, device_key) -> user_key -> latest time seen on that device
         self._device_users: defaultdict[tuple[str, str], dict[str, float]] = defaultdict(dict)
 
@@ -112,6 +116,10 @@ class MemoryStore:
                 user != user_key and now - DEVICE_WINDOW_S < last_ts <= now
                 for user, last_ts in device_users.items()
             )
+            first, last = minute_window(now)
+            buckets = [self._minutes.get((tenant, m)) for m in range(first, last + 1)]
+            tenant_attempts = sum(b[0] for b in buckets if b)
+            tenant_failures = sum(b[1] for b in buckets if b)
             return Loaded(
                 profile=_copy(self._profiles.get((tenant, user_key))),
                 velocity=Velocity(
@@ -120,6 +128,8 @@ class MemoryStore:
                     asn_users_10m=asn_users,
                     asn_failures_10m=asn_failures,
                     device_accounts_30d=device_accounts,
+                    tenant_attempts_10m=tenant_attempts,
+                    tenant_failures_10m=tenant_failures,
                 ),
                 previous=_thaw(self._decisions.get((tenant, query.event_id))),
             )
@@ -136,6 +146,9 @@ class MemoryStore:
                 # Run first: an update that raises leaves nothing half-recorded.
                 self._update_profile(user, update)
             self._decisions[(decision.tenant, decision.event_id)] = _freeze(decision)
+            bucket = self._minutes[(attempt.tenant, int(attempt.ts // MINUTE_S))]
+            bucket[0] += 1
+            bucket[1] += int(attempt.failed)
             hit = _Hit(attempt.ts, attempt.user_key, attempt.failed)
             insort(self._ip_hits[(attempt.tenant, attempt.ip_key)], hit, key=_ts)
             if attempt.asn is not None:

@@ -15,6 +15,7 @@ from features.profile import UserProfile, Velocity
 from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
+    MINUTE_S,
     Attempt,
     FeedbackOutcome,
     Loaded,
@@ -22,6 +23,7 @@ from riskengine.stores.base import (
     ProfileUpdate,
     StoredDecision,
     StoreError,
+    minute_window,
 )
 
 T = TypeVar("T")
@@ -59,6 +61,13 @@ CREATE TABLE IF NOT EXISTS device_accounts (
     PRIMARY KEY (tenant, device_key, user_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS device_accounts_by_ts ON device_accounts (last_ts);
+CREATE TABLE IF NOT EXISTS tenant_minutes (
+    tenant TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS decisions (
     tenant TEXT NOT NULL,
     event_id TEXT NOT NULL,
@@ -107,6 +116,16 @@ _UPSERT_DEVICE = (
     " DO UPDATE SET last_ts = MAX(last_ts, excluded.last_ts)"
 )
 _SET_FEEDBACK = "UPDATE decisions SET feedback = ? WHERE tenant = ? AND event_id = ?"
+_TENANT_WINDOW = (
+    "SELECT COALESCE(SUM(attempts), 0), COALESCE(SUM(failures), 0) FROM tenant_minutes"
+    " WHERE tenant = ? AND minute BETWEEN ? AND ?"
+)
+_BUMP_MINUTE = (
+    "INSERT INTO tenant_minutes (tenant, minute, attempts, failures) VALUES (?, ?, 1, ?)"
+    " ON CONFLICT (tenant, minute)"
+    " DO UPDATE SET attempts = attempts + 1, failures = failures + excluded.failures"
+)
+_PRUNE_MINUTES = "DELETE FROM tenant_minutes WHERE minute <= ?"
 _PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
 _PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
 
@@ -264,6 +283,9 @@ class SqliteStore:
                     ),
                 ).fetchone()[0]
             )
+            tenant_attempts, tenant_failures = conn.execute(
+                _TENANT_WINDOW, (query.tenant, *minute_window(query.now))
+            ).fetchone()
             previous = _read_decision(conn, query.tenant, query.event_id)
         return Loaded(
             profile=profile,
@@ -273,6 +295,8 @@ class SqliteStore:
                 asn_users_10m=asn_users,
                 asn_failures_10m=asn_failures,
                 device_accounts_30d=device_accounts,
+                tenant_attempts_10m=int(tenant_attempts),
+                tenant_failures_10m=int(tenant_failures),
             ),
             previous=previous,
         )
@@ -311,6 +335,9 @@ class SqliteStore:
                     attempt.failed,
                 ),
             )
+            conn.execute(
+                _BUMP_MINUTE, (attempt.tenant, int(attempt.ts // MINUTE_S), int(attempt.failed))
+            )
             if attempt.device_key is not None:
                 conn.execute(
                     _UPSERT_DEVICE,
@@ -323,6 +350,7 @@ class SqliteStore:
                 horizon = min(attempt.ts, time.time())
                 conn.execute(_PRUNE_ATTEMPTS, (horizon - ATTEMPT_RETENTION_S,))
                 conn.execute(_PRUNE_DEVICES, (horizon - DEVICE_WINDOW_S,))
+                conn.execute(_PRUNE_MINUTES, ((horizon - ATTEMPT_RETENTION_S) // MINUTE_S,))
         return decision
 
     def apply_feedback(

@@ -72,7 +72,7 @@ class TestVelocity:
                   timestamp=at(T0 + timedelta(seconds=5 * i)))
             for i in range(15)
         ]
-        assert bodies[0]["decision"] == "allow"
+        assert "ip_credential_stuffing" not in {r["code"] for r in bodies[0]["reasons"]}
         last = bodies[-1]
         assert last["decision"] == "challenge" and last["challenge"] == "captcha"
         assert "ip_credential_stuffing" in {r["code"] for r in last["reasons"]}
@@ -81,12 +81,21 @@ class TestVelocity:
         engine = make_engine()
         last = home_history(engine, 5)
         bodies = [
-            score(engine, **{**HOME, "ip": "81.167.144.58", "auth_result": "failure",
-                             "device": None, "timestamp": at(last + timedelta(minutes=1 + i))})
+            score(engine, **{**HOME, "auth_result": "failure", "device": None,
+                             "timestamp": at(last + timedelta(minutes=1 + i))})
             for i in range(6)
         ]
         assert "account_brute_force" in {r["code"] for r in bodies[-1]["reasons"]}
+        assert bodies[-1]["decision"] == "challenge"
         assert bodies[-1]["challenge"] == "captcha"
+
+    def test_guessing_from_a_foreign_network_is_stopped(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        body = score(engine, **{**HOME, "ip": "81.167.144.58", "auth_result": "failure",
+                                "device": None, "timestamp": at(last + timedelta(minutes=1))})
+        assert body["decision"] in ("challenge", "deny")
+        assert "failed_from_unfamiliar_network" in {r["code"] for r in body["reasons"]}
 
 
 class _DeadStore:

@@ -161,7 +161,7 @@ class TestDevice:
             ("Android", "14.1", False),
             ("Android", "14.1.0", False),
             ("Android", "15", False),
-            ("iOS", "17.1", False),  # another OS family has nothing to be lower than
+            ("iOS", "17.1", False),  # another OS family is a mismatch, not a downgrade
             ("Android", None, None),  # no version
             ("Android", "beta", None),  # not a version number
             (None, "13", None),  # no OS family
@@ -170,20 +170,36 @@ class TestDevice:
     def test_os_downgrade(
         self, intel: IpIntel, os_name: str | None, os_version: str | None, downgrade: bool | None
     ) -> None:
-        profile = history(intel, os_name="Android", os_version="14.1")
+        profile = history(intel, device_key="dev-1", os_name="Android", os_version="14.1")
 
-        fv = features(intel, login(os_name=os_name, os_version=os_version), profile)
+        fv = features(
+            intel, login(device_key="dev-1", os_name=os_name, os_version=os_version), profile
+        )
 
         assert fv["os_downgrade"] is downgrade
+
+    def test_os_downgrade_is_about_one_known_device(self, intel: IpIntel) -> None:
+        """A second, older phone or a browser is not a downgrade of the first phone."""
+        profile = history(intel, device_key="dev-1", os_name="Android", os_version="15")
+
+        other = features(intel, login(device_key="dev-2", os_name="Android", os_version="13"),
+                         profile)
+        browser = features(intel, login(os_name="Android", os_version="13"), profile)
+
+        assert other["os_downgrade"] is None
+        assert browser["os_downgrade"] is None
 
     def test_os_downgrade_compares_with_the_highest_version_learned(self, intel: IpIntel) -> None:
         profile = learned(
             intel,
-            login(at=T0 - timedelta(days=3), os_name="Android", os_version="15"),
-            login(at=T0 - timedelta(days=2), os_name="Android", os_version="14"),
+            login(at=T0 - timedelta(days=3), device_key="dev-1", os_name="Android",
+                  os_version="15"),
+            login(at=T0 - timedelta(days=2), device_key="dev-1", os_name="Android",
+                  os_version="14"),
         )
 
-        fv = features(intel, login(os_name="Android", os_version="14"), profile)
+        fv = features(intel, login(device_key="dev-1", os_name="Android", os_version="14"),
+                      profile)
 
         assert fv["os_downgrade"] is True
 

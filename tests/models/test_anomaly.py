@@ -89,4 +89,4 @@ def test_the_shipped_model_is_ready_and_calibrated() -> None:
     assert model.ready
     low, high = model.calibration_
     assert 0 < low < high
-    assert card["metrics"]["held_out_good_logins"] > 1000
+    assert card["metrics"]["held_out_learned_logins"] > 1000

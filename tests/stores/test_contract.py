@@ -13,6 +13,7 @@ from features.profile import Seen, UserProfile, Velocity
 from riskengine.stores import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
+    MINUTE_S,
     Attempt,
     FeedbackOutcome,
     Loaded,
@@ -155,6 +156,8 @@ def test_velocity_counts_other_users_and_all_failures(store: Store) -> None:
         asn_users_10m=3,
         asn_failures_10m=4,
         device_accounts_30d=2,
+        tenant_attempts_10m=6,
+        tenant_failures_10m=5,
     )
     assert load(store, user="nobody").velocity.device_accounts_30d == 3
 
@@ -164,13 +167,15 @@ def test_velocity_without_asn_or_device_is_zero_for_those(store: Store) -> None:
 
     velocity = load(store, asn=None, device=None).velocity
 
-    assert velocity == Velocity(ip_users_10m=1, ip_failures_10m=1)
+    assert velocity == Velocity(ip_users_10m=1, ip_failures_10m=1, tenant_attempts_10m=1,
+                                tenant_failures_10m=1)
 
 
 def test_attempts_without_asn_or_device_count_by_ip_only(store: Store) -> None:
     record(store, "e1", user="u2", asn=None, device=None, failed=True)
 
-    assert load(store).velocity == Velocity(ip_users_10m=1, ip_failures_10m=1)
+    assert load(store).velocity == Velocity(ip_users_10m=1, ip_failures_10m=1,
+                                            tenant_attempts_10m=1, tenant_failures_10m=1)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +191,27 @@ def test_ip_and_asn_windows_slide_with_event_time(store: Store, now: float, coun
     record(store, "e1", user="u2", failed=True, device=None)
 
     hits = int(counted)
-    assert load(store, now=now).velocity == Velocity(hits, hits, hits, hits, 0)
+    velocity = replace(load(store, now=now).velocity, tenant_attempts_10m=0,
+                       tenant_failures_10m=0)
+    assert velocity == Velocity(hits, hits, hits, hits, 0)
+
+
+@pytest.mark.parametrize(
+    ("minutes_later", "counted"),
+    [(-1, False), (0, True), (10, True), (11, False)],
+)
+def test_tenant_counts_cover_the_last_ten_whole_minutes(
+    store: Store, minutes_later: int, counted: bool
+) -> None:
+    start = (T0 // MINUTE_S) * MINUTE_S  # the start of a minute
+    record(store, "e1", ts=start + 5, failed=True)
+    record(store, "e2", user="u2", ts=start + 30, failed=False)
+    record(store, "e3", tenant="t2", ts=start + 30, failed=True)  # another tenant's
+
+    velocity = load(store, now=start + 30 + minutes_later * MINUTE_S).velocity
+
+    n = int(counted)
+    assert (velocity.tenant_attempts_10m, velocity.tenant_failures_10m) == (2 * n, n)
 
 
 @pytest.mark.parametrize(
