@@ -119,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "the public RBA dataset's CSV (.csv, .csv.gz)")
     rep.add_argument("--format", choices=["jsonl", "rba"],
                      help="input format (default: rba for .csv files, else jsonl)")
-    rep.add_argument("--store", default="memory:", help="store URL (default memory:)")
+    rep.add_argument("--store", default="memory:?retention_s=172800",
+                     help="store URL (default: in memory, decisions kept two days of event "
+                          "time so that memory grows with users, not events)")
     rep.add_argument("--rules", help="ruleset YAML (default: the shipped ruleset)")
     rep.add_argument("--model", help="model artifact (default: the shipped model)")
     rep.add_argument("--warmup-days", type=float, default=14.0)

@@ -55,7 +55,8 @@ def _redacted(url: str) -> str:
 def open_store(url: str) -> Store:
     """The store a URL names.
 
-    ``memory:`` or ``memory://`` is a fresh in-process store. ``sqlite:PATH`` and
+    ``memory:`` or ``memory://`` is a fresh in-process store (``memory:?retention_s=N``
+    forgets decisions N seconds old). ``sqlite:PATH`` and
     ``sqlite://PATH`` open a SQLite file (``sqlite:///abs/path`` for an absolute path,
     ``sqlite::memory:`` for a private in-memory database), as does a bare path ending in
     ``.db``, ``.sqlite`` or ``.sqlite3``.
@@ -69,6 +70,11 @@ def open_store(url: str) -> Store:
     """
     if url in ("memory:", "memory://"):
         return MemoryStore()
+    if url.startswith(("memory:?retention_s=", "memory://?retention_s=")):
+        try:
+            return MemoryStore(retention_s=float(url.split("=", 1)[1]))
+        except ValueError:
+            raise ValueError(f"store url {url!r}: retention_s must be seconds") from None
     for prefix in ("sqlite://", "sqlite:"):
         if url.startswith(prefix):
             path = url.removeprefix(prefix)

@@ -32,6 +32,7 @@ class _Hit(NamedTuple):
 
 
 _ts = attrgetter("ts")
+PRUNE_EVERY = 10_000
 
 
 def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
@@ -81,14 +82,18 @@ def _copy(profile: UserProfile | None) -> UserProfile | None:
 class MemoryStore:
     """A :class:`~riskengine.stores.base.Store` held in process memory.
 
-    Nothing is shared between processes and nothing is forgotten: memory grows with every
-    event recorded, which suits tests and bounded replays, not a long-running service.
+    Nothing is shared between processes. With ``retention_s`` unset nothing is forgotten and
+    memory grows with every event; with it, decisions older than that (in event time) and
+    velocity hits past their windows are dropped now and then, so a long replay's memory
+    grows with its users, not its events.
     Profiles and decisions are copied in and out, so mutating what a call returned (or what
     an update was given) never changes the stored state.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, retention_s: float | None = None) -> None:
+        self.retention_s = retention_s
         self._lock = threading.Lock()
+        self._records = 0
         self._profiles: dict[tuple[str, str], UserProfile] = {}
         self._decisions: dict[tuple[str, str], _Frozen] = {}
         # Hits stay sorted by event time, so a window is two bisections even when events
@@ -156,7 +161,33 @@ class MemoryStore:
             if attempt.device_key is not None:
                 users = self._device_users[(attempt.tenant, attempt.device_key)]
                 users[attempt.user_key] = max(attempt.ts, users.get(attempt.user_key, attempt.ts))
+            self._records += 1
+            if self.retention_s is not None and self._records % PRUNE_EVERY == 0:
+                self._prune(attempt.ts)
             return decision
+
+    def _prune(self, now: float) -> None:
+        """Forget what no window or retention needs any more (called under the lock)."""
+        assert self.retention_s is not None
+        horizon = now - self.retention_s
+        # Decisions arrive roughly in time order, so the oldest are first in the dict.
+        for key, frozen in list(self._decisions.items()):
+            if frozen.decision.ts >= horizon:
+                break
+            del self._decisions[key]
+        for hits_by_key in (self._ip_hits, self._asn_hits):
+            for key, hits in list(hits_by_key.items()):
+                del hits[: bisect_right(hits, now - IP_WINDOW_S, key=_ts)]
+                if not hits:
+                    del hits_by_key[key]
+        first_minute = minute_window(now)[0]
+        for key in [k for k in self._minutes if k[1] < first_minute]:
+            del self._minutes[key]
+        for key, users in list(self._device_users.items()):
+            for user in [u for u, ts in users.items() if ts <= now - DEVICE_WINDOW_S]:
+                del users[user]
+            if not users:
+                del self._device_users[key]
 
     def _update_profile(self, user: tuple[str, str], update: ProfileUpdate) -> None:
         current = self._profiles.get(user)

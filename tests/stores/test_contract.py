@@ -357,3 +357,18 @@ def test_a_new_label_replaces_the_old_one(store: Store) -> None:
     stored = store.get_decision("t1", "e1")
     assert stored is not None and stored.feedback == "challenge_passed"
     assert store.get_profile("t1", "u1") == UserProfile(logins=1)
+
+
+def test_memory_store_with_retention_forgets_old_decisions_and_hits() -> None:
+    from riskengine.stores import open_store
+    from riskengine.stores.memory import PRUNE_EVERY
+
+    store = open_store("memory:?retention_s=3600")
+    assert isinstance(store, MemoryStore)
+    for i in range(PRUNE_EVERY):
+        record(store, f"e{i}", user=f"u{i % 7}", ts=T0 + i)  # ~2.8 hours of events
+    last = T0 + PRUNE_EVERY - 1
+    assert store.get_decision("t1", "e0") is None  # older than an hour: forgotten
+    assert store.get_decision("t1", f"e{PRUNE_EVERY - 1}") is not None
+    velocity = load(store, user="other", now=last).velocity
+    assert velocity.ip_users_10m == 7  # the 10-minute window still counts correctly
