@@ -1,4 +1,5 @@
 # riskengine: `make run` serves the API, `make test` runs the suite. Both set up .venv first.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= sqlite:riskengine.db
 
-.PHONY: run test install install-dev lint model clean
+.PHONY: run test install install-dev services lint model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +28,16 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	RISKENGINE_ENV=$${RISKENGINE_ENV:-development} $(BIN)/riskengine serve --host $(HOST) --port $(PORT) --store $(STORE)
 
+## Start what the tests talk to: Redis on 127.0.0.1:6379 (this machine kind runs it already).
+services:
+	@if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then :; \
+	elif command -v redis-server >/dev/null; then \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no; \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.5; done; \
+	else echo "Redis is not running on 127.0.0.1:6379 and redis-server is not installed (apt-get install redis-server)"; exit 1; fi
+
 ## Install dev dependencies and run the whole default test suite.
-test: install-dev
+test: install-dev services
 	$(BIN)/python -m pytest -q
 
 lint: install-dev

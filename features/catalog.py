@@ -43,6 +43,16 @@ FEATURES: tuple[FeatureSpec, ...] = (
     # -- device
     _b("device_id_present", "The event carries a usable device id (IMEI or OAID)."),
     _b("device_known", "This device id was seen in the user's successful logins.", True),
+    _b(
+        "device_trusted",
+        "A known device on which this user passed a step-up (an OTP or a challenge).",
+    ),
+    _b(
+        "marked_bad",
+        "The device, address block or Wi-Fi of this login was seen in confirmed fraud on "
+        "this account.",
+        True,
+    ),
     _b("new_device", "A device id the user has never logged in with (None: no id or new user)."),
     FeatureSpec("device_model", "str", "Device model, from the device fields or the user agent."),
     _b("device_model_known", "This device model (or user-agent device) was seen before."),

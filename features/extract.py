@@ -167,6 +167,11 @@ def extract(
         "days_since_last_login": days_since,
         "device_id_present": event.device_key is not None,
         "device_known": bool(device_known),
+        "device_trusted": bool(device_known) and event.device_key in p.trusted,
+        "marked_bad": any(
+            k is not None and k in p.bad
+            for k in (event.device_key, event.ip_prefix_key, event.ssid_key)
+        ),
         "new_device": _novel(device_known),
         "device_model": device_model,
         "device_model_known": known(device_model, p.models),

@@ -70,6 +70,11 @@ class UserProfile:
     sims: dict[str, dict[str, Seen]] = field(default_factory=dict)
     hours: list[float] = field(default_factory=lambda: [0.0] * 24)
     failures: list[float] = field(default_factory=list)
+    # device key -> when a step-up on it was passed; only these devices earn trust
+    trusted: dict[str, float] = field(default_factory=dict)
+    # pseudonyms of devices, address blocks and Wi-Fi names seen in confirmed fraud,
+    # with the time they were marked
+    bad: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +96,8 @@ class UserProfile:
             sims={k: dict(v) for k, v in self.sims.items()},
             hours=list(self.hours),
             failures=list(self.failures),
+            trusted=dict(self.trusted),
+            bad=dict(self.bad),
         )
 
     @classmethod
@@ -111,6 +118,8 @@ class UserProfile:
             sims={p: seen_map(m) for p, m in (data.get("sims") or {}).items()},
             hours=[float(h) for h in (data.get("hours") or [0.0] * 24)],
             failures=[float(t) for t in data.get("failures") or []],
+            trusted={str(k): float(v) for k, v in (data.get("trusted") or {}).items()},
+            bad={str(k): float(v) for k, v in (data.get("bad") or {}).items()},
         )
         for name in ("devices", "models", "os_families", "bluetooth", "ip_prefixes", "asns",
                      "countries", "cities", "ssids"):
@@ -241,8 +250,11 @@ def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighti
     )
 
 
-def learn(profile: UserProfile, seen: Sighting) -> UserProfile:
-    """The profile after a verified-good successful login; ``profile`` is left untouched."""
+def learn(profile: UserProfile, seen: Sighting, *, trust: bool = False) -> UserProfile:
+    """The profile after a verified-good successful login; ``profile`` is left untouched.
+
+    ``trust`` marks the device as trusted: the login passed a step-up on it.
+    """
     out = profile.copy()
     ts = seen.ts
     out.logins += 1
@@ -269,6 +281,8 @@ def learn(profile: UserProfile, seen: Sighting) -> UserProfile:
         )
         for gone in out.device_traits.keys() - out.devices.keys():
             del out.device_traits[gone]
+        for gone in out.trusted.keys() - out.devices.keys():
+            del out.trusted[gone]
     _touch(out.models, model_family(seen.device_model), ts)
     _touch(out.os_families, seen.os_family, ts)
     _touch(out.bluetooth, seen.bluetooth_key, ts)
@@ -285,6 +299,79 @@ def learn(profile: UserProfile, seen: Sighting) -> UserProfile:
     if seen.local_hour is not None:
         out.hours = [h * HOUR_DECAY for h in out.hours]
         out.hours[int(seen.local_hour) % 24] += 1.0
+    return trust_device(out, seen) if trust else out
+
+
+def trust_device(profile: UserProfile, seen: Sighting) -> UserProfile:
+    """The profile with the login's device trusted (a step-up passed on it) and its
+    device, address block and Wi-Fi no longer marked bad."""
+    out = profile.copy()
+    if seen.device_key is not None and seen.device_key in out.devices:
+        out.trusted[seen.device_key] = seen.ts
+    for key in (seen.device_key, seen.ip_prefix_key, seen.ssid_key):
+        if key is not None:
+            out.bad.pop(key, None)
+    return out
+
+
+def _untouch(m: dict[str, Seen], key: str | None) -> None:
+    item = m.get(key) if key is not None else None
+    if item is None:
+        return
+    if item.count <= 1:
+        del m[key]  # type: ignore[arg-type]
+    else:
+        m[key] = Seen(item.count - 1, item.first, item.last)  # type: ignore[index]
+
+
+def unlearn(profile: UserProfile, seen: Sighting) -> UserProfile:
+    """The profile with a login that was learned taken back out (it proved fraudulent).
+
+    Counts drop by one and items seen only in that login disappear, its device loses any
+    trust, and its hour leaves the histogram (as far as decay allows). The last location is
+    left alone: the next verified login replaces it.
+    """
+    out = profile.copy()
+    out.logins = max(0, out.logins - 1)
+    for m, key in (
+        (out.devices, seen.device_key),
+        (out.bluetooth, seen.bluetooth_key),
+        (out.ip_prefixes, seen.ip_prefix_key),
+        (out.asns, str(seen.asn) if seen.asn is not None else None),
+        (out.countries, seen.country),
+        (out.cities, f"{seen.country}/{seen.city}" if seen.city else None),
+        (out.ssids, seen.ssid_key),
+        (out.models, model_family(seen.device_model)),
+        (out.os_families, seen.os_family),
+    ):
+        _untouch(m, key)
+    if seen.phone_key and seen.sim_key and seen.phone_key in out.sims:
+        _untouch(out.sims[seen.phone_key], seen.sim_key)
+    for gone in out.device_traits.keys() - out.devices.keys():
+        del out.device_traits[gone]
+    if seen.device_key is not None:
+        out.trusted.pop(seen.device_key, None)
+    if seen.local_hour is not None:
+        h = int(seen.local_hour) % 24
+        out.hours[h] = max(0.0, out.hours[h] - 1.0)
+    return out
+
+
+def mark_bad(profile: UserProfile, seen: Sighting, *, at: float) -> UserProfile:
+    """Remember the device, address block and Wi-Fi of a fraudulent login as bad for
+    this user (bounded like every other map: the oldest marks go first).
+
+    What the user's verified history holds is never marked: an attacker who used the
+    victim's Wi-Fi name or address block must not turn the victim's own network against
+    the victim (take a learned fraudulent login out with ``unlearn`` first).
+    """
+    out = profile.copy()
+    for key, known in ((seen.device_key, out.devices), (seen.ip_prefix_key, out.ip_prefixes),
+                       (seen.ssid_key, out.ssids)):
+        if key is not None and key not in known:
+            out.bad[key] = at
+    while len(out.bad) > MAX_ITEMS:
+        del out.bad[min(out.bad, key=out.bad.__getitem__)]
     return out
 
 

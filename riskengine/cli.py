@@ -1,4 +1,4 @@
-"""Command line: ``riskengine serve | simulate | replay``."""
+"""Command line: ``riskengine serve | simulate | replay | models``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -95,6 +96,43 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(**overrides: object) -> Any:
+    from riskengine.settings import Settings
+
+    overrides.setdefault("env", os.environ.get("RISKENGINE_ENV", "production"))
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from models.snapshots import list_snapshots
+
+    settings = _settings(**({"model_dir": Path(args.dir)} if args.dir else {}))
+    if settings.model_dir is None:
+        print("no model folder configured", file=sys.stderr)
+        return 2
+    rows = list_snapshots(settings.model_dir)
+    if not rows:
+        print(f"no snapshots in {settings.model_dir}")
+    for snap in rows:
+        print(f"{'*' if snap.active else ' '} {snap.version:<40} {snap.created:<26} "
+              f"learned {snap.learned:>9,}  parent {snap.parent or '-'}")
+    return 0
+
+
+def _models_rollback(args: argparse.Namespace) -> int:
+    from models.persistence import ModelArtifactError
+    from models.snapshots import set_active
+
+    settings = _settings(**({"model_dir": Path(args.dir)} if args.dir else {}))
+    try:
+        set_active(settings.model_dir, args.version, key=settings.signing_key())
+    except ModelArtifactError as exc:
+        print(f"riskengine: rollback refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.version} is now active; running services switch at their next tick")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="riskengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--json", help="also write the report as JSON to this file")
     rep.add_argument("--seed", type=int, default=0, help="seed of the simulated step-up answers")
     rep.set_defaults(func=_replay)
+
+    models = sub.add_parser("models", help="signed snapshots of the online model")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    mlist = msub.add_parser("list", help="list snapshots, the active one starred")
+    mlist.add_argument("--dir", help="snapshot folder (default RISKENGINE_MODEL_DIR)")
+    mlist.set_defaults(func=_models_list)
+    roll = msub.add_parser("rollback", help="make an earlier snapshot the active one")
+    roll.add_argument("version")
+    roll.add_argument("--dir", help="snapshot folder (default RISKENGINE_MODEL_DIR)")
+    roll.set_defaults(func=_models_rollback)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

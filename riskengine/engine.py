@@ -6,23 +6,34 @@ the store, the IP databases, the ruleset and the model are handed to it.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from features import identifiers as ids
 from features.event import AuthResult, EventType, LoginEvent, LoginMethod, NetworkType
 from features.extract import FeatureVector, extract, ip_prefix
 from features.ipintel import IpInfo, IpIntel
-from features.profile import Sighting, UserProfile, learn, note_failure, sighting
+from features.profile import (
+    Sighting,
+    learn,
+    mark_bad,
+    note_failure,
+    sighting,
+    trust_device,
+    unlearn,
+)
 from models.anomaly import AnomalyModel
+from riskengine.learning import LearningGate, otp_verified, verified_good
 from riskengine.policy import Decision, Reason, choose_challenge, decide
 from riskengine.privacy import Kind, Pseudonymizer
 from riskengine.rules import Action, Challenge, Ruleset
@@ -30,6 +41,7 @@ from riskengine.stores.base import (
     Attempt,
     FeedbackOutcome,
     LoadQuery,
+    ProfileUpdate,
     Store,
     StoredDecision,
     StoreError,
@@ -37,6 +49,18 @@ from riskengine.stores.base import (
 from riskengine.wire import ScoreRequest, parse_timestamp
 
 log = logging.getLogger("riskengine.decision")
+
+
+class Label(StrEnum):
+    LEGIT = "legit"
+    FRAUD = "fraud"
+
+
+class Source(StrEnum):
+    CHALLENGE_PASSED = "challenge_passed"
+    CHALLENGE_FAILED = "challenge_failed"
+    USER_REPORT = "user_report"
+    ANALYST = "analyst"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +89,8 @@ class Engine:
         Keyed hashing of identifiers, applied before anything else sees them.
     failover
         Decision when a dependency fails: ``challenge`` (default) or ``deny``, never allow.
+    gate
+        Caps on how much one user, IP or ASN may teach the model (``riskengine.learning``).
     """
 
     def __init__(
@@ -77,6 +103,7 @@ class Engine:
         ipintel: IpIntel,
         pseudonymizer: Pseudonymizer,
         failover: Action = Action.CHALLENGE,
+        gate: LearningGate | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if failover is Action.ALLOW:
@@ -88,10 +115,21 @@ class Engine:
         self.ipintel = ipintel
         self.pseudonymize = pseudonymizer
         self.failover = failover
+        self.gate = gate or LearningGate()
         self._clock = clock
         self._model_lock = threading.Lock()
 
     # -- the edge: wire request -> pseudonymous event ---------------------------------
+
+    def swap_model(self, model: AnomalyModel, version: str) -> None:
+        """Serve another model from the next request on (a rollback or a promotion)."""
+        with self._model_lock:
+            self.model, self.model_version = model, version
+
+    def model_copy(self) -> AnomalyModel:
+        """A consistent copy of the live model, to snapshot while scoring goes on."""
+        with self._model_lock:
+            return copy.deepcopy(self.model)
 
     def to_event(self, req: ScoreRequest, *, received_at: datetime) -> LoginEvent:
         """Validate-time facts into a ``LoginEvent``; raw identifiers stop here."""
@@ -183,9 +221,9 @@ class Engine:
             model_risk=self.model.risk(anomaly),
             model_version=self.model_version,
         )
-        # Learning only from what the policy allowed and the password check confirmed:
-        # a detector must not learn from what it flags.
-        verified = decision.action is Action.ALLOW and not event.failed
+        # A detector must not learn from what it flags: only allowed, verified logins.
+        verified = decision.action is Action.ALLOW and verified_good(event, fv)
+        trust = verified and otp_verified(event, fv)
         body = to_wire(decision)
         seen = sighting(event, ip, fv)
         stored = self.store.record(
@@ -196,7 +234,8 @@ class Engine:
                 ts=event.ts,
                 decision=body,
                 features=dict(fv),
-                sighting=None if event.failed else seen.to_dict(),
+                sighting=seen.to_dict(),
+                learned=verified,
             ),
             Attempt(
                 tenant=event.tenant,
@@ -207,36 +246,68 @@ class Engine:
                 ts=event.ts,
                 failed=event.failed,
             ),
-            _profile_update(event, seen, learn_it=verified),
+            _profile_update(event, seen, learn_it=verified, trust=trust),
         )
         if stored.decision != body:  # a concurrent twin of this event_id won the race
             return self._replayed(stored, started)
         if verified:
-            with self._model_lock:
-                self.model.learn_one(fv)
+            self._teach_model(fv, user=event.user_key, block=event.ip_prefix_key, asn=ip.asn,
+                              ts=event.ts)
         return Scored(body, self._elapsed(started), decision, fv)
 
-    def confirm(self, tenant: str, event_id: str, *, passed: bool) -> FeedbackOutcome:
-        """The auth service's step-up result for a challenged login.
+    def _teach_model(
+        self, values: Mapping[str, Any], *, user: str, block: str, asn: int | None, ts: float
+    ) -> bool:
+        with self._model_lock:
+            if not self.gate.admit(user=user, block=block, asn=asn, ts=ts):
+                return False
+            self.model.learn_one(values)
+            return True
 
-        A passed step-up verifies the login: the profile learns it (its device becomes
-        known) and so does the anomaly model. A failed one teaches nothing. Applying the
-        same result twice changes nothing.
+    def feedback(
+        self, tenant: str, event_id: str, *, label: Label, source: Source
+    ) -> FeedbackOutcome:
+        """An outcome learned after the decision: a step-up result, a user's report, an
+        analyst's verdict. Idempotent; labels may arrive days later.
+
+        ``legit`` verifies the login: the profile learns it if it had not (a passed step-up
+        also makes its device trusted) and so does the model. ``fraud`` takes a learned
+        login back out of the profile and marks its device, address block and Wi-Fi as bad
+        for that user. The model cannot unlearn a lesson; the learning caps bound what one
+        could have taught, and a snapshot from before it can be restored.
         """
-        stored = self.store.get_decision(tenant, event_id)
-        if stored is None:
-            return FeedbackOutcome.UNKNOWN_EVENT
-        seen = Sighting.from_dict(stored.sighting) if stored.sighting and passed else None
-        outcome = self.store.apply_feedback(
-            tenant,
-            event_id,
-            "challenge_passed" if passed else "challenge_failed",
-            (lambda profile: learn(profile, seen)) if seen is not None else None,
-        )
-        if outcome is FeedbackOutcome.APPLIED and seen is not None:
-            with self._model_lock:
-                self.model.learn_one(stored.features)
+        passed = source is Source.CHALLENGE_PASSED
+
+        def plan(stored: StoredDecision) -> tuple[ProfileUpdate | None, bool]:
+            if stored.sighting is None or stored.features.get("auth_failed"):
+                return None, stored.learned
+            seen = Sighting.from_dict(stored.sighting)
+            if label is Label.FRAUD:
+                at = stored.ts
+                if stored.learned:
+                    return (lambda p: mark_bad(unlearn(p, seen), seen, at=at)), False
+                return (lambda p: mark_bad(p, seen, at=at)), False
+            if stored.learned:
+                return ((lambda p: trust_device(p, seen)) if passed else None), True
+            return (lambda p: learn(p, seen, trust=passed)), True
+
+        outcome, before = self.store.apply_feedback(
+            tenant, event_id, f"{label.value}:{source.value}", plan)
+        if (outcome is FeedbackOutcome.APPLIED and before is not None and not before.learned
+                and label is Label.LEGIT and not before.features.get("auth_failed")):
+            seen = before.sighting or {}
+            self._teach_model(before.features, user=before.user_key,
+                              block=str(seen.get("ip_prefix_key")), asn=seen.get("asn"),
+                              ts=before.ts)
         return outcome
+
+    def confirm(self, tenant: str, event_id: str, *, passed: bool) -> FeedbackOutcome:
+        """The auth service's step-up result for a challenged login (see ``feedback``)."""
+        if passed:
+            return self.feedback(tenant, event_id, label=Label.LEGIT,
+                                 source=Source.CHALLENGE_PASSED)
+        return self.feedback(tenant, event_id, label=Label.FRAUD,
+                             source=Source.CHALLENGE_FAILED)
 
     def _replayed(self, stored: StoredDecision, started: float) -> Scored:
         return Scored(dict(stored.decision), self._elapsed(started), replayed=True)
@@ -286,13 +357,13 @@ class Engine:
 
 
 def _profile_update(
-    event: LoginEvent, seen: Sighting, *, learn_it: bool
-) -> Callable[[UserProfile], UserProfile] | None:
+    event: LoginEvent, seen: Sighting, *, learn_it: bool, trust: bool
+) -> ProfileUpdate | None:
     """What the store applies to the user's current profile, inside its transaction."""
     if event.failed:
         return lambda profile: note_failure(profile, event.ts)
     if learn_it:
-        return lambda profile: learn(profile, seen)
+        return lambda profile: learn(profile, seen, trust=trust)
     return None
 
 

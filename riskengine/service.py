@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from features.ipintel import IpIntel
 from features.useragent import parse_user_agent
-from models import persistence
+from models import persistence, snapshots
 from riskengine.engine import Engine
 from riskengine.privacy import Pseudonymizer
 from riskengine.rules import Action, load_ruleset
 from riskengine.settings import Settings
 from riskengine.stores import open_store
+
+log = logging.getLogger("riskengine.model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,16 +26,25 @@ class Built:
     model_card: dict[str, Any]
 
 
+def load_model(settings: Settings) -> tuple[Any, dict[str, Any]]:
+    """The active signed snapshot if there is one, else the configured or shipped model."""
+    active = snapshots.active_version(settings.model_dir) if settings.model_dir else None
+    if active is not None and settings.model_dir is not None:
+        return snapshots.load_snapshot(settings.model_dir / f"{active}.joblib",
+                                       key=settings.signing_key())
+    return persistence.load(settings.model)
+
+
 def build_engine(settings: Settings) -> Built:
     """Open the store, load and validate rules and model, open the IP databases."""
     ruleset = load_ruleset(settings.rules)
-    model, card = persistence.load(settings.model)
+    model, card = load_model(settings)
     if settings.ipdata_city_mmdb is not None:
         ipintel = IpIntel.from_mmdb(settings.ipdata_city_mmdb, settings.ipdata_asn_mmdb)
     else:
         ipintel = IpIntel.bundled(settings.ipdata_cache_dir)
     _warm_up(ipintel)
-    store = open_store(settings.store)
+    store = open_store(settings.store, retention_s=settings.decision_retention_days * 86_400)
     engine = Engine(
         store=store,
         ruleset=ruleset,
@@ -41,6 +55,58 @@ def build_engine(settings: Settings) -> Built:
         failover=Action(settings.failover_decision),
     )
     return Built(engine, card)
+
+
+class ModelKeeper:
+    """Saves signed snapshots of the online model and follows the ``ACTIVE`` pointer.
+
+    ``tick`` (every ``snapshot_interval_s`` in the service, and once at shutdown) first
+    switches the engine to the snapshot ``ACTIVE`` names if an operator rolled back, then
+    snapshots the model if it learned anything since the last snapshot, making the new
+    snapshot the active one.
+    """
+
+    def __init__(self, engine: Engine, folder: Path, key: bytes) -> None:
+        self.engine = engine
+        self.folder = folder
+        self.key = key
+        self._saved_at = engine.model.n_learned_
+        self._lock = threading.Lock()
+
+    def tick(self) -> str | None:
+        """Follow a rollback, then snapshot; returns the version saved, if any."""
+        with self._lock:
+            self.follow()
+            if self.engine.model.n_learned_ == self._saved_at:
+                return None
+            taken = {s.version for s in snapshots.list_snapshots(self.folder)}
+            parent = self.engine.model_version
+            version = snapshots.next_version(parent, taken)
+            model = self.engine.model_copy()
+            snapshots.save_snapshot(model, self.folder, version=version, parent=parent,
+                                    key=self.key)
+            snapshots.set_active(self.folder, version, key=self.key)
+            self.engine.model_version = version
+            self._saved_at = model.n_learned_
+            return version
+
+    def follow(self) -> bool:
+        """Switch to the snapshot ``ACTIVE`` names when it is not the one serving."""
+        active = snapshots.active_version(self.folder)
+        if active is None or active == self.engine.model_version:
+            return False
+        model, card = snapshots.load_snapshot(self.folder / f"{active}.joblib", key=self.key)
+        self.engine.swap_model(model, str(card["model_version"]))
+        self._saved_at = model.n_learned_
+        log.warning("now serving model %s (the ACTIVE snapshot)", active)
+        return True
+
+    def run(self, stop: threading.Event, interval_s: float) -> None:
+        while not stop.wait(interval_s):
+            try:
+                self.tick()
+            except Exception:  # a failed snapshot must not stop the next one
+                log.exception("model snapshot failed")
 
 
 def _warm_up(ipintel: IpIntel) -> None:

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_KEY = "riskengine-development-key-not-secret"
+DEV_SIGNING_KEY = "riskengine-development-signing-key-not-secret"
 
 
 class Settings(BaseSettings):
@@ -33,8 +34,22 @@ class Settings(BaseSettings):
     )
     ipdata_asn_mmdb: Path | None = None
     ipdata_cache_dir: Path | None = None
+    model_dir: Path | None = Field(
+        default=Path("model-snapshots"),
+        description="Where signed snapshots of the online model are kept; ACTIVE names the "
+        "one to serve. Unset in test mode: tests never write snapshots unless they ask.",
+    )
+    model_signing_key: SecretStr | None = None
+    snapshot_interval_s: float = Field(default=300.0, gt=0)
+    decision_retention_days: float = Field(default=30.0, gt=0)
     failover_decision: Literal["challenge", "deny"] = "challenge"
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_snapshots_in_tests_by_default(self) -> Settings:
+        if self.env == "test" and "model_dir" not in self.model_fields_set:
+            self.model_dir = None
+        return self
 
     @model_validator(mode="after")
     def _key_required_outside_development(self) -> Settings:
@@ -43,7 +58,20 @@ class Settings(BaseSettings):
                 "RISKENGINE_PSEUDONYM_KEY or RISKENGINE_PSEUDONYM_KEY_FILE must be set "
                 "(or RISKENGINE_ENV=development for a local trial with a public key)"
             )
+        if self.env == "production" and self.model_signing_key is None:
+            raise ValueError(
+                "RISKENGINE_MODEL_SIGNING_KEY must be set: model snapshots are signed with it "
+                "(or RISKENGINE_ENV=development for a local trial with a public key)"
+            )
         return self
+
+    def signing_key(self) -> bytes:
+        """The HMAC key of model snapshots (a public one only outside production)."""
+        if self.model_signing_key is not None:
+            return self.model_signing_key.get_secret_value().encode()
+        if self.env == "production":
+            raise ValueError("no model signing key configured")
+        return DEV_SIGNING_KEY.encode()
 
     def key_bytes(self) -> bytes:
         """The pseudonymization key (the public development key only in development)."""

@@ -70,8 +70,8 @@ def train(*, users: int, days: int, seed: int) -> tuple[AnomalyModel, dict[str, 
             "events": len(lines),
             "learned": model.n_learned_,
             "window": [lines[0]["timestamp"], lines[-1]["timestamp"]],
-            "data_fingerprint": hashlib.sha256(
-                json.dumps([users, days, seed, len(lines)]).encode()).hexdigest()[:16],
+            "data_fingerprint": _fingerprint(lines),
+            "rules_version": engine.ruleset.label,
         },
         "metrics": {
             "held_out_learned_logins": len(held_out),
@@ -85,6 +85,13 @@ def train(*, users: int, days: int, seed: int) -> tuple[AnomalyModel, dict[str, 
     return model, card
 
 
+def _fingerprint(lines: list[dict[str, Any]]) -> str:
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(json.dumps(line, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=800)
@@ -93,7 +100,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args()
     model, card = train(users=args.users, days=args.days, seed=args.seed)
-    version = f"hst-default-{card['training']['data_fingerprint'][:8]}"
+    # The version names what the model is: its data, the rules that chose its lessons and
+    # its hyper-parameters.
+    identity = json.dumps([card["training"], card["hyper_parameters"]], sort_keys=True)
+    version = f"hst-default-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
     persistence.save(model, args.out, version=version, card=card)
     print(json.dumps({"model_version": version, **card["metrics"]}))
 

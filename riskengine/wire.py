@@ -167,6 +167,22 @@ def parse_timestamp(value: str) -> datetime:
         raise ValueError("is not a valid date and time") from None
 
 
+class FeedbackRequest(_Strict):
+    """An outcome of a scored login, learned afterwards (possibly days later)."""
+
+    event_id: EventIdText
+    tenant: Annotated[
+        str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    ] = "default"
+    label: Literal["legit", "fraud"]
+    source: Literal["challenge_passed", "challenge_failed", "user_report", "analyst"]
+
+
+class FeedbackResponse(BaseModel):
+    event_id: str
+    status: Literal["applied", "duplicate"]
+
+
 class ReasonOut(BaseModel):
     code: str
     message: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from riskengine import __version__
 from riskengine.api import routes
-from riskengine.service import Built, build_engine
+from riskengine.service import Built, ModelKeeper, build_engine
 from riskengine.settings import Settings
 
 log = logging.getLogger("riskengine.api")
@@ -25,16 +26,34 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal built
+        resolved_settings = settings
         if built is None:
-            resolved = settings or Settings()
+            resolved = resolved_settings = settings or Settings()
             if resolved.env == "development" and resolved.pseudonym_key is None:
                 log.warning("development mode: identifiers are pseudonymized with a PUBLIC "
                             "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
             built = build_engine(resolved)
         app.state.built = built
+        keeper = stop = thread = None
+        if resolved_settings is not None and resolved_settings.model_dir is not None:
+            keeper = ModelKeeper(built.engine, resolved_settings.model_dir,
+                                 resolved_settings.signing_key())
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=keeper.run, args=(stop, resolved_settings.snapshot_interval_s),
+                name="model-keeper", daemon=True)
+            thread.start()
+        app.state.keeper = keeper
         try:
             yield
         finally:
+            if keeper is not None and stop is not None and thread is not None:
+                stop.set()
+                thread.join(timeout=5)
+                try:
+                    keeper.tick()  # the snapshot on shutdown
+                except Exception:
+                    log.exception("model snapshot at shutdown failed")
             built.engine.store.close()
 
     app = FastAPI(

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from riskengine.engine import Engine
-from riskengine.wire import ScoreRequest, ScoreResponse
+from riskengine.engine import Engine, Label, Source
+from riskengine.stores.base import FeedbackOutcome
+from riskengine.wire import FeedbackRequest, FeedbackResponse, ScoreRequest, ScoreResponse
 
 router = APIRouter()
 
@@ -26,6 +27,24 @@ def score(body: ScoreRequest, engine: EngineDep) -> dict[str, Any]:
     """Score one login or registration: ``allow``, ``challenge`` (which step-up) or ``deny``."""
     scored = engine.score(body, received_at=datetime.now(UTC))
     return {**scored.body, "latency_ms": scored.latency_ms}
+
+
+@router.post(
+    "/v1/feedback",
+    response_model=FeedbackResponse,
+    tags=["scoring"],
+    responses={404: {"description": "No decision is kept under this event_id"}},
+)
+def feedback(body: FeedbackRequest, engine: EngineDep) -> Any:
+    """Report what became of a scored login: a step-up result, a user's report, an
+    analyst's verdict. The same feedback twice changes nothing."""
+    outcome = engine.feedback(body.tenant, body.event_id, label=Label(body.label),
+                              source=Source(body.source))
+    if outcome is FeedbackOutcome.UNKNOWN_EVENT:
+        return JSONResponse(status_code=404, content={
+            "error": "unknown event_id (never scored here, or older than the retention)",
+            "fields": ["event_id"]})
+    return {"event_id": body.event_id, "status": outcome.value}
 
 
 @router.get("/healthz", tags=["operations"])

@@ -13,6 +13,7 @@ from riskengine.stores.base import (
     MINUTE_S,
     Attempt,
     FeedbackOutcome,
+    FeedbackPlan,
     Loaded,
     LoadQuery,
     ProfileUpdate,
@@ -21,6 +22,7 @@ from riskengine.stores.base import (
     StoreError,
 )
 from riskengine.stores.memory import MemoryStore
+from riskengine.stores.redis import RedisStore
 from riskengine.stores.sqlite import SqliteStore
 
 __all__ = [
@@ -29,10 +31,12 @@ __all__ = [
     "MINUTE_S",
     "Attempt",
     "FeedbackOutcome",
+    "FeedbackPlan",
     "LoadQuery",
     "Loaded",
     "MemoryStore",
     "ProfileUpdate",
+    "RedisStore",
     "SqliteStore",
     "Store",
     "StoreError",
@@ -52,14 +56,21 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_store(url: str) -> Store:
+def _retention(retention_s: float | None) -> dict[str, float]:
+    return {} if retention_s is None else {"retention_s": retention_s}
+
+
+def open_store(url: str, *, retention_s: float | None = None) -> Store:
     """The store a URL names.
 
+    ``retention_s`` is how long decisions are kept (the stores' default: 30 days).
     ``memory:`` or ``memory://`` is a fresh in-process store (``memory:?retention_s=N``
     forgets decisions N seconds old). ``sqlite:PATH`` and
     ``sqlite://PATH`` open a SQLite file (``sqlite:///abs/path`` for an absolute path,
     ``sqlite::memory:`` for a private in-memory database), as does a bare path ending in
-    ``.db``, ``.sqlite`` or ``.sqlite3``.
+    ``.db``, ``.sqlite`` or ``.sqlite3``. ``redis://`` and ``rediss://`` URLs
+    (``redis://[:password@]host:port/db``) open a :class:`RedisStore`, which connects on
+    first use.
 
     Raises
     ------
@@ -80,12 +91,12 @@ def open_store(url: str) -> Store:
             path = url.removeprefix(prefix)
             if not path:
                 raise ValueError(f"store url {url!r} names no SQLite file")
-            return SqliteStore(path)
+            return SqliteStore(path, **_retention(retention_s))
     if "://" not in url and url.lower().endswith(_SQLITE_SUFFIXES):
-        return SqliteStore(url)
+        return SqliteStore(url, **_retention(retention_s))
     if url.startswith(("redis://", "rediss://")):
-        raise ValueError(f"store url {_redacted(url)!r}: the Redis store is not available yet")
+        return RedisStore(url, **_retention(retention_s))
     raise ValueError(
-        f"unsupported store url {_redacted(url)!r}: "
-        "expected memory:, sqlite:PATH or a path ending in .db, .sqlite or .sqlite3"
+        f"unsupported store url {_redacted(url)!r}: expected memory:, sqlite:PATH, "
+        "a path ending in .db, .sqlite or .sqlite3, redis:// or rediss://"
     )

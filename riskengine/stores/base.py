@@ -17,6 +17,8 @@ from features.profile import UserProfile, Velocity
 
 # Sliding windows of the shared velocity counters.
 IP_WINDOW_S = 600.0
+# Decisions are kept this long by default, so that labels arriving late still find them.
+DECISION_RETENTION_S = 30 * 86_400.0
 DEVICE_WINDOW_S = 30 * 86_400.0
 # Tenant-wide counts are kept per minute: the window is the ten whole minutes before the
 # current one plus the current one, so it spans 10 to 11 minutes.
@@ -29,6 +31,9 @@ def minute_window(now: float) -> tuple[int, int]:
     return last - int(IP_WINDOW_S // MINUTE_S), last
 
 ProfileUpdate = Callable[[UserProfile], UserProfile]
+# Given the stored decision, what a feedback does: the profile update (or None) and
+# whether the profile has learned the event afterwards.
+FeedbackPlan = Callable[["StoredDecision"], tuple[ProfileUpdate | None, bool]]
 
 
 class StoreError(RuntimeError):
@@ -51,8 +56,8 @@ class LoadQuery:
 @dataclass(frozen=True, slots=True)
 class StoredDecision:
     """A decision as kept by ``event_id``: the answer given, the features it was based on,
-    what the login would teach the profile (``Sighting.to_dict()``; None for a failed
-    attempt) and the latest outcome fed back for it (None until one arrives). All JSON."""
+    what the login would teach the profile (``Sighting.to_dict()``), whether the profile has
+    learned it, and the latest outcome fed back for it (None until one arrives). All JSON."""
 
     event_id: str
     tenant: str
@@ -62,6 +67,7 @@ class StoredDecision:
     features: dict[str, Any]
     sighting: dict[str, Any] | None = None
     feedback: str | None = None
+    learned: bool = False
 
 
 class FeedbackOutcome(StrEnum):
@@ -109,10 +115,12 @@ class Store(Protocol):
         ...
 
     def apply_feedback(
-        self, tenant: str, event_id: str, label: str, update: ProfileUpdate | None
-    ) -> FeedbackOutcome:
-        """Atomically set the decision's ``feedback`` to ``label`` and apply ``update`` to
-        its user's profile. The same label twice is a duplicate and changes nothing."""
+        self, tenant: str, event_id: str, label: str, plan: FeedbackPlan
+    ) -> tuple[FeedbackOutcome, StoredDecision | None]:
+        """Atomically: set the decision's ``feedback`` to ``label``, apply the update that
+        ``plan(decision)`` returns to its user's profile and store its ``learned`` flag.
+        The same label twice is a duplicate and changes nothing. Returns the outcome and
+        the decision as it was before."""
         ...
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None: ...

@@ -17,6 +17,7 @@ from riskengine.stores.base import (
     MINUTE_S,
     Attempt,
     FeedbackOutcome,
+    FeedbackPlan,
     Loaded,
     LoadQuery,
     ProfileUpdate,
@@ -55,7 +56,7 @@ class _Frozen:
 
 def _freeze(d: StoredDecision) -> _Frozen:
     return _Frozen(
-        replace(d, decision={}, features={}, sighting=None, feedback=None),
+        replace(d, decision={}, features={}, sighting=None, feedback=None),  # keeps learned
         json.dumps(d.decision),
         json.dumps(d.features),
         None if d.sighting is None else json.dumps(d.sighting),
@@ -194,18 +195,22 @@ class MemoryStore:
         self._profiles[user] = update(UserProfile() if current is None else current.copy()).copy()
 
     def apply_feedback(
-        self, tenant: str, event_id: str, label: str, update: ProfileUpdate | None
-    ) -> FeedbackOutcome:
+        self, tenant: str, event_id: str, label: str, plan: FeedbackPlan
+    ) -> tuple[FeedbackOutcome, StoredDecision | None]:
         with self._lock:
-            stored = self._decisions.get((tenant, event_id))
-            if stored is None:
-                return FeedbackOutcome.UNKNOWN_EVENT
-            if stored.feedback == label:
-                return FeedbackOutcome.DUPLICATE
+            frozen = self._decisions.get((tenant, event_id))
+            if frozen is None:
+                return FeedbackOutcome.UNKNOWN_EVENT, None
+            before = _thaw(frozen)
+            assert before is not None
+            if frozen.feedback == label:
+                return FeedbackOutcome.DUPLICATE, before
+            update, learned = plan(before)
             if update is not None:
-                self._update_profile((tenant, stored.decision.user_key), update)
-            self._decisions[(tenant, event_id)] = replace(stored, feedback=label)
-            return FeedbackOutcome.APPLIED
+                self._update_profile((tenant, before.user_key), update)
+            self._decisions[(tenant, event_id)] = replace(
+                frozen, feedback=label, decision=replace(frozen.decision, learned=learned))
+            return FeedbackOutcome.APPLIED, before
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock:

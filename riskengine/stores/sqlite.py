@@ -13,11 +13,13 @@ from typing import TypeVar
 
 from features.profile import UserProfile, Velocity
 from riskengine.stores.base import (
+    DECISION_RETENTION_S,
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     MINUTE_S,
     Attempt,
     FeedbackOutcome,
+    FeedbackPlan,
     Loaded,
     LoadQuery,
     ProfileUpdate,
@@ -77,14 +79,16 @@ CREATE TABLE IF NOT EXISTS decisions (
     features TEXT NOT NULL,
     sighting TEXT,
     feedback TEXT,
+    learned INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, event_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS decisions_by_ts ON decisions (ts);
 """
 
 _USER_VERSION = "PRAGMA user_version"
 _SELECT_PROFILE = "SELECT profile FROM profiles WHERE tenant = ? AND user_key = ?"
 _SELECT_DECISION = (
-    "SELECT user_key, ts, decision, features, sighting, feedback FROM decisions"
+    "SELECT user_key, ts, decision, features, sighting, feedback, learned FROM decisions"
     " WHERE tenant = ? AND event_id = ?"
 )
 # NULLIF drops the asking user from the distinct count; failures count everyone's.
@@ -104,8 +108,9 @@ _UPSERT_PROFILE = (
     " DO UPDATE SET profile = excluded.profile, updated_ts = excluded.updated_ts"
 )
 _INSERT_DECISION = (
-    "INSERT INTO decisions (tenant, event_id, user_key, ts, decision, features, sighting)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO decisions"
+    " (tenant, event_id, user_key, ts, decision, features, sighting, learned)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (tenant, ip_key, asn, user_key, ts, failed) VALUES (?, ?, ?, ?, ?, ?)"
@@ -115,7 +120,9 @@ _UPSERT_DEVICE = (
     " ON CONFLICT (tenant, device_key, user_key)"
     " DO UPDATE SET last_ts = MAX(last_ts, excluded.last_ts)"
 )
-_SET_FEEDBACK = "UPDATE decisions SET feedback = ? WHERE tenant = ? AND event_id = ?"
+_SET_FEEDBACK = (
+    "UPDATE decisions SET feedback = ?, learned = ? WHERE tenant = ? AND event_id = ?"
+)
 _TENANT_WINDOW = (
     "SELECT COALESCE(SUM(attempts), 0), COALESCE(SUM(failures), 0) FROM tenant_minutes"
     " WHERE tenant = ? AND minute BETWEEN ? AND ?"
@@ -126,6 +133,7 @@ _BUMP_MINUTE = (
     " DO UPDATE SET attempts = attempts + 1, failures = failures + excluded.failures"
 )
 _PRUNE_MINUTES = "DELETE FROM tenant_minutes WHERE minute <= ?"
+_PRUNE_DECISIONS = "DELETE FROM decisions WHERE ts <= ?"
 _PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
 _PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
 
@@ -151,7 +159,7 @@ def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> Stor
     row = conn.execute(_SELECT_DECISION, (tenant, event_id)).fetchone()
     if row is None:
         return None
-    user_key, ts, decision, features, seen, feedback = row
+    user_key, ts, decision, features, seen, feedback, learned = row
     return _decoded(
         f"decision row {tenant}/{event_id}",
         lambda: StoredDecision(
@@ -163,6 +171,7 @@ def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> Stor
             json.loads(features),
             None if seen is None else json.loads(seen),
             feedback,
+            bool(learned),
         ),
     )
 
@@ -233,11 +242,16 @@ class SqliteStore:
         Database file, created with its parent folders when missing.
     timeout_s
         How long a call waits for another process's write lock before failing.
+    retention_s
+        How long decisions are kept for late labels, in event time (default 30 days).
     """
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout_s: float = 5.0, retention_s: float = DECISION_RETENTION_S
+    ) -> None:
         self.path = path
         self.timeout_s = timeout_s
+        self.retention_s = retention_s
         self._lock = threading.Lock()
         self._records = 0
         with self._errors("open"):
@@ -322,6 +336,7 @@ class SqliteStore:
                     json.dumps(decision.decision),
                     json.dumps(decision.features),
                     None if decision.sighting is None else json.dumps(decision.sighting),
+                    int(decision.learned),
                 ),
             )
             conn.execute(
@@ -351,21 +366,23 @@ class SqliteStore:
                 conn.execute(_PRUNE_ATTEMPTS, (horizon - ATTEMPT_RETENTION_S,))
                 conn.execute(_PRUNE_DEVICES, (horizon - DEVICE_WINDOW_S,))
                 conn.execute(_PRUNE_MINUTES, ((horizon - ATTEMPT_RETENTION_S) // MINUTE_S,))
+                conn.execute(_PRUNE_DECISIONS, (horizon - self.retention_s,))
         return decision
 
     def apply_feedback(
-        self, tenant: str, event_id: str, label: str, update: ProfileUpdate | None
-    ) -> FeedbackOutcome:
+        self, tenant: str, event_id: str, label: str, plan: FeedbackPlan
+    ) -> tuple[FeedbackOutcome, StoredDecision | None]:
         with self._transaction("apply_feedback", "BEGIN IMMEDIATE") as conn:
             stored = _read_decision(conn, tenant, event_id)
             if stored is None:
-                return FeedbackOutcome.UNKNOWN_EVENT
+                return FeedbackOutcome.UNKNOWN_EVENT, None
             if stored.feedback == label:
-                return FeedbackOutcome.DUPLICATE
-            conn.execute(_SET_FEEDBACK, (label, tenant, event_id))
+                return FeedbackOutcome.DUPLICATE, stored
+            update, learned = plan(stored)
+            conn.execute(_SET_FEEDBACK, (label, int(learned), tenant, event_id))
             if update is not None:
                 _update_profile(conn, tenant, stored.user_key, update, stored.ts)
-        return FeedbackOutcome.APPLIED
+        return FeedbackOutcome.APPLIED, stored
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock, self._errors("get_decision"):

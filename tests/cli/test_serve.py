@@ -52,7 +52,9 @@ def _get(url: str, body: dict | None = None) -> tuple[int, dict]:
 def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
     port = _free_port()
     proc = _cli("serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
-                env={"RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef"})
+                env={"RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef",
+                     "RISKENGINE_MODEL_SIGNING_KEY": "ci-signing-key-0123456789",
+                     "RISKENGINE_MODEL_DIR": str(tmp_path / "snapshots")})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -76,6 +78,9 @@ def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
         output = proc.communicate(timeout=20)[0]
     assert "490154203237518" not in output
     assert '"event": "decision"' in output
+    # The first login of a new account taught the model; shutdown saved a signed snapshot.
+    assert (tmp_path / "snapshots" / "ACTIVE").exists()
+    assert list((tmp_path / "snapshots").glob("*.sig"))
 
 
 def test_serve_refuses_an_invalid_ruleset(tmp_path: Path) -> None:
@@ -100,5 +105,10 @@ def test_settings_key_rules() -> None:
     with pytest.raises(ValueError, match="PSEUDONYM_KEY"):
         Settings(env="production", _env_file=None)
     assert Settings(env="development", _env_file=None).key_bytes()
-    key = Settings(env="production", pseudonym_key="s3cret-0123456789abcdef", _env_file=None)
+    with pytest.raises(ValueError, match="MODEL_SIGNING_KEY"):
+        Settings(env="production", pseudonym_key="s3cret-0123456789abcdef", _env_file=None)
+    key = Settings(env="production", pseudonym_key="s3cret-0123456789abcdef",
+                   model_signing_key="sign-0123456789abcdef", _env_file=None)
     assert key.key_bytes() == b"s3cret-0123456789abcdef"
+    assert key.signing_key() == b"sign-0123456789abcdef"
+    assert Settings(env="test", _env_file=None).model_dir is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from riskengine.wire import ScoreRequest
@@ -73,7 +74,7 @@ def test_a_passed_step_up_makes_the_new_device_known(make_engine):
     assert "new_device" not in codes and "new_country" not in codes
 
 
-def test_a_failed_step_up_teaches_nothing(make_engine):
+def test_a_failed_step_up_teaches_nothing_and_marks_the_attacker(make_engine):
     engine = make_engine()
     last = home_history(engine, 10)
     attack = {**HOME, "device": {"id": "356938035643809"}, "ip": "81.167.144.58",
@@ -82,5 +83,10 @@ def test_a_failed_step_up_teaches_nothing(make_engine):
     user_key = engine.to_event(ScoreRequest(**HOME), received_at=last).user_key
     before = engine.store.get_profile("default", user_key)
     assert engine.confirm("default", "atk-1", passed=False).value == "applied"
-    assert engine.store.get_profile("default", user_key) == before
+    after = engine.store.get_profile("default", user_key)
+    assert replace(after, bad={}) == replace(before, bad={})  # nothing learned
+    assert len(after.bad) == 2  # the attacker's device and address block are marked
+    again = {**attack, "event_id": "atk-2", "timestamp": at(last + timedelta(days=2))}
+    codes = {r["code"] for r in engine.score(ScoreRequest(**again)).body["reasons"]}
+    assert "marked_bad" in codes
     assert engine.confirm("default", "missing", passed=True).value == "unknown_event"

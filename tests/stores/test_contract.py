@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 
 from features.profile import Seen, UserProfile, Velocity
 from riskengine.stores import (
@@ -20,19 +22,51 @@ from riskengine.stores import (
     LoadQuery,
     MemoryStore,
     ProfileUpdate,
+    RedisStore,
     SqliteStore,
     Store,
     StoredDecision,
 )
 
 T0 = 1_700_000_000.0
+REDIS_URL = "redis://127.0.0.1:6379/13"  # a database the tests empty before and after use
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@contextmanager
+def empty_redis() -> Iterator[redis.Redis]:
+    """A client on the emptied test database. Fails rather than skips when Redis is down:
+    CI starts it, and a silently skipped store is an untested one."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5.0, decode_responses=True)
+    try:
+        client.flushdb()
+    except redis.ConnectionError as exc:
+        client.close()
+        pytest.fail(
+            f"no Redis at {REDIS_URL} ({exc}): start one with "
+            "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379` (.ci/run does)",
+            pytrace=False,
+        )
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
-    yield opened
-    opened.close()
+    with ExitStack() as stack:
+        opened: Store
+        if request.param == "memory":
+            opened = MemoryStore()
+        elif request.param == "sqlite":
+            opened = SqliteStore(tmp_path / "s.db")
+        else:
+            stack.enter_context(empty_redis())
+            # A generous timeout: a busy CI host must not fail the contract by being slow.
+            opened = RedisStore(REDIS_URL, timeout_s=1.0)
+        yield opened
+        opened.close()
 
 
 def bump(profile: UserProfile) -> UserProfile:
@@ -258,6 +292,17 @@ def test_record_is_idempotent_by_event_id(store: Store) -> None:
     assert load(store, user="u2", now=T0 + 1.0).velocity.ip_failures_10m == 1
 
 
+def test_an_event_id_replayed_for_another_user_returns_the_first(store: Store) -> None:
+    first = record(store, "e1", user="u1", update=bump)
+
+    again = record(store, "e1", user="u2", update=bump, action="deny")
+
+    assert again == first
+    assert store.get_profile("t1", "u2") is None
+    assert load(store, user="u2", event_id="e1").previous == first
+    assert load(store, user="u3").velocity.ip_users_10m == 1
+
+
 def test_failing_update_records_nothing(store: Store) -> None:
     def broken(profile: UserProfile) -> UserProfile:
         raise RuntimeError("model exploded")
@@ -338,25 +383,43 @@ def test_sighting_and_feedback_round_trip(store: Store) -> None:
     assert got.feedback is None
 
 
+def learn_it(decision: StoredDecision) -> tuple[ProfileUpdate | None, bool]:
+    return (None, True) if decision.learned else (bump, True)
+
+
 def test_feedback_applies_once_and_only_to_known_events(store: Store) -> None:
     record(store, "e1", update=bump)
-    assert store.apply_feedback("t1", "e1", "challenge_passed", bump) is FeedbackOutcome.APPLIED
-    assert store.apply_feedback("t1", "e1", "challenge_passed", bump) is FeedbackOutcome.DUPLICATE
+    outcome, before = store.apply_feedback("t1", "e1", "legit", learn_it)
+    assert outcome is FeedbackOutcome.APPLIED
+    assert before is not None and before.learned is False and before.feedback is None
+    outcome, before = store.apply_feedback("t1", "e1", "legit", learn_it)
+    assert outcome is FeedbackOutcome.DUPLICATE
+    assert before is not None and before.learned is True
     profile = store.get_profile("t1", "u1")
     assert profile is not None and profile.logins == 2
     stored = store.get_decision("t1", "e1")
-    assert stored is not None and stored.feedback == "challenge_passed"
-    assert store.apply_feedback("t1", "nope", "x", bump) is FeedbackOutcome.UNKNOWN_EVENT
-    assert store.apply_feedback("t2", "e1", "x", bump) is FeedbackOutcome.UNKNOWN_EVENT
+    assert stored is not None and stored.feedback == "legit" and stored.learned
+    assert store.apply_feedback("t1", "nope", "x", learn_it) == (
+        FeedbackOutcome.UNKNOWN_EVENT, None)
+    assert store.apply_feedback("t2", "e1", "x", learn_it)[0] is FeedbackOutcome.UNKNOWN_EVENT
 
 
 def test_a_new_label_replaces_the_old_one(store: Store) -> None:
     record(store, "e1")
-    store.apply_feedback("t1", "e1", "challenge_failed", None)
-    assert store.apply_feedback("t1", "e1", "challenge_passed", bump) is FeedbackOutcome.APPLIED
+    store.apply_feedback("t1", "e1", "fraud", lambda d: (None, False))
+    outcome, _ = store.apply_feedback("t1", "e1", "legit", learn_it)
+    assert outcome is FeedbackOutcome.APPLIED
     stored = store.get_decision("t1", "e1")
-    assert stored is not None and stored.feedback == "challenge_passed"
+    assert stored is not None and stored.feedback == "legit" and stored.learned
     assert store.get_profile("t1", "u1") == UserProfile(logins=1)
+
+
+def test_the_learned_flag_is_stored_with_the_decision(store: Store) -> None:
+    decision = StoredDecision(event_id="e-l", tenant="t1", user_key="u1", ts=T0, decision={},
+                              features={}, learned=True)
+    store.record(decision, Attempt("t1", "u1", "ip1", None, None, T0, False), None)
+    got = store.get_decision("t1", "e-l")
+    assert got is not None and got.learned is True
 
 
 def test_memory_store_with_retention_forgets_old_decisions_and_hits() -> None:

@@ -182,8 +182,6 @@ def test_open_store_memory_urls(url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://localhost:6379/0", "Redis store is not available yet"),
-        ("rediss://cache:6380/1", "Redis store is not available yet"),
         ("postgres://db/risk", "unsupported store url 'postgres://db/risk'"),
         ("store.txt", "unsupported store url 'store.txt'"),
         ("", "unsupported store url ''"),
@@ -198,8 +196,21 @@ def test_open_store_rejects_unknown_urls(url: str, message: str) -> None:
 
 
 def test_open_store_error_masks_passwords() -> None:
-    with pytest.raises(ValueError, match="not available yet") as raised:
-        open_store("redis://:s3cret@cache:6379/0")
+    with pytest.raises(ValueError, match="unsupported store url") as raised:
+        open_store("postgres://risk:s3cret@db:5432/risk")
 
     assert "s3cret" not in str(raised.value)
-    assert "redis://:***@cache:6379/0" in str(raised.value)
+    assert "postgres://risk:***@db:5432/risk" in str(raised.value)
+
+
+def test_decisions_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
+    from riskengine.stores.sqlite import PRUNE_EVERY_RECORDS
+    from tests.stores.test_contract import T0, record
+
+    store = SqliteStore(tmp_path / "r.db", retention_s=86_400.0)
+    record(store, "old", ts=T0)
+    for i in range(PRUNE_EVERY_RECORDS):
+        record(store, f"e{i}", ts=T0 + 2 * 86_400.0 + i)
+    assert store.get_decision("t1", "old") is None  # past its day of retention
+    assert store.get_decision("t1", "e0") is not None
+    store.close()
