@@ -183,8 +183,10 @@ def _touch(m: dict[str, Seen], key: str | None, ts: float) -> None:
 
 
 def recent_failures(failures: list[float], now: float) -> list[float]:
-    """Failures still inside the 24 h horizon, newest last, at most ``MAX_FAILURES``."""
-    kept = [t for t in failures if now - FAILURE_HORIZON_S < t <= now + 60.0]
+    """Failures within 24 h of the newest one (or of ``now``), oldest first, at most
+    ``MAX_FAILURES``. Events may arrive out of order: a late one drops nothing newer."""
+    newest = max([now, *failures])
+    kept = sorted(t for t in failures if t > newest - FAILURE_HORIZON_S)
     return kept[-MAX_FAILURES:]
 
 

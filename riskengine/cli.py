@@ -1,4 +1,4 @@
-"""Command line: ``riskengine serve | simulate | replay | models``."""
+"""Command line: ``riskengine serve | learner | simulate | replay | models``."""
 
 from __future__ import annotations
 
@@ -103,6 +103,26 @@ def _settings(**overrides: object) -> Any:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
+def _learner(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from riskengine.learner import Learner
+    from riskengine.service import load_model
+
+    settings = _settings(store=args.store, **({"model_dir": Path(args.dir)} if args.dir else {}))
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
+    model, card = load_model(settings)
+    learner = Learner(settings.store, model=model, version=str(card["model_version"]),
+                      key=settings.signing_key(), folder=settings.model_dir or Path(
+                          "model-snapshots"), snapshot_every_s=args.snapshot_every_s)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    learner.run(stop)
+    return 0
+
+
 def _models_list(args: argparse.Namespace) -> int:
     from models.snapshots import list_snapshots
 
@@ -168,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--json", help="also write the report as JSON to this file")
     rep.add_argument("--seed", type=int, default=0, help="seed of the simulated step-up answers")
     rep.set_defaults(func=_replay)
+
+    learn = sub.add_parser("learner", help="the one process that teaches the shared model")
+    learn.add_argument("--store", required=True, help="redis://HOST:PORT/DB the instances share")
+    learn.add_argument("--dir", help="snapshot folder (default RISKENGINE_MODEL_DIR)")
+    learn.add_argument("--snapshot-every-s", type=float, default=10.0)
+    learn.set_defaults(func=_learner)
 
     models = sub.add_parser("models", help="signed snapshots of the online model")
     msub = models.add_subparsers(dest="models_command", required=True)

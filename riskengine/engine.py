@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from features import identifiers as ids
 from features.event import AuthResult, EventType, LoginEvent, LoginMethod, NetworkType
@@ -33,7 +33,9 @@ from features.profile import (
     unlearn,
 )
 from models.anomaly import AnomalyModel
+from riskengine.breaker import CircuitBreaker
 from riskengine.learning import LearningGate, otp_verified, verified_good
+from riskengine.outbox import Outbox
 from riskengine.policy import Decision, Reason, choose_challenge, decide
 from riskengine.privacy import Kind, Pseudonymizer
 from riskengine.rules import Action, Challenge, Ruleset
@@ -49,6 +51,10 @@ from riskengine.stores.base import (
 from riskengine.wire import ScoreRequest, parse_timestamp
 
 log = logging.getLogger("riskengine.decision")
+
+
+class LessonSink(Protocol):
+    def publish(self, lesson: Mapping[str, Any]) -> None: ...
 
 
 class Label(StrEnum):
@@ -91,6 +97,13 @@ class Engine:
         Decision when a dependency fails: ``challenge`` (default) or ``deny``, never allow.
     gate
         Caps on how much one user, IP or ASN may teach the model (``riskengine.learning``).
+    lessons
+        Where lessons go when a shared learner teaches the model for all instances
+        (``riskengine.learner.RedisLessons``); None to learn in this process.
+    breaker, outbox
+        For a shared store: stop calling it while it fails (answering the failover
+        decision at once), and keep what it must still receive (failover attempts,
+        feedback, lessons) to replay, idempotently, once it is back.
     """
 
     def __init__(
@@ -104,6 +117,9 @@ class Engine:
         pseudonymizer: Pseudonymizer,
         failover: Action = Action.CHALLENGE,
         gate: LearningGate | None = None,
+        lessons: LessonSink | None = None,
+        breaker: CircuitBreaker | None = None,
+        outbox: Outbox | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if failover is Action.ALLOW:
@@ -116,6 +132,9 @@ class Engine:
         self.pseudonymize = pseudonymizer
         self.failover = failover
         self.gate = gate or LearningGate()
+        self.lessons = lessons
+        self.breaker = breaker
+        self.outbox = outbox
         self._clock = clock
         self._model_lock = threading.Lock()
 
@@ -178,18 +197,85 @@ class Engine:
     ) -> Scored:
         """Score an event; ``ip`` replaces the IP databases' answer (datasets with their own)."""
         started = self._clock() if started is None else started
+        ip = ip or self.ipintel.lookup(event.ip)
+        if self.breaker is not None and not self.breaker.allow():
+            scored = self._failover(event, started, "store_unavailable",
+                                    "The profile store is failing (circuit open); failover "
+                                    "decision")
+            self._queue_attempt(event, ip, scored)
+            self._log(event, scored)
+            return scored
         try:
-            scored = self._score(event, ip or self.ipintel.lookup(event.ip), started)
+            scored = self._score(event, ip, started)
+            if self.breaker is not None:
+                self.breaker.success()
         except StoreError as exc:
+            if self.breaker is not None:
+                self.breaker.failure()
             log.warning(json.dumps({"event": "store_error", "error": type(exc).__name__}))
             scored = self._failover(event, started, "store_unavailable",
                                     "The profile store did not answer; failover decision")
+            self._queue_attempt(event, ip, scored)
         except Exception:  # an internal fault must give the failover answer, not a 5xx
             log.exception(json.dumps({"event": "internal_error", "event_id": event.event_id}))
             scored = self._failover(event, started, "internal_error",
                                     "Internal error while scoring; failover decision")
         self._log(event, scored)
         return scored
+
+    # -- the outbox: what a failing shared store must still receive -----------------------
+
+    def _queue_attempt(self, event: LoginEvent, ip: IpInfo, scored: Scored) -> None:
+        """Keep a failover decision's attempt (and a failure's count) for after recovery."""
+        if self.outbox is None:
+            return
+        self._queue("record", event.event_id, {
+            "decision": {"event_id": event.event_id, "tenant": event.tenant,
+                         "user_key": event.user_key, "ts": event.ts,
+                         "decision": scored.body, "features": {}},
+            "attempt": {"tenant": event.tenant, "user_key": event.user_key,
+                        "ip_key": event.ip_key, "asn": ip.asn, "device_key": event.device_key,
+                        "ts": event.ts, "failed": event.failed},
+        })
+
+    def _queue(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        try:
+            assert self.outbox is not None
+            self.outbox.put(kind, key, payload)
+        except Exception:  # a full or broken outbox must not break the answer
+            log.exception(json.dumps({"event": "outbox_error", "kind": kind}))
+
+    def drain_outbox(self, limit: int = 500) -> int:
+        """Replay what the outbox holds into the store, in order; returns how many applied.
+
+        Every replay is idempotent by event id: ``record`` of an event already stored and a
+        feedback already applied change nothing, so a crash between applying and forgetting
+        an item costs nothing.
+        """
+        if self.outbox is None or not len(self.outbox):
+            return 0
+        if self.breaker is not None and not self.breaker.allow():
+            return 0
+
+        def apply(item: Any) -> None:
+            data = item.payload
+            if item.kind == "record":
+                attempt = Attempt(**data["attempt"])
+                self.store.record(
+                    StoredDecision(**data["decision"]), attempt,
+                    (lambda p: note_failure(p, attempt.ts)) if attempt.failed else None)
+            elif item.kind == "feedback":
+                outcome = self.feedback(data["tenant"], data["event_id"],
+                                        label=Label(data["label"]), source=Source(data["source"]))
+                if outcome is FeedbackOutcome.QUEUED:
+                    raise StoreError("store still unavailable")
+            elif item.kind == "lesson" and self.lessons is not None:
+                self.lessons.publish(data)
+
+        result = self.outbox.drain(apply, limit=limit)
+        if self.breaker is not None:
+            (self.breaker.failure if result.failed else self.breaker.success)()
+        return result.applied
 
     def _score(self, event: LoginEvent, ip: IpInfo, started: float) -> Scored:
         loaded = self.store.load(
@@ -258,6 +344,14 @@ class Engine:
     def _teach_model(
         self, values: Mapping[str, Any], *, user: str, block: str, asn: int | None, ts: float
     ) -> bool:
+        if self.lessons is not None:
+            lesson = {"values": dict(values), "user": user, "block": block, "asn": asn,
+                      "ts": ts}
+            try:
+                self.lessons.publish(lesson)
+            except StoreError:
+                self._queue("lesson", f"{user}:{ts}", lesson)
+            return True
         with self._model_lock:
             if not self.gate.admit(user=user, block=block, asn=asn, ts=ts):
                 return False
@@ -291,8 +385,16 @@ class Engine:
                 return ((lambda p: trust_device(p, seen)) if passed else None), True
             return (lambda p: learn(p, seen, trust=passed)), True
 
-        outcome, before = self.store.apply_feedback(
-            tenant, event_id, f"{label.value}:{source.value}", plan)
+        try:
+            outcome, before = self.store.apply_feedback(
+                tenant, event_id, f"{label.value}:{source.value}", plan)
+        except StoreError:
+            if self.outbox is None:
+                raise
+            self._queue("feedback", f"{tenant}:{event_id}:{label.value}:{source.value}",
+                        {"tenant": tenant, "event_id": event_id, "label": label.value,
+                         "source": source.value})
+            return FeedbackOutcome.QUEUED
         if (outcome is FeedbackOutcome.APPLIED and before is not None and not before.learned
                 and label is Label.LEGIT and not before.features.get("auth_failed")):
             seen = before.sighting or {}

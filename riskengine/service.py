@@ -11,7 +11,9 @@ from typing import Any
 from features.ipintel import IpIntel
 from features.useragent import parse_user_agent
 from models import persistence, snapshots
+from riskengine.breaker import CircuitBreaker
 from riskengine.engine import Engine
+from riskengine.outbox import Outbox
 from riskengine.privacy import Pseudonymizer
 from riskengine.rules import Action, load_ruleset
 from riskengine.settings import Settings
@@ -24,6 +26,7 @@ log = logging.getLogger("riskengine.model")
 class Built:
     engine: Engine
     model_card: dict[str, Any]
+    follower: Any = None  # riskengine.learner.ModelFollower with a shared (Redis) store
 
 
 def load_model(settings: Settings) -> tuple[Any, dict[str, Any]]:
@@ -44,7 +47,8 @@ def build_engine(settings: Settings) -> Built:
     else:
         ipintel = IpIntel.bundled(settings.ipdata_cache_dir)
     _warm_up(ipintel)
-    store = open_store(settings.store, retention_s=settings.decision_retention_days * 86_400)
+    store = open_store(settings.store, retention_s=settings.decision_retention_days * 86_400,
+                       timeout_s=settings.store_timeout_s)
     engine = Engine(
         store=store,
         ruleset=ruleset,
@@ -54,7 +58,34 @@ def build_engine(settings: Settings) -> Built:
         pseudonymizer=Pseudonymizer(settings.key_bytes(), key_id=settings.pseudonym_key_id),
         failover=Action(settings.failover_decision),
     )
-    return Built(engine, card)
+    follower = None
+    if shared_store(settings.store):
+        from riskengine.learner import ModelFollower, RedisLessons
+
+        engine.lessons = RedisLessons(settings.store, timeout_s=settings.store_timeout_s)
+        engine.breaker = CircuitBreaker()
+        engine.outbox = Outbox(settings.outbox)
+        follower = ModelFollower(settings.store, engine, key=settings.signing_key())
+        try:
+            follower.tick()  # serve the published model from the first request on
+        except Exception:  # Redis may be down at start; the follower retries
+            log.warning("no published model could be fetched at start; serving %s",
+                        engine.model_version)
+    return Built(engine, card, follower)
+
+
+def shared_store(url: str) -> bool:
+    """A store several instances share: they learn through one learner."""
+    return url.startswith(("redis://", "rediss://"))
+
+
+def drain_outbox_forever(engine: Engine, stop: threading.Event, interval_s: float = 0.5) -> None:
+    """Replay the outbox whenever the shared store answers again."""
+    while not stop.wait(interval_s):
+        try:
+            engine.drain_outbox()
+        except Exception:  # still down: the breaker and the next round handle it
+            log.debug("outbox drain failed", exc_info=True)
 
 
 class ModelKeeper:

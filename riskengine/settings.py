@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     snapshot_interval_s: float = Field(default=300.0, gt=0)
     decision_retention_days: float = Field(default=30.0, gt=0)
     failover_decision: Literal["challenge", "deny"] = "challenge"
+    store_timeout_s: float = Field(
+        default=0.05, gt=0, description="Deadline of each call to a shared (Redis) store"
+    )
+    outbox: Path = Field(
+        default=Path("riskengine-outbox.db"),
+        description="Local file keeping what a failing shared store must still receive",
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -180,7 +180,7 @@ class FeedbackRequest(_Strict):
 
 class FeedbackResponse(BaseModel):
     event_id: str
-    status: Literal["applied", "duplicate"]
+    status: Literal["applied", "duplicate", "queued"]
 
 
 class ReasonOut(BaseModel):

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from riskengine import __version__
 from riskengine.api import routes
-from riskengine.service import Built, ModelKeeper, build_engine
+from riskengine.service import Built, ModelKeeper, build_engine, drain_outbox_forever
 from riskengine.settings import Settings
 
 log = logging.getLogger("riskengine.api")
@@ -34,11 +34,21 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
                             "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
             built = build_engine(resolved)
         app.state.built = built
-        keeper = stop = thread = None
-        if resolved_settings is not None and resolved_settings.model_dir is not None:
+        keeper = thread = None
+        stop = threading.Event()
+        drainer = None
+        if built.engine.outbox is not None:
+            drainer = threading.Thread(target=drain_outbox_forever, args=(built.engine, stop),
+                                       name="outbox-drainer", daemon=True)
+            drainer.start()
+        if built.follower is not None:
+            # A shared learner owns the model; this instance follows its snapshots.
+            thread = threading.Thread(target=built.follower.run, args=(stop,),
+                                      name="model-follower", daemon=True)
+            thread.start()
+        elif resolved_settings is not None and resolved_settings.model_dir is not None:
             keeper = ModelKeeper(built.engine, resolved_settings.model_dir,
                                  resolved_settings.signing_key())
-            stop = threading.Event()
             thread = threading.Thread(
                 target=keeper.run, args=(stop, resolved_settings.snapshot_interval_s),
                 name="model-keeper", daemon=True)
@@ -47,14 +57,18 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
         try:
             yield
         finally:
-            if keeper is not None and stop is not None and thread is not None:
-                stop.set()
-                thread.join(timeout=5)
+            stop.set()
+            for running in (thread, drainer):
+                if running is not None:
+                    running.join(timeout=5)
+            if keeper is not None:
                 try:
                     keeper.tick()  # the snapshot on shutdown
                 except Exception:
                     log.exception("model snapshot at shutdown failed")
             built.engine.store.close()
+            if built.engine.outbox is not None:
+                built.engine.outbox.close()
 
     app = FastAPI(
         title="riskengine",

@@ -40,6 +40,9 @@ def feedback(body: FeedbackRequest, engine: EngineDep) -> Any:
     analyst's verdict. The same feedback twice changes nothing."""
     outcome = engine.feedback(body.tenant, body.event_id, label=Label(body.label),
                               source=Source(body.source))
+    if outcome is FeedbackOutcome.QUEUED:
+        return JSONResponse(status_code=202, content={"event_id": body.event_id,
+                                                      "status": outcome.value})
     if outcome is FeedbackOutcome.UNKNOWN_EVENT:
         return JSONResponse(status_code=404, content={
             "error": "unknown event_id (never scored here, or older than the retention)",

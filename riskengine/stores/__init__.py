@@ -60,10 +60,13 @@ def _retention(retention_s: float | None) -> dict[str, float]:
     return {} if retention_s is None else {"retention_s": retention_s}
 
 
-def open_store(url: str, *, retention_s: float | None = None) -> Store:
+def open_store(
+    url: str, *, retention_s: float | None = None, timeout_s: float | None = None
+) -> Store:
     """The store a URL names.
 
-    ``retention_s`` is how long decisions are kept (the stores' default: 30 days).
+    ``retention_s`` is how long decisions are kept (the stores' default: 30 days);
+    ``timeout_s`` the deadline of each call to a network store.
     ``memory:`` or ``memory://`` is a fresh in-process store (``memory:?retention_s=N``
     forgets decisions N seconds old). ``sqlite:PATH`` and
     ``sqlite://PATH`` open a SQLite file (``sqlite:///abs/path`` for an absolute path,
@@ -95,7 +98,8 @@ def open_store(url: str, *, retention_s: float | None = None) -> Store:
     if "://" not in url and url.lower().endswith(_SQLITE_SUFFIXES):
         return SqliteStore(url, **_retention(retention_s))
     if url.startswith(("redis://", "rediss://")):
-        return RedisStore(url, **_retention(retention_s))
+        deadline = {} if timeout_s is None else {"timeout_s": timeout_s}
+        return RedisStore(url, **_retention(retention_s), **deadline)
     raise ValueError(
         f"unsupported store url {_redacted(url)!r}: expected memory:, sqlite:PATH, "
         "a path ending in .db, .sqlite or .sqlite3, redis:// or rediss://"

@@ -74,6 +74,7 @@ class FeedbackOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     UNKNOWN_EVENT = "unknown_event"
+    QUEUED = "queued"  # the store was unavailable: kept in the outbox, applied on recovery
 
 
 @dataclass(frozen=True, slots=True)
