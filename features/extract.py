@@ -116,10 +116,10 @@ def extract(
     os_version = event.os_version or (ua.os_version if ua else None)
     device_model = model_family(event.device_model or (ua.device_model if ua else None))
 
-    def known(present: object, container: Mapping[str, object]) -> bool | None:
+    def known(present: str | None, container: Mapping[str, object]) -> bool | None:
         if present is None or is_new:
             return None
-        return present in container
+        return event.known_as(present, container) is not None
 
     device_known = known(event.device_key, p.devices)
     ssid_known = known(event.ssid_key, p.ssids)
@@ -128,7 +128,8 @@ def extract(
     country_known = known(ip.country, p.countries)
     city_known = known(f"{ip.country}/{ip.city}" if ip.city else None, p.cities)
 
-    traits = p.device_traits.get(event.device_key) if device_known else None
+    device_as = event.known_as(event.device_key, p.devices)
+    traits = p.device_traits.get(device_as) if device_as else None
     os_downgrade = device_mismatch = None
     if traits is not None:
         mine, theirs = version_tuple(os_version), version_tuple(traits.os_version)
@@ -139,13 +140,15 @@ def extract(
             or _differs(os_family, traits.os_family)
             or _differs(event.bluetooth_key, traits.bluetooth)
             # A device that always carried a SIM now shows another one, or none.
-            or (traits.sim is not None and event.sim_key != traits.sim)
+            or (traits.sim is not None
+                and event.known_as(event.sim_key, {traits.sim: None}) is None)
         )
 
     sim_changed: bool | None = None
     if event.phone_key and event.sim_key and not is_new:
-        sims = p.sims.get(event.phone_key)
-        sim_changed = bool(sims) and event.sim_key not in sims
+        phone_as = event.known_as(event.phone_key, p.sims)
+        sims = p.sims.get(phone_as) if phone_as else None
+        sim_changed = bool(sims) and event.known_as(event.sim_key, sims or {}) is None
 
     hour = local_hour(event.timestamp, ip.timezone)
     days_since = hours_since = distance = speed = None
@@ -167,9 +170,9 @@ def extract(
         "days_since_last_login": days_since,
         "device_id_present": event.device_key is not None,
         "device_known": bool(device_known),
-        "device_trusted": bool(device_known) and event.device_key in p.trusted,
+        "device_trusted": event.known_as(event.device_key, p.trusted) is not None,
         "marked_bad": any(
-            k is not None and k in p.bad
+            event.known_as(k, p.bad) is not None
             for k in (event.device_key, event.ip_prefix_key, event.ssid_key)
         ),
         "new_device": _novel(device_known),

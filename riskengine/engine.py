@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -159,7 +159,19 @@ class Engine:
 
         device, network, sim = req.device, req.network, req.sim
         ssid = network.ssid.strip() if network and network.ssid else None
+        aliases: dict[str, tuple[str, ...]] = {}
+        if p.rotating:  # the same identifiers under retired keys, to read older history
+            for kind, value in (
+                (Kind.USER, req.user_id), (Kind.IP_PREFIX, ip_prefix(req.ip)),
+                (Kind.DEVICE, device.id if device else None),
+                (Kind.BLUETOOTH, device.bluetooth_mac if device else None),
+                (Kind.SSID, ssid), (Kind.IMSI, sim.imsi if sim else None),
+                (Kind.ICCID, sim.iccid if sim else None), (Kind.PHONE, req.phone),
+            ):
+                if value:
+                    aliases[p(kind, value, scope=scope)] = p.previous(kind, value, scope=scope)
         return LoginEvent(
+            aliases=aliases,
             event_id=req.event_id or str(uuid.uuid4()),
             tenant=req.tenant,
             user_key=p(Kind.USER, req.user_id, scope=scope),
@@ -291,6 +303,15 @@ class Engine:
         )
         if loaded.previous is not None:
             return self._replayed(loaded.previous, started)
+        inherited = None
+        if loaded.profile is None and event.aliases.get(event.user_key):
+            # After a key rotation the history sits under the user's former pseudonym:
+            # read it, and let the next write carry it over to the current one.
+            for old in event.aliases[event.user_key]:
+                inherited = self.store.get_profile(event.tenant, old)
+                if inherited is not None:
+                    loaded = replace(loaded, profile=inherited)
+                    break
 
         fv = extract(event, ip, loaded.profile, loaded.velocity)
         results = self.ruleset.evaluate(fv)
@@ -332,7 +353,7 @@ class Engine:
                 ts=event.ts,
                 failed=event.failed,
             ),
-            _profile_update(event, seen, learn_it=verified, trust=trust),
+            _carry_over(inherited, _profile_update(event, seen, learn_it=verified, trust=trust)),
         )
         if stored.decision != body:  # a concurrent twin of this event_id won the race
             return self._replayed(stored, started)
@@ -467,6 +488,18 @@ def _profile_update(
     if learn_it:
         return lambda profile: learn(profile, seen, trust=trust)
     return None
+
+
+def _carry_over(inherited: Any, update: ProfileUpdate | None) -> ProfileUpdate | None:
+    """Start from the profile found under a retired pseudonym when the current one is empty."""
+    if inherited is None:
+        return update
+
+    def start(profile: Any) -> Any:
+        base = inherited.copy() if profile.logins == 0 and not profile.failures else profile
+        return update(base) if update is not None else base
+
+    return start
 
 
 def to_wire(decision: Decision) -> dict[str, Any]:

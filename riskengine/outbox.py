@@ -265,6 +265,14 @@ class Outbox:
         finally:
             self._draining.release()
 
+    def forget(self, match: Callable[[OutboxItem], bool]) -> int:
+        """Remove every pending item ``match`` selects (a user's erasure reaches the outbox
+        too); returns how many went."""
+        doomed = [item.id for item in self.pending(limit=max(1, len(self))) if match(item)]
+        with self._transaction("forget") as conn:
+            conn.executemany(_DELETE, [(i,) for i in doomed])
+        return len(doomed)
+
     def __len__(self) -> int:
         with self._lock, self._errors("len"):
             (items,) = self._conn.execute(_SIZE).fetchone()

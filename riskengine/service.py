@@ -14,7 +14,6 @@ from models import persistence, snapshots
 from riskengine.breaker import CircuitBreaker
 from riskengine.engine import Engine
 from riskengine.outbox import Outbox
-from riskengine.privacy import Pseudonymizer
 from riskengine.rules import Action, load_ruleset
 from riskengine.settings import Settings
 from riskengine.stores import open_store
@@ -55,7 +54,7 @@ def build_engine(settings: Settings) -> Built:
         model=model,
         model_version=str(card["model_version"]),
         ipintel=ipintel,
-        pseudonymizer=Pseudonymizer(settings.key_bytes(), key_id=settings.pseudonym_key_id),
+        pseudonymizer=settings.pseudonymizer(),
         failover=Action(settings.failover_decision),
     )
     follower = None

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskengine.privacy import Pseudonymizer, parse_key_file
+
 DEV_KEY = "riskengine-development-key-not-secret"
 DEV_SIGNING_KEY = "riskengine-development-signing-key-not-secret"
 
@@ -80,12 +82,21 @@ class Settings(BaseSettings):
             raise ValueError("no model signing key configured")
         return DEV_SIGNING_KEY.encode()
 
-    def key_bytes(self) -> bytes:
-        """The pseudonymization key (the public development key only in development)."""
+    def pseudonym_keys(self) -> list[tuple[str, bytes]]:
+        """(key id, key) pairs, the current key first: from the key file (which may list
+        retired keys after it), else the environment (the public key only in development)."""
         if self.pseudonym_key_file is not None:
-            return self.pseudonym_key_file.read_bytes().strip()
+            return parse_key_file(self.pseudonym_key_file.read_text())
         if self.pseudonym_key is not None:
-            return self.pseudonym_key.get_secret_value().encode()
+            return [(self.pseudonym_key_id, self.pseudonym_key.get_secret_value().encode())]
         if self.env == "production":
             raise ValueError("no pseudonymization key configured")
-        return DEV_KEY.encode()
+        return [(self.pseudonym_key_id, DEV_KEY.encode())]
+
+    def key_bytes(self) -> bytes:
+        """The current pseudonymization key."""
+        return self.pseudonym_keys()[0][1]
+
+    def pseudonymizer(self) -> Pseudonymizer:
+        (key_id, key), *retired = self.pseudonym_keys()
+        return Pseudonymizer(key, key_id=key_id, previous=retired)

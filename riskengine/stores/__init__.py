@@ -20,6 +20,7 @@ from riskengine.stores.base import (
     Store,
     StoredDecision,
     StoreError,
+    UserData,
 )
 from riskengine.stores.memory import MemoryStore
 from riskengine.stores.redis import RedisStore
@@ -41,6 +42,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredDecision",
+    "UserData",
     "open_store",
 ]
 

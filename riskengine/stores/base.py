@@ -87,6 +87,14 @@ class Loaded:
 
 
 @dataclass(frozen=True, slots=True)
+class UserData:
+    """Everything a store holds about one user, for the user's right of access."""
+
+    profile: UserProfile | None
+    decisions: tuple[StoredDecision, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One login attempt as counted by the sliding windows."""
 
@@ -125,6 +133,21 @@ class Store(Protocol):
         ...
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None: ...
+
+    def export_user(self, tenant: str, user_key: str) -> UserData:
+        """The user's profile and every decision kept about the user, oldest first."""
+        ...
+
+    def erase_user(self, tenant: str, user_key: str) -> int:
+        """Remove the user's profile, decisions and every counter entry of the user;
+        returns how many records went. The user's next login is a new user's."""
+        ...
+
+    def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
+        """Drop what retention no longer allows at event time ``now``: profiles not updated
+        for ``profile_retention_s``, decisions older than the store's decision retention,
+        counter entries past their windows. Returns how many of each went."""
+        ...
 
     def get_profile(self, tenant: str, user_key: str) -> UserProfile | None: ...
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from features.profile import UserProfile, Velocity
 from riskengine.stores.base import (
+    DECISION_RETENTION_S,
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     MINUTE_S,
@@ -22,6 +23,7 @@ from riskengine.stores.base import (
     LoadQuery,
     ProfileUpdate,
     StoredDecision,
+    UserData,
     minute_window,
 )
 
@@ -83,19 +85,20 @@ def _copy(profile: UserProfile | None) -> UserProfile | None:
 class MemoryStore:
     """A :class:`~riskengine.stores.base.Store` held in process memory.
 
-    Nothing is shared between processes. With ``retention_s`` unset nothing is forgotten and
-    memory grows with every event; with it, decisions older than that (in event time) and
-    velocity hits past their windows are dropped now and then, so a long replay's memory
-    grows with its users, not its events.
+    Nothing is shared between processes. Decisions older than ``retention_s`` (in event
+    time, 30 days by default) and velocity hits past their windows are dropped now and then,
+    so a long replay's memory grows with its users, not its events.
     Profiles and decisions are copied in and out, so mutating what a call returned (or what
     an update was given) never changes the stored state.
     """
 
-    def __init__(self, *, retention_s: float | None = None) -> None:
+    def __init__(self, *, retention_s: float = DECISION_RETENTION_S) -> None:
         self.retention_s = retention_s
         self._lock = threading.Lock()
         self._records = 0
         self._profiles: dict[tuple[str, str], UserProfile] = {}
+        # when each profile was last updated, in event time (what profile retention counts)
+        self._updated: dict[tuple[str, str], float] = {}
         self._decisions: dict[tuple[str, str], _Frozen] = {}
         # Hits stay sorted by event time, so a window is two bisections even when events
         # arrive out of order.
@@ -150,7 +153,7 @@ class MemoryStore:
                 return _thaw(stored)
             if update is not None:
                 # Run first: an update that raises leaves nothing half-recorded.
-                self._update_profile(user, update)
+                self._update_profile(user, update, decision.ts)
             self._decisions[(decision.tenant, decision.event_id)] = _freeze(decision)
             bucket = self._minutes[(attempt.tenant, int(attempt.ts // MINUTE_S))]
             bucket[0] += 1
@@ -163,19 +166,21 @@ class MemoryStore:
                 users = self._device_users[(attempt.tenant, attempt.device_key)]
                 users[attempt.user_key] = max(attempt.ts, users.get(attempt.user_key, attempt.ts))
             self._records += 1
-            if self.retention_s is not None and self._records % PRUNE_EVERY == 0:
+            if self._records % PRUNE_EVERY == 0:
                 self._prune(attempt.ts)
             return decision
 
     def _prune(self, now: float) -> None:
         """Forget what no window or retention needs any more (called under the lock)."""
-        assert self.retention_s is not None
         horizon = now - self.retention_s
         # Decisions arrive roughly in time order, so the oldest are first in the dict.
         for key, frozen in list(self._decisions.items()):
             if frozen.decision.ts >= horizon:
                 break
             del self._decisions[key]
+        self._prune_counters(now)
+
+    def _prune_counters(self, now: float) -> None:
         for hits_by_key in (self._ip_hits, self._asn_hits):
             for key, hits in list(hits_by_key.items()):
                 del hits[: bisect_right(hits, now - IP_WINDOW_S, key=_ts)]
@@ -190,9 +195,10 @@ class MemoryStore:
             if not users:
                 del self._device_users[key]
 
-    def _update_profile(self, user: tuple[str, str], update: ProfileUpdate) -> None:
+    def _update_profile(self, user: tuple[str, str], update: ProfileUpdate, ts: float) -> None:
         current = self._profiles.get(user)
         self._profiles[user] = update(UserProfile() if current is None else current.copy()).copy()
+        self._updated[user] = max(ts, self._updated.get(user, ts))
 
     def apply_feedback(
         self, tenant: str, event_id: str, label: str, plan: FeedbackPlan
@@ -207,10 +213,51 @@ class MemoryStore:
                 return FeedbackOutcome.DUPLICATE, before
             update, learned = plan(before)
             if update is not None:
-                self._update_profile((tenant, before.user_key), update)
+                self._update_profile((tenant, before.user_key), update, before.ts)
             self._decisions[(tenant, event_id)] = replace(
                 frozen, feedback=label, decision=replace(frozen.decision, learned=learned))
             return FeedbackOutcome.APPLIED, before
+
+    def export_user(self, tenant: str, user_key: str) -> UserData:
+        with self._lock:
+            mine = [f for (t, _), f in self._decisions.items()
+                    if t == tenant and f.decision.user_key == user_key]
+            mine.sort(key=lambda f: (f.decision.ts, f.decision.event_id))
+            decisions = tuple(d for f in mine if (d := _thaw(f)) is not None)
+            return UserData(_copy(self._profiles.get((tenant, user_key))), decisions)
+
+    def erase_user(self, tenant: str, user_key: str) -> int:
+        with self._lock:
+            gone = int(self._profiles.pop((tenant, user_key), None) is not None)
+            self._updated.pop((tenant, user_key), None)
+            for key in [k for k, f in self._decisions.items()
+                        if k[0] == tenant and f.decision.user_key == user_key]:
+                del self._decisions[key]
+                gone += 1
+            for hits_by_key in (self._ip_hits, self._asn_hits):
+                for key, hits in hits_by_key.items():
+                    if key[0] == tenant:
+                        before = len(hits)
+                        hits[:] = [h for h in hits if h.user_key != user_key]
+                        gone += before - len(hits)
+            for key, users in self._device_users.items():
+                if key[0] == tenant and users.pop(user_key, None) is not None:
+                    gone += 1
+            return gone
+
+    def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
+        with self._lock:
+            old = [k for k, ts in self._updated.items() if ts <= now - profile_retention_s]
+            for k in old:
+                del self._profiles[k], self._updated[k]
+            stale = [k for k, f in self._decisions.items()
+                     if f.decision.ts <= now - self.retention_s]
+            for k in stale:
+                del self._decisions[k]
+            counters = sum(len(h) for m in (self._ip_hits, self._asn_hits) for h in m.values())
+            self._prune_counters(now)
+            after = sum(len(h) for m in (self._ip_hits, self._asn_hits) for h in m.values())
+            return {"profiles": len(old), "decisions": len(stale), "attempts": counters - after}
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock:

@@ -25,6 +25,7 @@ from riskengine.stores.base import (
     ProfileUpdate,
     StoredDecision,
     StoreError,
+    UserData,
     minute_window,
 )
 
@@ -83,6 +84,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     PRIMARY KEY (tenant, event_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS decisions_by_ts ON decisions (ts);
+CREATE INDEX IF NOT EXISTS decisions_by_user ON decisions (tenant, user_key, ts);
+CREATE INDEX IF NOT EXISTS attempts_by_user ON attempts (tenant, user_key);
+CREATE INDEX IF NOT EXISTS device_accounts_by_user ON device_accounts (tenant, user_key);
 """
 
 _USER_VERSION = "PRAGMA user_version"
@@ -134,6 +138,14 @@ _BUMP_MINUTE = (
 )
 _PRUNE_MINUTES = "DELETE FROM tenant_minutes WHERE minute <= ?"
 _PRUNE_DECISIONS = "DELETE FROM decisions WHERE ts <= ?"
+_PRUNE_PROFILES = "DELETE FROM profiles WHERE updated_ts <= ?"
+_USER_DECISIONS = (
+    "SELECT event_id FROM decisions WHERE tenant = ? AND user_key = ? ORDER BY ts, event_id"
+)
+_ERASE = tuple(
+    f"DELETE FROM {table} WHERE tenant = ? AND user_key = ?"
+    for table in ("profiles", "decisions", "attempts", "device_accounts")
+)
 _PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
 _PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
 
@@ -383,6 +395,28 @@ class SqliteStore:
             if update is not None:
                 _update_profile(conn, tenant, stored.user_key, update, stored.ts)
         return FeedbackOutcome.APPLIED, stored
+
+    def export_user(self, tenant: str, user_key: str) -> UserData:
+        with self._transaction("export_user", "BEGIN") as conn:
+            ids = [r[0] for r in conn.execute(_USER_DECISIONS, (tenant, user_key))]
+            decisions = tuple(d for i in ids if (d := _read_decision(conn, tenant, i)))
+            return UserData(_read_profile(conn, tenant, user_key), decisions)
+
+    def erase_user(self, tenant: str, user_key: str) -> int:
+        with self._transaction("erase_user", "BEGIN IMMEDIATE") as conn:
+            return sum(conn.execute(sql, (tenant, user_key)).rowcount for sql in _ERASE)
+
+    def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
+        with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
+            return {
+                "profiles": conn.execute(_PRUNE_PROFILES, (now - profile_retention_s,)).rowcount,
+                "decisions": conn.execute(_PRUNE_DECISIONS, (now - self.retention_s,)).rowcount,
+                "attempts": conn.execute(_PRUNE_ATTEMPTS, (now - ATTEMPT_RETENTION_S,)).rowcount,
+                "device_accounts": conn.execute(
+                    _PRUNE_DEVICES, (now - DEVICE_WINDOW_S,)).rowcount,
+                "tenant_minutes": conn.execute(
+                    _PRUNE_MINUTES, ((now - ATTEMPT_RETENTION_S) // MINUTE_S,)).rowcount,
+            }
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock, self._errors("get_decision"):

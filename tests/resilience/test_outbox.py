@@ -361,3 +361,15 @@ def test_works_as_a_context_manager(tmp_path: Path) -> None:
 
     with Outbox(path) as reopened:
         assert keys(reopened.pending()) == ["e1"]
+
+
+def test_forget_removes_what_matches(tmp_path) -> None:
+    from riskengine.outbox import Outbox
+
+    box = Outbox(tmp_path / "o.db")
+    box.put("record", "e1", {"decision": {"user_key": "u1"}})
+    box.put("record", "e2", {"decision": {"user_key": "u2"}})
+    box.put("feedback", "f1", {"user_key": "u1"})
+    gone = box.forget(lambda item: "u1" in str(item.payload))
+    assert gone == 2 and [i.key for i in box.pending()] == ["e2"]
+    assert len(box) == 1

@@ -26,6 +26,7 @@ from riskengine.stores import (
     SqliteStore,
     Store,
     StoredDecision,
+    UserData,
 )
 
 T0 = 1_700_000_000.0
@@ -435,3 +436,45 @@ def test_memory_store_with_retention_forgets_old_decisions_and_hits() -> None:
     assert store.get_decision("t1", f"e{PRUNE_EVERY - 1}") is not None
     velocity = load(store, user="other", now=last).velocity
     assert velocity.ip_users_10m == 7  # the 10-minute window still counts correctly
+
+
+# -- the user's rights and retention ---------------------------------------------------
+
+
+def test_export_holds_the_profile_and_every_decision(store: Store) -> None:
+    record(store, "e2", ts=T0 + 10, update=bump)
+    record(store, "e1", ts=T0, update=bump)
+    record(store, "x1", user="u2", ts=T0 + 5, update=bump)
+    data = store.export_user("t1", "u1")
+    assert data.profile is not None and data.profile.logins == 2
+    assert [d.event_id for d in data.decisions] == ["e1", "e2"]
+    assert store.export_user("t2", "u1").decisions == ()
+
+
+def test_erase_removes_the_user_everywhere(store: Store) -> None:
+    record(store, "e1", update=bump, failed=True)
+    record(store, "e2", update=bump, device="d1")
+    record(store, "o1", user="u2", update=bump, device="d1")
+    assert store.erase_user("t1", "u1") >= 3
+    assert store.get_profile("t1", "u1") is None
+    assert store.get_decision("t1", "e1") is None and store.get_decision("t1", "e2") is None
+    assert store.export_user("t1", "u1") == UserData(None, ())
+    velocity = load(store, user="u2").velocity
+    assert velocity.ip_users_10m == 0 and velocity.ip_failures_10m == 0  # u1's hits are gone
+    assert velocity.device_accounts_30d == 0
+    assert store.get_profile("t1", "u2") is not None  # nobody else is touched
+    # the same event id may now be scored afresh: the next login is a new user's
+    record(store, "e1", update=bump)
+    assert store.get_profile("t1", "u1") == UserProfile(logins=1)
+
+
+def test_purge_applies_retention_at_event_time(store: Store) -> None:
+    record(store, "old", user="u-old", ts=T0, update=bump)
+    record(store, "new", user="u-new", ts=T0 + 200 * 86_400.0, update=bump)
+    now = T0 + 200 * 86_400.0 + 1
+    report = store.purge(now=now, profile_retention_s=100 * 86_400.0)
+    assert report["profiles"] == 1
+    assert store.get_profile("t1", "u-old") is None
+    assert store.get_profile("t1", "u-new") is not None
+    assert store.get_decision("t1", "old") is None  # older than 30 days of decisions
+    assert store.get_decision("t1", "new") is not None
