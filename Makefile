@@ -24,7 +24,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## Serve the scoring API on $(HOST):$(PORT) with the embedded SQLite store (development key).
+## Serve the scoring API on $(HOST):$(PORT) with the embedded SQLite store (development keys).
+## The first run makes an API key with every scope and prints it in the log (WARNING line).
 run: install
 	RISKENGINE_ENV=$${RISKENGINE_ENV:-development} $(BIN)/riskengine serve --host $(HOST) --port $(PORT) --store $(STORE)
 

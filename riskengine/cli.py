@@ -1,4 +1,4 @@
-"""Command line: ``riskengine serve | learner | simulate | replay | models``."""
+"""Command line: ``riskengine serve | learner | simulate | replay | models | keys``."""
 
 from __future__ import annotations
 
@@ -123,6 +123,23 @@ def _learner(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from riskengine.stores import open_store
+    from riskengine.wire import parse_timestamp
+
+    settings = _settings(**({"store": args.store} if args.store else {}))
+    now = parse_timestamp(args.now) if args.now else datetime.now(UTC)
+    store = open_store(settings.store, retention_s=settings.decision_retention_days * 86_400,
+                       timeout_s=max(settings.store_timeout_s, 5.0))
+    report = store.purge(now=now.timestamp(),
+                         profile_retention_s=settings.profile_retention_days * 86_400)
+    store.close()
+    print(json.dumps({"now": now.isoformat(), "removed": report}))
+    return 0
+
+
 def _models_list(args: argparse.Namespace) -> int:
     from models.snapshots import list_snapshots
 
@@ -150,6 +167,52 @@ def _models_rollback(args: argparse.Namespace) -> int:
         print(f"riskengine: rollback refused: {exc}", file=sys.stderr)
         return 2
     print(f"{args.version} is now active; running services switch at their next tick")
+    return 0
+
+
+def _keys_store(args: argparse.Namespace) -> Any:
+    from riskengine.auth import KeyStore
+    from riskengine.settings import Settings
+
+    if args.file:
+        return KeyStore(Path(args.file))
+    # Only the key file's path is read here (RISKENGINE_API_KEYS, or .env); env is set so
+    # that managing keys needs none of the serving secrets.
+    return KeyStore(Settings(env="development").api_keys)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    store = _keys_store(args)
+    try:
+        record, key = store.create(args.name, args.scope)
+    except ValueError as exc:
+        print(f"riskengine: {exc}", file=sys.stderr)
+        return 2
+    print(f"created key {record.id} ({record.name}: {', '.join(sorted(record.scopes))}) in "
+          f"{store.path}. The key, shown only this once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    store = _keys_store(args)
+    records = store.list()
+    if not records:
+        print(f"no API keys in {store.path}")
+        return 0
+    print(f"{'id':<12}  {'name':<24}  {'scopes':<22}  {'created':<25}  revoked")
+    for r in records:
+        print(f"{r.id:<12}  {r.name:<24}  {','.join(sorted(r.scopes)):<22}  {r.created:<25}  "
+              f"{'yes' if r.revoked else 'no'}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    store = _keys_store(args)
+    if not store.revoke(args.key_id):
+        print(f"riskengine: no key {args.key_id} in {store.path}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}; running services refuse it from their next request")
     return 0
 
 
@@ -195,6 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     learn.add_argument("--snapshot-every-s", type=float, default=10.0)
     learn.set_defaults(func=_learner)
 
+    purge = sub.add_parser("purge", help="apply the retention periods to the store")
+    purge.add_argument("--store", help="store URL (default RISKENGINE_STORE)")
+    purge.add_argument("--now", help="RFC 3339 time to purge as of (default: now)")
+    purge.set_defaults(func=_purge)
+
     models = sub.add_parser("models", help="signed snapshots of the online model")
     msub = models.add_subparsers(dest="models_command", required=True)
     mlist = msub.add_parser("list", help="list snapshots, the active one starred")
@@ -204,6 +272,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     roll.add_argument("version")
     roll.add_argument("--dir", help="snapshot folder (default RISKENGINE_MODEL_DIR)")
     roll.set_defaults(func=_models_rollback)
+
+    from riskengine.auth import Scope
+
+    keys = sub.add_parser("keys", help="API keys of the service's callers")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    file_help = "key file (default RISKENGINE_API_KEYS, riskengine-keys.json)"
+    kcreate = ksub.add_parser("create", help="make a key and print it, once")
+    kcreate.add_argument("--name", required=True, help="who uses it, e.g. checkout-service")
+    kcreate.add_argument("--scope", action="append", required=True,
+                         choices=[s.value for s in Scope],
+                         help="repeat for several; admin implies the others")
+    kcreate.add_argument("--file", help=file_help)
+    kcreate.set_defaults(func=_keys_create)
+    klist = ksub.add_parser("list", help="list keys (never their secrets)")
+    klist.add_argument("--file", help=file_help)
+    klist.set_defaults(func=_keys_list)
+    krevoke = ksub.add_parser("revoke", help="revoke a key; running services stop taking it")
+    krevoke.add_argument("key_id")
+    krevoke.add_argument("--file", help=file_help)
+    krevoke.set_defaults(func=_keys_revoke)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

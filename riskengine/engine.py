@@ -47,6 +47,7 @@ from riskengine.stores.base import (
     Store,
     StoredDecision,
     StoreError,
+    UserData,
 )
 from riskengine.wire import ScoreRequest, parse_timestamp
 
@@ -432,6 +433,27 @@ class Engine:
         return self.feedback(tenant, event_id, label=Label.FRAUD,
                              source=Source.CHALLENGE_FAILED)
 
+    # -- the user's rights -----------------------------------------------------------------
+
+    def user_keys(self, tenant: str, user_id: str) -> tuple[str, ...]:
+        """The user's pseudonyms: under the current key and every retired one."""
+        p = self.pseudonymize
+        return (p(Kind.USER, user_id, scope=tenant),
+                *p.previous(Kind.USER, user_id, scope=tenant))
+
+    def export_user(self, tenant: str, user_id: str) -> list[UserData]:
+        """What the store holds about the user, under each of the user's pseudonyms."""
+        return [self.store.export_user(tenant, key) for key in self.user_keys(tenant, user_id)]
+
+    def erase_user(self, tenant: str, user_id: str) -> int:
+        """Erase the user from the store (under every pseudonym) and from the outbox."""
+        keys = self.user_keys(tenant, user_id)
+        gone = sum(self.store.erase_user(tenant, key) for key in keys)
+        if self.outbox is not None:
+            gone += self.outbox.forget(lambda item: any(k in json.dumps(item.payload)
+                                                        for k in keys))
+        return gone
+
     def _replayed(self, stored: StoredDecision, started: float) -> Scored:
         return Scored(dict(stored.decision), self._elapsed(started), replayed=True)
 
@@ -502,6 +524,15 @@ def _carry_over(inherited: Any, update: ProfileUpdate | None) -> ProfileUpdate |
     return start
 
 
+# What the auth service can show a customer who was denied. It names no rule (that would
+# coach an attacker) and gives the reference that the human review starts from.
+DENY_MESSAGE = (
+    "We could not confirm that this sign-in is yours, so we blocked it to protect your "
+    "account. If it was you, contact customer service with reference {event_id} and we "
+    "will review it."
+)
+
+
 def to_wire(decision: Decision) -> dict[str, Any]:
     """The response body of ``POST /v1/score`` (without ``latency_ms``)."""
     return {
@@ -517,6 +548,8 @@ def to_wire(decision: Decision) -> dict[str, Any]:
         "rules_version": decision.rules_version,
         "model_version": decision.model_version,
         "failover": decision.failover,
+        "user_message": DENY_MESSAGE.format(event_id=decision.event_id)
+        if decision.action is Action.DENY else None,
     }
 
 

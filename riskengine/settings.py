@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     model_signing_key: SecretStr | None = None
     snapshot_interval_s: float = Field(default=300.0, gt=0)
     decision_retention_days: float = Field(default=30.0, gt=0)
+    profile_retention_days: float = Field(
+        default=365.0, gt=0, description="A profile not updated for this long is deleted"
+    )
     failover_decision: Literal["challenge", "deny"] = "challenge"
     store_timeout_s: float = Field(
         default=0.05, gt=0, description="Deadline of each call to a shared (Redis) store"
@@ -53,11 +56,30 @@ class Settings(BaseSettings):
         description="Local file keeping what a failing shared store must still receive",
     )
     log_level: str = "INFO"
+    auth: Literal["keys", "open"] = Field(
+        default="keys",
+        description="keys: every /v1 call needs an API key with the route's scope; open: no "
+        "check at all, for development and tests only (refused in production)",
+    )
+    api_keys: Path = Field(
+        default=Path("riskengine-keys.json"),
+        description="The API key file (hashes only), managed with `riskengine keys`",
+    )
 
     @model_validator(mode="after")
     def _no_snapshots_in_tests_by_default(self) -> Settings:
         if self.env == "test" and "model_dir" not in self.model_fields_set:
             self.model_dir = None
+        return self
+
+    @model_validator(mode="after")
+    def _no_open_api_in_production(self) -> Settings:
+        if self.env == "production" and self.auth == "open":
+            raise ValueError(
+                "RISKENGINE_AUTH=open lets anyone call the API without a key: it is for "
+                "development and tests only. Use RISKENGINE_AUTH=keys (the default) and make "
+                "keys with `riskengine keys create`"
+            )
         return self
 
     @model_validator(mode="after")

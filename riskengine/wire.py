@@ -202,3 +202,8 @@ class ScoreResponse(BaseModel):
     failover: bool = Field(
         default=False, description="True when a dependency failed and this is the fallback"
     )
+    user_message: str | None = Field(
+        default=None,
+        description="For a deny: a message the auth service can show the customer, with the "
+        "reference that human review starts from",
+    )

@@ -13,7 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from riskengine import __version__
-from riskengine.api import routes
+from riskengine.api import routes, users
+from riskengine.api.security import AdminPaths, AuthFailure, Gate, auth_failed
+from riskengine.auth import KeyStore, Scope
+from riskengine.metrics import ServiceMetrics
 from riskengine.service import Built, ModelKeeper, build_engine, drain_outbox_forever
 from riskengine.settings import Settings
 
@@ -26,9 +29,12 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal built
-        resolved_settings = settings
+        resolved_settings = settings if settings is not None or built is not None else Settings()
+        # Callers first: an unreadable key file stops the start before anything is opened.
+        app.state.auth = _gate(resolved_settings)
         if built is None:
-            resolved = resolved_settings = settings or Settings()
+            assert resolved_settings is not None
+            resolved = resolved_settings
             if resolved.env == "development" and resolved.pseudonym_key is None:
                 log.warning("development mode: identifiers are pseudonymized with a PUBLIC "
                             "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
@@ -77,8 +83,44 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(AuthFailure, auth_failed)
+    app.add_middleware(AdminPaths)
     app.include_router(routes.router)
+    app.include_router(users.router)
+    app.state.metrics = ServiceMetrics()
     return app
+
+
+def _gate(settings: Settings | None) -> Gate:
+    """How callers are checked; in development, the first start makes a key and logs it."""
+    if settings is None:  # an engine built elsewhere, no settings: keys, from the default file
+        return Gate("keys", KeyStore(Settings.model_fields["api_keys"].default))
+    if settings.auth == "open":
+        log.warning("RISKENGINE_AUTH=open: the API answers ANY caller, without a key "
+                    "(development and tests only)")
+        return Gate("open")
+    keys = KeyStore(settings.api_keys)
+    existing = keys.list()
+    if settings.env == "development" and not existing:
+        _, key = keys.create("development", list(Scope))
+        # The one place a key is ever logged: a local trial's first start, so that
+        # `make run` prints a key to try the API with. It is not kept anywhere in clear.
+        log.warning(
+            "development mode: no API key existed, so one with every scope was made and its "
+            "hash saved in %s. Call the API with\n\n    Authorization: Bearer %s\n\n"
+            "This key is shown only this once. More: `riskengine keys create --name NAME "
+            "--scope score`; revoke: `riskengine keys revoke ID`.", settings.api_keys, key)
+    elif not any(not record.revoked for record in existing):
+        log.warning("no active API key in %s: every call to /v1/ is refused with 401 until "
+                    "one is made with `riskengine keys create`", settings.api_keys)
+    elif settings.env == "development":
+        log.info("API keys from %s: %d active. The development key was shown at the first "
+                 "start only; `riskengine keys create --name NAME --scope admin` makes another",
+                 settings.api_keys, sum(not record.revoked for record in existing))
+    else:
+        log.info("API keys from %s: %d active", settings.api_keys,
+                 sum(not record.revoked for record in existing))
+    return Gate("keys", keys)
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:

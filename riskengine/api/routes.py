@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from riskengine.api.security import AUTH_RESPONSES, require
+from riskengine.auth import Scope
 from riskengine.engine import Engine, Label, Source
+from riskengine.metrics import ServiceMetrics
 from riskengine.stores.base import FeedbackOutcome
 from riskengine.wire import FeedbackRequest, FeedbackResponse, ScoreRequest, ScoreResponse
 
@@ -19,13 +22,19 @@ def _engine(request: Request) -> Engine:
     return request.app.state.built.engine  # type: ignore[no-any-return]
 
 
+def _metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
 EngineDep = Annotated[Engine, Depends(_engine)]
+MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
 
-
-@router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"])
-def score(body: ScoreRequest, engine: EngineDep) -> dict[str, Any]:
+@router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"],
+             dependencies=[require(Scope.SCORE)], responses=AUTH_RESPONSES)
+def score(body: ScoreRequest, engine: EngineDep, metrics: MetricsDep) -> dict[str, Any]:
     """Score one login or registration: ``allow``, ``challenge`` (which step-up) or ``deny``."""
     scored = engine.score(body, received_at=datetime.now(UTC))
+    metrics.record(scored, tenant=body.tenant)
     return {**scored.body, "latency_ms": scored.latency_ms}
 
 
@@ -33,7 +42,8 @@ def score(body: ScoreRequest, engine: EngineDep) -> dict[str, Any]:
     "/v1/feedback",
     response_model=FeedbackResponse,
     tags=["scoring"],
-    responses={404: {"description": "No decision is kept under this event_id"}},
+    dependencies=[require(Scope.FEEDBACK)],
+    responses={**AUTH_RESPONSES, 404: {"description": "No decision is kept under this event_id"}},
 )
 def feedback(body: FeedbackRequest, engine: EngineDep) -> Any:
     """Report what became of a scored login: a step-up result, a user's report, an
@@ -74,3 +84,12 @@ def readyz(request: Request, engine: EngineDep) -> JSONResponse:
     checks["ip_data"] = engine.ipintel.describe()
     return JSONResponse(status_code=200 if ok else 503,
                         content={"status": "ready" if ok else "not ready", "checks": checks})
+
+
+@router.get("/metrics", tags=["operations"], dependencies=[require(Scope.ADMIN)],
+            response_class=Response, responses=AUTH_RESPONSES)
+def prometheus_metrics(metrics: MetricsDep) -> Response:
+    """Prometheus metrics (text format): decisions, latency, failovers, store errors. Needs
+    an ``admin`` key, or none in open mode."""
+    content, content_type = metrics.exposition()
+    return Response(content=content, media_type=content_type)

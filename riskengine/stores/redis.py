@@ -29,6 +29,7 @@ from riskengine.stores.base import (
     ProfileUpdate,
     StoredDecision,
     StoreError,
+    UserData,
     minute_window,
 )
 
@@ -42,12 +43,37 @@ WATCH_TRIES = 50
 # time.
 ATTEMPT_KEEP_S = int(2 * IP_WINDOW_S)
 DEVICE_KEEP_S = int(DEVICE_WINDOW_S + 86_400)
+# Keys asked for per SCAN/ZSCAN round trip, and per MGET or DEL: small enough that every
+# reply comes well within the socket timeout, on any database size.
+SCAN_COUNT = 500
+# A profile's value holds, beside UserProfile's own fields, the event time of its last
+# update under this name: readers that predate it ignore it (``from_dict`` skips unknown
+# fields), and a value without it (written before it existed) is left to its TTL.
+UPDATED = "_updated"
+# Deletes KEYS[1] only while it still holds ARGV[1]: a purge or an erasure never drops a
+# value that a concurrent write has just replaced. One key, so one slot.
+_DELETE_IF_SAME = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
+    "return 0"
+)
 
 
 def _part(value: object) -> str:
     """``value`` escaped for a key: no ``:``, ``|`` or brace of its own can make two keys
     collide or move the Cluster hash tag."""
     return quote(str(value), safe="")
+
+
+def _glob(literal: str) -> str:
+    """A SCAN/ZSCAN MATCH pattern matching exactly ``literal``. Escaped parts never hold a
+    glob character (``_part`` leaves only letters, digits, ``%`` and ``-._~``); this
+    covers the prefix, which is not escaped."""
+    return "".join("\\" + c if c in "\\*?[]" else c for c in literal)
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), SCAN_COUNT):
+        yield items[start : start + SCAN_COUNT]
 
 
 def _decoded(what: str, build: Callable[[], T]) -> T:
@@ -61,9 +87,30 @@ def _decoded(what: str, build: Callable[[], T]) -> T:
 def _profile(raw: str | None, tenant: str, user_key: str) -> UserProfile | None:
     if raw is None:
         return None
-    return _decoded(
-        f"profile {tenant}/{user_key}", lambda: UserProfile.from_dict(json.loads(raw))
-    )
+
+    def build() -> UserProfile:
+        data = json.loads(raw)
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != UPDATED}
+        return UserProfile.from_dict(data)
+
+    return _decoded(f"profile {tenant}/{user_key}", build)
+
+
+def _updated(raw: str | None) -> float | None:
+    """The event time of the last update kept in a profile value; None when the value has
+    none (or is not readable: ``_profile`` reports that)."""
+    try:
+        data = json.loads(raw) if raw is not None else None
+        return float(data[UPDATED]) if isinstance(data, dict) and UPDATED in data else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _dump_profile(profile: UserProfile, raw_before: str | None, ts: float) -> str:
+    """``profile`` as stored, last updated at event time ``ts`` (or later, if it was)."""
+    before = _updated(raw_before)
+    return json.dumps({**profile.to_dict(), UPDATED: ts if before is None else max(before, ts)})
 
 
 def _dump_decision(d: StoredDecision) -> str:
@@ -100,6 +147,22 @@ def _decision(raw: str | None, tenant: str, user_key: str, event_id: str) -> Sto
     return _decoded(f"decision {tenant}/{event_id}", build)
 
 
+def _decision_ts(raw: str | None) -> float | None:
+    """The event time of a stored decision; None when it is gone or not readable."""
+    try:
+        return float(json.loads(raw)["ts"]) if raw is not None else None
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _minute(name: str) -> float:
+    """The minute of a tenant-minute key's escaped name; +inf (never old) if not a number."""
+    try:
+        return int(unquote(name))
+    except ValueError:
+        return math.inf
+
+
 def _window(members: list[str], user_key: str) -> tuple[int, int]:
     """Other users and failures among ``event_id|user_key|failed`` members."""
     hits = [m.split("|") for m in members]
@@ -117,7 +180,14 @@ class RedisStore:
     windows are shared keys in other slots, written in a pipeline after the user's
     transaction: a process dying between the two keeps the decision but not the count.
     Every key expires: a profile ``retention_s`` after its last update, a decision that long
-    after it was recorded, the windows soon after they stop counting.
+    after it was recorded, the windows soon after they stop counting. ``purge`` applies
+    retention at event time on top of these wall-clock TTLs.
+
+    The user's slot also holds the list of the windows that count the user's attempts, so
+    ``erase_user`` finds them without walking the tenant's windows; the user's decisions
+    are found by SCAN, so ``export_user`` and ``erase_user`` cost one round trip per
+    ``SCAN_COUNT`` keys of the database. Conditional deletes (``purge``, the event index
+    in ``erase_user``) are one-key Lua scripts, so they stay single-slot too.
 
     Parameters
     ----------
@@ -159,6 +229,7 @@ class RedisStore:
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
+        self._delete_if_same = self._redis.register_script(_DELETE_IF_SAME)
 
     def _key(self, tenant: str, kind: str, name: object, *rest: object) -> str:
         """``prefix:{t:tenant:kind:name}:rest...``; the braces are the Cluster hash tag."""
@@ -175,6 +246,23 @@ class RedisStore:
             self._profile_key(tenant, user_key),
             self._key(tenant, "u", user_key, "decision", event_id),
         ]
+
+    def _touched_key(self, tenant: str, user_key: str) -> str:
+        """The sorted set of the window keys holding attempts of the user (its own slot)."""
+        return self._key(tenant, "u", user_key, "touched")
+
+    def _parse(self, key: str) -> tuple[str, str, str, list[str]] | None:
+        """Tenant, kind, name and the parts after the hash tag of one of this store's keys,
+        all still escaped; None for a key of any other shape."""
+        head = f"{self.prefix}:{{t:"
+        if not key.startswith(head):
+            return None
+        tag, closed, rest = key[len(head) :].partition("}")
+        fields = tag.split(":")
+        if not closed or len(fields) != 3 or (rest and not rest.startswith(":")):
+            return None
+        tenant, kind, name = fields
+        return tenant, kind, name, rest.split(":")[1:]
 
     def _index_key(self, tenant: str, event_id: str) -> str:
         """Where the user key of decision ``event_id`` is kept (a slot of its own)."""
@@ -294,7 +382,7 @@ class RedisStore:
             writes: list[Write] = [(keys[1], body, self._retention)]
             if update is not None:
                 current = _profile(raw_profile, tenant, user_key) or UserProfile()
-                profile = json.dumps(update(current).to_dict())
+                profile = _dump_profile(update(current), raw_profile, decision.ts)
                 writes.append((keys[0], profile, self._retention))
             return decision, writes
 
@@ -308,7 +396,8 @@ class RedisStore:
         return decision
 
     def _count(self, event_id: str, attempt: Attempt, index: str) -> None:
-        """Index the decision and count the attempt in the shared windows."""
+        """Index the decision, count the attempt in the shared windows and note in the
+        user's own slot which windows now hold the user (what ``erase_user`` clears)."""
         tenant, ts = attempt.tenant, attempt.ts
         # Event time drives trimming so replays of old data keep their windows; the wall
         # clock caps it so one event stamped far ahead cannot wipe them.
@@ -318,14 +407,24 @@ class RedisStore:
         if attempt.asn is not None:
             networks.append(self._key(tenant, "asn", attempt.asn))
         minute = self._key(tenant, "minute", int(ts // MINUTE_S))
+        device = (
+            None if attempt.device_key is None else self._key(tenant, "device", attempt.device_key)
+        )
+        windows = networks if device is None else [*networks, device]
+        touched = self._touched_key(tenant, attempt.user_key)
         with self._errors("record"), self._redis.pipeline(transaction=False) as pipe:
             pipe.set(index, attempt.user_key, ex=self._retention)
+            # Noted before the windows are written: a window never holds the user unnoted.
+            # Scored by the user's latest event on each window, and dropped only a day past
+            # the longest window, long after the window itself let go of the user.
+            pipe.zadd(touched, dict.fromkeys(windows, ts), gt=True)
+            pipe.zremrangebyscore(touched, "-inf", f"({horizon - DEVICE_KEEP_S!r}")
+            pipe.expire(touched, DEVICE_KEEP_S)
             for key in networks:
                 pipe.zadd(key, {member: ts})
                 pipe.zremrangebyscore(key, "-inf", horizon - ATTEMPT_KEEP_S)
                 pipe.expire(key, ATTEMPT_KEEP_S)
-            if attempt.device_key is not None:
-                device = self._key(tenant, "device", attempt.device_key)
+            if device is not None:
                 # GT: a late event never moves the user's latest sighting back.
                 pipe.zadd(device, {attempt.user_key: ts}, gt=True)
                 pipe.zremrangebyscore(device, "-inf", horizon - DEVICE_WINDOW_S)
@@ -359,7 +458,8 @@ class RedisStore:
             writes: list[Write] = [(keys[1], after, None)]
             if update is not None:
                 current = _profile(raw_profile, tenant, owner) or UserProfile()
-                writes.append((keys[0], json.dumps(update(current).to_dict()), self._retention))
+                profile = _dump_profile(update(current), raw_profile, before.ts)
+                writes.append((keys[0], profile, self._retention))
             return (FeedbackOutcome.APPLIED, before), writes
 
         return self._transact("apply_feedback", keys, step)
@@ -370,6 +470,147 @@ class RedisStore:
         if owner is None:
             return None
         return self._read_decision("get_decision", tenant, event_id, owner)
+
+    def _user_decisions(self, tenant: str, user_key: str) -> dict[str, str]:
+        """Event id of every decision key of the user, found by SCAN (call under
+        ``_errors``). Each round trip reads ``SCAN_COUNT`` keys, so the whole walk costs
+        one round trip per ``SCAN_COUNT`` keys of the database."""
+        pattern = _glob(self._key(tenant, "u", user_key, "decision")) + ":*"
+        found: dict[str, str] = {}
+        for key in self._redis.scan_iter(match=pattern, count=SCAN_COUNT):
+            parsed = self._parse(key)
+            if parsed is not None and len(parsed[3]) == 2 and parsed[3][0] == "decision":
+                found[key] = unquote(parsed[3][1])
+        return found
+
+    def export_user(self, tenant: str, user_key: str) -> UserData:
+        with self._errors("export_user"):
+            found = self._user_decisions(tenant, user_key)
+            keys = list(found)
+            raw_profile = self._redis.get(self._profile_key(tenant, user_key))
+            values: list[str | None] = []
+            for chunk in _chunks(keys):  # one slot: MGET is Cluster-safe
+                values.extend(self._redis.mget(chunk))
+        decisions = [
+            d
+            for key, raw in zip(keys, values, strict=True)
+            if (d := _decision(raw, tenant, user_key, found[key])) is not None
+        ]
+        decisions.sort(key=lambda d: (d.ts, d.event_id))
+        return UserData(_profile(raw_profile, tenant, user_key), tuple(decisions))
+
+    def erase_user(self, tenant: str, user_key: str) -> int:
+        """Not atomic: a login of the user recorded while the erasure runs may survive it.
+        Safe to repeat after a failure: the list of the user's windows goes last."""
+        touched_key = self._touched_key(tenant, user_key)
+        own = f"*|{_glob(_part(user_key))}|*"  # event ids are escaped: no "|" of their own
+        gone = 0
+        with self._errors("erase_user"):
+            found = self._user_decisions(tenant, user_key)
+            touched = self._redis.zrange(touched_key, 0, -1)
+            devices: list[str] = []
+            for key in touched:
+                parsed = self._parse(key)
+                kind = None if parsed is None else parsed[1]
+                if kind == "device":
+                    devices.append(key)
+                elif kind in ("ip", "asn"):
+                    members = [
+                        m for m, _ in self._redis.zscan_iter(key, match=own, count=SCAN_COUNT)
+                    ]
+                    for chunk in _chunks(members):
+                        gone += self._redis.zrem(key, *chunk)
+            with self._redis.pipeline(transaction=False) as pipe:
+                counted: list[bool] = []  # per command: does its reply count what went
+                for key in devices:
+                    pipe.zrem(key, user_key)
+                    counted.append(True)
+                # The index before the decisions: with them gone, nothing leads to it.
+                for event_id in found.values():
+                    index = self._index_key(tenant, event_id)
+                    self._delete_if_same(keys=[index], args=[user_key], client=pipe)
+                    counted.append(False)
+                for chunk in _chunks([self._profile_key(tenant, user_key), *found]):
+                    pipe.delete(*chunk)  # one slot: a multi-key DEL is Cluster-safe
+                    counted.append(True)
+                for chunk in _chunks(touched):
+                    pipe.zrem(touched_key, *chunk)
+                    counted.append(False)
+                replies = pipe.execute()
+            gone += sum(int(r) for r, c in zip(replies, counted, strict=True) if c)
+        return gone
+
+    def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
+        """Walks every key under the prefix with SCAN, ``SCAN_COUNT`` keys per round trip
+        and two pipelines per page, so it is never one long command however big the
+        database. Attempts and tenant minutes are kept as long as ``record`` keeps them
+        (``ATTEMPT_KEEP_S``, twice their window, so late events still find their windows).
+        A profile or decision changed while the purge runs is left alone; one that is not
+        readable, or a profile stored before its update time was kept, is left to its TTL.
+        """
+        report = dict.fromkeys(
+            ("profiles", "decisions", "attempts", "device_accounts", "tenant_minutes"), 0
+        )
+        pattern = _glob(self.prefix) + ":{t:*"
+        with self._errors("purge"):
+            cursor = 0
+            while True:
+                cursor, keys = self._redis.scan(cursor, match=pattern, count=SCAN_COUNT)
+                for what, n in self._purge_keys(keys, now, profile_retention_s).items():
+                    report[what] += n
+                if cursor == 0:
+                    return report
+
+    def _purge_keys(
+        self, keys: list[str], now: float, profile_retention_s: float
+    ) -> dict[str, int]:
+        """``purge`` of one SCAN page (call under ``_errors``); a key SCAN repeats is
+        harmless, as the second pass finds nothing left to drop."""
+        parsed = [(key, p) for key in keys if (p := self._parse(key)) is not None]
+        valued = [
+            key
+            for key, (_, kind, _, rest) in parsed
+            if kind == "u" and rest[:1] in (["profile"], ["decision"])
+        ]
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key in valued:
+                pipe.get(key)
+            raw_of: dict[str, str | None] = dict(zip(valued, pipe.execute(), strict=True))
+        first_minute = int((now - ATTEMPT_KEEP_S) // MINUTE_S)
+        tags: list[str | None] = []  # per command: what its reply counts, if anything
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key, (tenant, kind, name, rest) in parsed:
+                raw = raw_of.get(key)
+                if kind == "u" and rest == ["profile"]:
+                    updated = _updated(raw)
+                    if updated is not None and updated <= now - profile_retention_s:
+                        self._delete_if_same(keys=[key], args=[raw], client=pipe)
+                        tags.append("profiles")
+                elif kind == "u" and len(rest) == 2 and rest[0] == "decision":
+                    ts = _decision_ts(raw)
+                    if ts is not None and ts <= now - self.retention_s:
+                        self._delete_if_same(keys=[key], args=[raw], client=pipe)
+                        index = self._index_key(unquote(tenant), unquote(rest[1]))
+                        self._delete_if_same(keys=[index], args=[unquote(name)], client=pipe)
+                        tags += ["decisions", None]
+                elif kind == "u" and rest == ["touched"]:
+                    pipe.zremrangebyscore(key, "-inf", f"({now - DEVICE_KEEP_S!r}")
+                    tags.append(None)
+                elif kind in ("ip", "asn") and not rest:
+                    pipe.zremrangebyscore(key, "-inf", now - ATTEMPT_KEEP_S)
+                    tags.append("attempts")
+                elif kind == "device" and not rest:
+                    pipe.zremrangebyscore(key, "-inf", now - DEVICE_WINDOW_S)
+                    tags.append("device_accounts")
+                elif kind == "minute" and not rest and _minute(name) < first_minute:
+                    pipe.delete(key)
+                    tags.append("tenant_minutes")
+            replies = pipe.execute()
+        counts: dict[str, int] = {}
+        for tag, reply in zip(tags, replies, strict=True):
+            if tag is not None:
+                counts[tag] = counts.get(tag, 0) + int(reply)
+        return counts
 
     def get_profile(self, tenant: str, user_key: str) -> UserProfile | None:
         with self._errors("get_profile"):

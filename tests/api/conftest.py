@@ -1,4 +1,8 @@
-"""An app per test, built like production but with test settings and its own SQLite file."""
+"""An app per test, built like production but with test settings and its own SQLite file.
+
+These apps run with ``auth="open"``: tests of scoring and feedback are not about callers.
+``test_auth.py`` builds its apps with ``auth="keys"``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,19 @@ from riskengine.settings import Settings
 
 
 def make_app(db_path: Path) -> FastAPI:
-    return create_app(Settings(env="test", store=f"sqlite:{db_path}"))
+    return create_app(Settings(env="test", auth="open", store=f"sqlite:{db_path}"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _open_api_by_default() -> Iterator[None]:
+    """Apps a test module builds with its own ``Settings(env="test", ...)`` run open too.
+
+    Module-scoped so that it is in force for module-scoped app fixtures; a test that wants
+    keys says ``auth="keys"``, which wins over the environment.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RISKENGINE_AUTH", "open")
+        yield
 
 
 @pytest.fixture

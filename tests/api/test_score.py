@@ -20,6 +20,7 @@ CONTRACT_V1 = {
     "model_version": str,
     "latency_ms": float,
     "failover": bool,
+    "user_message": (str, type(None)),  # set on a deny
 }
 
 FULL_REQUEST: dict[str, Any] = {

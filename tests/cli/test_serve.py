@@ -39,9 +39,12 @@ def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Pope
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _get(url: str, body: dict | None = None) -> tuple[int, dict]:
+def _get(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
     req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -50,11 +53,16 @@ def _get(url: str, body: dict | None = None) -> tuple[int, dict]:
 
 
 def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    made = _cli("keys", "create", "--name", "ci", "--scope", "score", "--file", str(keys))
+    key = made.communicate(timeout=60)[0].strip().splitlines()[-1]
+    assert made.returncode == 0 and key.startswith("rk_")
     port = _free_port()
     proc = _cli("serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
                 env={"RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef",
                      "RISKENGINE_MODEL_SIGNING_KEY": "ci-signing-key-0123456789",
-                     "RISKENGINE_MODEL_DIR": str(tmp_path / "snapshots")})
+                     "RISKENGINE_MODEL_DIR": str(tmp_path / "snapshots"),
+                     "RISKENGINE_API_KEYS": str(keys)})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -68,15 +76,18 @@ def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert status == 200 and ready["status"] == "ready"
         status, body = _get(f"{base}/v1/score", README_EXAMPLE)
+        assert status == 401
+        status, body = _get(f"{base}/v1/score", README_EXAMPLE, key=key)
         assert status == 200
         assert body["decision"] in ("allow", "challenge", "deny")
         assert body["reasons"] is not None and body["model_version"]
-        status, body = _get(f"{base}/v1/score", {**README_EXAMPLE, "ip": "not-an-ip"})
+        status, body = _get(f"{base}/v1/score", {**README_EXAMPLE, "ip": "not-an-ip"}, key=key)
         assert status == 422 and body["fields"] == ["ip"]
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
     assert "490154203237518" not in output
+    assert key not in output and key.split("_", 2)[2] not in output
     assert '"event": "decision"' in output
     # The first login of a new account taught the model; shutdown saved a signed snapshot.
     assert (tmp_path / "snapshots" / "ACTIVE").exists()

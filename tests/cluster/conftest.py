@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from riskengine.auth import KeyStore
+
 KEYS = {"RISKENGINE_PSEUDONYM_KEY": "cluster-test-key-0123456789",
         "RISKENGINE_MODEL_SIGNING_KEY": "cluster-signing-key-0123456789"}
 
@@ -86,9 +88,15 @@ def wait_for(check: Any, what: str, timeout_s: float = 60.0) -> Any:
     raise AssertionError(f"{what} not ready within {timeout_s} s")
 
 
+API_KEY: dict[str, str] = {}  # the admin key the cluster fixture created
+
+
 def call(url: str, body: dict | None = None, timeout: float = 5.0) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if API_KEY:
+        headers["Authorization"] = f"Bearer {API_KEY['key']}"
     req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
@@ -106,6 +114,7 @@ class Cluster:
     def env(self, name: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
         return {**base, **KEYS, "RISKENGINE_MODEL_DIR": str(self.tmp / name),
+                "RISKENGINE_API_KEYS": str(self.tmp / "keys.json"),
                 "RISKENGINE_OUTBOX": str(self.tmp / f"{name}-outbox.db"),
                 "RISKENGINE_STORE_TIMEOUT_S": "0.05"}
 
@@ -142,11 +151,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     rules = tmp_path / "quiet.yaml"
     rules.write_text(QUIET_RULES)
     c = Cluster(redis_server, tmp_path)
+    _, API_KEY["key"] = KeyStore(tmp_path / "keys.json").create("cluster-test", ["admin"])
     try:
         c.spawn("learner", "learner", "--store", redis_server.url, "--snapshot-every-s", "0.5")
         c.start_server("a", rules)
         c.start_server("b", rules)
         yield c
     finally:
+        API_KEY.clear()
         c.stop_all()
         redis_server.stop()

@@ -132,3 +132,16 @@ class TestFailover:
         assert body["decision"] == "challenge"
         assert body["failover"] is True
         assert body["reasons"][0]["code"] == "internal_error"
+
+
+def test_a_deny_carries_a_message_for_the_customer_and_a_reference(make_engine):
+    engine = make_engine()
+    last = home_history(engine, 20)
+    body = score(engine, **{**HOME, "ip": "81.167.144.58", "event_id": "ref-42",
+                            "device": {"id": "356938035643809"}, "network": {"type": "cellular"},
+                            "timestamp": at(last + timedelta(minutes=30))})
+    assert body["decision"] == "deny"
+    assert "ref-42" in body["user_message"]
+    assert "impossible" not in body["user_message"].lower()  # names no rule
+    allowed = score(engine, **{**HOME, "timestamp": at(last + timedelta(days=2))})
+    assert allowed["user_message"] is None
