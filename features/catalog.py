@@ -45,7 +45,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _b("device_known", "This device id was seen in the user's successful logins.", True),
     _b(
         "device_trusted",
-        "A known device on which this user passed a step-up (an OTP or a challenge).",
+        "A known device on which this user passed a step-up (an OTP or a challenge) in the "
+        "last 180 days: trust expires.",
     ),
     _b(
         "marked_bad",
@@ -83,6 +84,17 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _b("ip_is_hosting", "The IP is in a hosting, cloud, CDN or crawler range.", True),
     _b("ip_is_vpn", "The IP is a known consumer VPN or private relay exit.", True),
     _b("ip_is_tor", "The IP is a Tor exit node.", True),
+    FeatureSpec(
+        "ip_allowlisted",
+        "str",
+        "The allow-list entry (CIDR or ASN) of this tenant the IP falls in, if any. Set by the "
+        "engine from the ruleset's lists, not by the extractor.",
+    ),
+    FeatureSpec(
+        "ip_denylisted",
+        "str",
+        "The deny-list entry (CIDR or ASN) of this tenant the IP falls in, if any.",
+    ),
     # -- novelty against the user's own history
     _b("new_ip_prefix", "The /24 (IPv4) or /48 (IPv6) network is new for the user.", True),
     _b("new_asn", "The network operator (ASN) is new for the user.", True),

@@ -91,6 +91,14 @@ def _differs(now: str | None, before: str | None) -> bool:
     return now is not None and before is not None and now != before
 
 
+TRUST_TTL_S = 180 * 86_400.0
+
+
+def _trusted(event: LoginEvent, p: UserProfile) -> bool:
+    as_key = event.known_as(event.device_key, p.trusted)
+    return as_key is not None and event.ts - p.trusted[as_key] < TRUST_TTL_S
+
+
 def _novel(known: bool | None) -> bool | None:
     return None if known is None else not known
 
@@ -170,7 +178,7 @@ def extract(
         "days_since_last_login": days_since,
         "device_id_present": event.device_key is not None,
         "device_known": bool(device_known),
-        "device_trusted": event.known_as(event.device_key, p.trusted) is not None,
+        "device_trusted": _trusted(event, p),
         "marked_bad": any(
             event.known_as(k, p.bad) is not None
             for k in (event.device_key, event.ip_prefix_key, event.ssid_key)
@@ -196,6 +204,8 @@ def extract(
         "ip_is_hosting": ip.is_hosting,
         "ip_is_vpn": ip.is_vpn,
         "ip_is_tor": ip.is_tor,
+        "ip_allowlisted": None,  # the engine fills the lists in: they are configuration
+        "ip_denylisted": None,
         "new_ip_prefix": _novel(prefix_known),
         "new_asn": _novel(asn_known),
         "new_country": _novel(country_known),

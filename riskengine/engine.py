@@ -39,6 +39,7 @@ from riskengine.outbox import Outbox
 from riskengine.policy import Decision, Reason, choose_challenge, decide
 from riskengine.privacy import Kind, Pseudonymizer
 from riskengine.rules import Action, Challenge, Ruleset
+from riskengine.shadow import ShadowStats
 from riskengine.stores.base import (
     Attempt,
     FeedbackOutcome,
@@ -127,6 +128,8 @@ class Engine:
             raise ValueError("the failover decision may not be allow")
         self.store = store
         self.ruleset = ruleset
+        self.shadow: Ruleset | None = None
+        self.shadow_stats = ShadowStats()
         self.model = model
         self.model_version = model_version
         self.ipintel = ipintel
@@ -314,25 +317,37 @@ class Engine:
                     loaded = replace(loaded, profile=inherited)
                     break
 
+        rules, shadow = self.ruleset.for_tenant(event.tenant), self.shadow
+        allowed, denied = rules.lists.lookup(ip.ip, ip.asn, event.ts)
         fv = extract(event, ip, loaded.profile, loaded.velocity)
-        results = self.ruleset.evaluate(fv)
+        if allowed or denied:
+            fv = FeatureVector({**fv.values, "ip_allowlisted": allowed, "ip_denylisted": denied})
         with self._model_lock:
             anomaly = self.model.score_one(fv)
         if not math.isfinite(anomaly):
             raise ValueError("the anomaly model returned a non-finite score")
-        decision = decide(
-            event=event,
-            values=fv,
-            results=results,
-            ruleset=self.ruleset,
-            model_score=anomaly,
-            model_risk=self.model.risk(anomaly),
-            model_version=self.model_version,
-        )
+        risk = self.model.risk(anomaly)
+        decision = self._decide(event, fv, rules, anomaly, risk)
+        shadow_body = None
+        if shadow is not None:
+            # The candidate sees the very same features and model score; its decision is
+            # recorded with the live one and compared, never enforced.
+            candidate = shadow.for_tenant(event.tenant)
+            shadow_fv = fv
+            c_allowed, c_denied = candidate.lists.lookup(ip.ip, ip.asn, event.ts)
+            if (c_allowed, c_denied) != (allowed, denied):
+                shadow_fv = FeatureVector({**fv.values, "ip_allowlisted": c_allowed,
+                                           "ip_denylisted": c_denied})
+            shadowed = self._decide(event, shadow_fv, candidate, anomaly, risk)
+            self.shadow_stats.add(event.tenant, decision, shadowed)
+            shadow_body = {k: v for k, v in to_wire(shadowed).items()
+                           if k in ("decision", "score", "challenge", "rules_version")}
+            shadow_body["reasons"] = [r.code for r in shadowed.reasons]
         # A detector must not learn from what it flags: only allowed, verified logins.
         verified = decision.action is Action.ALLOW and verified_good(event, fv)
         trust = verified and otp_verified(event, fv)
         body = to_wire(decision)
+        stored_body = body if shadow_body is None else {**body, "shadow": shadow_body}
         seen = sighting(event, ip, fv)
         stored = self.store.record(
             StoredDecision(
@@ -340,7 +355,7 @@ class Engine:
                 tenant=event.tenant,
                 user_key=event.user_key,
                 ts=event.ts,
-                decision=body,
+                decision=stored_body,
                 features=dict(fv),
                 sighting=seen.to_dict(),
                 learned=verified,
@@ -356,7 +371,7 @@ class Engine:
             ),
             _carry_over(inherited, _profile_update(event, seen, learn_it=verified, trust=trust)),
         )
-        if stored.decision != body:  # a concurrent twin of this event_id won the race
+        if stored.decision != stored_body:  # a concurrent twin of this event_id won the race
             return self._replayed(stored, started)
         if verified:
             self._teach_model(fv, user=event.user_key, block=event.ip_prefix_key, asn=ip.asn,
@@ -455,15 +470,31 @@ class Engine:
         return gone
 
     def _replayed(self, stored: StoredDecision, started: float) -> Scored:
-        return Scored(dict(stored.decision), self._elapsed(started), replayed=True)
+        body = {k: v for k, v in stored.decision.items() if k != "shadow"}
+        return Scored(body, self._elapsed(started), replayed=True)
+
+    def _decide(self, event: LoginEvent, fv: FeatureVector, rules: Ruleset, anomaly: float,
+                risk: float) -> Decision:
+        return decide(event=event, values=fv, results=rules.evaluate(fv), ruleset=rules,
+                      model_score=anomaly, model_risk=risk, model_version=self.model_version)
+
+    def swap_rules(self, live: Ruleset | None = None, *, shadow: Ruleset | None | bool = False
+                   ) -> None:
+        """Serve ``live`` from the next request on, and/or run ``shadow`` beside it (None
+        stops the shadow; False leaves it as it is). Validated rulesets only: they are."""
+        if live is not None:
+            self.ruleset = live
+        if shadow is not False:
+            self.shadow = shadow if isinstance(shadow, Ruleset) else None
+            self.shadow_stats = ShadowStats()
 
     def _failover(self, event: LoginEvent, started: float, code: str, message: str) -> Scored:
         action = self.failover
+        thresholds = self.ruleset.for_tenant(event.tenant).thresholds
         decision = Decision(
             event_id=event.event_id,
             action=action,
-            score=self.ruleset.thresholds.deny if action is Action.DENY
-            else self.ruleset.thresholds.challenge,
+            score=thresholds.deny if action is Action.DENY else thresholds.challenge,
             challenge=choose_challenge(event, {}, []) if action is Action.CHALLENGE else None,
             reasons=(Reason(code, message, 0.0, {}),),
             rules_version=self.ruleset.label,

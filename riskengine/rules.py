@@ -10,10 +10,11 @@ records every rule's outcome (hit, no hit, error) with the feature values it saw
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -117,19 +118,65 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class ListEntry:
+    """An allow- or deny-listed network: a CIDR range or an ASN, until it expires."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    asn: int | None
+    expires: float | None
+    note: str
+
+    def matches(self, ip: str, asn: int | None, now: float) -> bool:
+        if self.expires is not None and now >= self.expires:
+            return False
+        if self.asn is not None:
+            return asn == self.asn
+        addr = ipaddress.ip_address(ip)
+        return self.network is not None and addr.version == self.network.version \
+            and addr in self.network
+
+    def describe(self) -> str:
+        return f"AS{self.asn}" if self.asn is not None else str(self.network)
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    allow: tuple[ListEntry, ...] = ()
+    deny: tuple[ListEntry, ...] = ()
+
+    def lookup(self, ip: str, asn: int | None, now: float) -> tuple[str | None, str | None]:
+        """(allow entry, deny entry) matching this address, as text; None when none."""
+        def first(entries: tuple[ListEntry, ...]) -> str | None:
+            hit = next((e for e in entries if e.matches(ip, asn, now)), None)
+            return None if hit is None else hit.describe()
+
+        return first(self.allow), first(self.deny)
+
+
+@dataclass(frozen=True, slots=True)
 class Ruleset:
-    """A validated, frozen ruleset; ``version`` is the file's own, ``sha256`` its content's."""
+    """A validated, frozen ruleset; ``version`` is the file's own, ``sha256`` its content's.
+
+    ``tenants`` holds per-tenant variants (their own thresholds, rule overrides and lists);
+    ``for_tenant`` picks the one that applies.
+    """
 
     version: str
     sha256: str
     thresholds: Thresholds
     model_weight: float
     rules: tuple[Rule, ...]
+    lists: Lists = Lists()
+    tenants: Mapping[str, Ruleset] = field(default_factory=dict)
+    source: str = ""
 
     @property
     def label(self) -> str:
         """What decisions record: version and a short content hash."""
         return f"{self.version}+{self.sha256[:12]}"
+
+    def for_tenant(self, tenant: str) -> Ruleset:
+        return self.tenants.get(tenant, self)
 
     def evaluate(self, values: Mapping[str, Value]) -> list[RuleResult]:
         """Every rule's outcome on ``values``; a rule that raises is an error, not a crash."""
@@ -202,13 +249,98 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
         if raw.get("enabled", True):
             rules.append(rule)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Ruleset(
+    base = Ruleset(
         version=str(version),
         sha256=digest,
         thresholds=Thresholds(float(challenge), float(deny)),
         model_weight=float(weight),
         rules=tuple(rules),
+        lists=_parse_lists(data.get("lists"), where=f"{source}: lists"),
+        source=source,
     )
+    tenants = data.get("tenants") or {}
+    need(isinstance(tenants, dict), "'tenants' must map tenant names to overrides")
+    return replace(base, tenants={
+        str(name): _tenant_variant(base, name, spec, source=source)
+        for name, spec in tenants.items()
+    })
+
+
+_OVERRIDABLE = {"enabled", "score", "action"}
+
+
+def _tenant_variant(base: Ruleset, name: str, spec: Any, *, source: str) -> Ruleset:
+    """The ruleset as tenant ``name`` sees it: its thresholds, rule overrides and lists."""
+    where = f"{source}: tenant '{name}'"
+    if not isinstance(spec, dict) or set(spec) - {"thresholds", "rules", "lists"}:
+        raise RulesetError(f"{where}: allowed keys are thresholds, rules, lists")
+    th = spec.get("thresholds") or {}
+    challenge = th.get("challenge", base.thresholds.challenge)
+    deny = th.get("deny", base.thresholds.deny)
+    if not (_num(challenge) and _num(deny) and 0 < challenge < deny <= 1):
+        raise RulesetError(f"{where}, field 'thresholds': need 0 < challenge < deny <= 1")
+    by_id = {r.id: r for r in base.rules}
+    rules = dict(by_id)
+    for rid, override in (spec.get("rules") or {}).items():
+        if rid not in by_id:
+            raise RulesetError(f"{where}: rule '{rid}' is not in the ruleset")
+        if not isinstance(override, dict) or set(override) - _OVERRIDABLE:
+            raise RulesetError(f"{where}, rule '{rid}': only {sorted(_OVERRIDABLE)} can be "
+                               "overridden")
+        rule = by_id[rid]
+        if override.get("enabled") is False:
+            del rules[rid]
+            continue
+        score = override.get("score", rule.score)
+        if not _num(score) or not -1 < score < 1:
+            raise RulesetError(f"{where}, rule '{rid}', field 'score': a number in (-1, 1)")
+        action = override.get("action", rule.action.value if rule.action else None)
+        if action is not None and action not in Action.__members__.values():
+            raise RulesetError(f"{where}, rule '{rid}', field 'action': "
+                               f"one of {[a.value for a in Action]}")
+        rules[rid] = replace(rule, score=float(score),
+                             action=Action(action) if action else None)
+    lists = base.lists
+    if "lists" in spec:
+        lists = _parse_lists(spec["lists"], where=f"{where}, lists")
+    return replace(base, thresholds=Thresholds(float(challenge), float(deny)),
+                   rules=tuple(rules[r.id] for r in base.rules if r.id in rules),
+                   lists=lists, tenants={})
+
+
+def _parse_lists(raw: Any, *, where: str) -> Lists:
+    if raw is None:
+        return Lists()
+    if not isinstance(raw, dict) or set(raw) - {"allow", "deny"}:
+        raise RulesetError(f"{where}: a mapping with 'allow' and/or 'deny' lists")
+    out = {}
+    for kind in ("allow", "deny"):
+        entries = []
+        for i, item in enumerate(raw.get(kind) or []):
+            at = f"{where}.{kind}[{i}]"
+            if not isinstance(item, dict) or set(item) - {"cidr", "asn", "expires", "note"} or \
+                    ("cidr" in item) == ("asn" in item):
+                raise RulesetError(f"{at}: one of 'cidr' or 'asn', optional 'expires', 'note'")
+            network = None
+            if "cidr" in item:
+                try:
+                    network = ipaddress.ip_network(str(item["cidr"]), strict=False)
+                except ValueError:
+                    raise RulesetError(f"{at}, field 'cidr': not a CIDR range") from None
+            asn = item.get("asn")
+            if asn is not None and (not isinstance(asn, int) or isinstance(asn, bool)):
+                raise RulesetError(f"{at}, field 'asn': an AS number")
+            expires = item.get("expires")
+            if expires is not None:
+                try:
+                    from riskengine.wire import parse_timestamp
+
+                    expires = parse_timestamp(str(expires)).timestamp()
+                except ValueError:
+                    raise RulesetError(f"{at}, field 'expires': an RFC 3339 time") from None
+            entries.append(ListEntry(network, asn, expires, str(item.get("note", ""))))
+        out[kind] = tuple(entries)
+    return Lists(**out)
 
 
 def _rule_lines(root: yaml.Node | None) -> list[int]:
@@ -236,9 +368,9 @@ def _parse_rule(raw: Any, *, index: int, line: int, source: str) -> Rule:
     extra = set(raw) - known_fields
     if extra:
         raise fail(sorted(extra)[0], "unknown field")
-    for field in ("name", "description"):
-        if not isinstance(raw.get(field), str) or not raw[field].strip():
-            raise fail(field, "is required text")
+    for name in ("name", "description"):
+        if not isinstance(raw.get(name), str) or not raw[name].strip():
+            raise fail(name, "is required text")
     score = raw.get("score", 0.0)
     if not _num(score) or not -1 < score < 1:
         raise fail("score", "must be a number in (-1, 1)")
