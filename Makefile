@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= sqlite:riskengine.db
 
-.PHONY: run test install install-dev services lint model clean
+.PHONY: run test install install-dev services browser lint model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,16 @@ services:
 	  for i in 1 2 3 4 5 6 7 8 9 10; do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.5; done; \
 	else echo "Redis is not running on 127.0.0.1:6379 and redis-server is not installed (apt-get install redis-server)"; exit 1; fi
 
+## Debian's Chromium for the tuning page's browser test (needs root; skipped without it).
+browser:
+	@command -v chromium >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -q chromium >/dev/null; } || \
+	  echo "could not install chromium: the browser test will be skipped"; }
+
 ## Install dev dependencies and run the whole default test suite.
-test: install-dev services
+test: install-dev services browser
 	$(BIN)/python -m pytest -q
 
 lint: install-dev

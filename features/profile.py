@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from features.event import LoginEvent
@@ -77,28 +77,66 @@ class UserProfile:
     bad: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready data, the same as ``dataclasses.asdict`` gives, built directly:
+        this runs on every stored login, and ``asdict`` deep-copies field by field."""
+        return {
+            "logins": self.logins,
+            "first_seen": self.first_seen,
+            "last_login": self.last_login,
+            "last_lat": self.last_lat,
+            "last_lon": self.last_lon,
+            "last_country": self.last_country,
+            "last_city": self.last_city,
+            "devices": _seen_dict(self.devices),
+            "device_traits": {
+                k: {"model": t.model, "os_family": t.os_family, "os_version": t.os_version,
+                    "bluetooth": t.bluetooth, "sim": t.sim}
+                for k, t in self.device_traits.items()
+            },
+            "models": _seen_dict(self.models),
+            "os_families": _seen_dict(self.os_families),
+            "bluetooth": _seen_dict(self.bluetooth),
+            "ip_prefixes": _seen_dict(self.ip_prefixes),
+            "asns": _seen_dict(self.asns),
+            "countries": _seen_dict(self.countries),
+            "cities": _seen_dict(self.cities),
+            "ssids": _seen_dict(self.ssids),
+            "sims": {k: _seen_dict(v) for k, v in self.sims.items()},
+            "hours": list(self.hours),
+            "failures": list(self.failures),
+            "trusted": dict(self.trusted),
+            "bad": dict(self.bad),
+        }
 
     def copy(self) -> UserProfile:
-        """An independent copy (the ``Seen`` values are immutable and shared)."""
-        return replace(
-            self,
-            devices=dict(self.devices),
-            device_traits=dict(self.device_traits),
-            models=dict(self.models),
-            os_families=dict(self.os_families),
-            bluetooth=dict(self.bluetooth),
-            ip_prefixes=dict(self.ip_prefixes),
-            asns=dict(self.asns),
-            countries=dict(self.countries),
-            cities=dict(self.cities),
-            ssids=dict(self.ssids),
-            sims={k: dict(v) for k, v in self.sims.items()},
-            hours=list(self.hours),
-            failures=list(self.failures),
-            trusted=dict(self.trusted),
-            bad=dict(self.bad),
-        )
+        """An independent copy (the ``Seen`` values are immutable and shared).
+
+        Built slot by slot rather than with ``dataclasses.replace``, which re-runs
+        ``__init__`` with every field: a scoring pass copies profiles several times."""
+        out = _new_profile(UserProfile)
+        out.logins = self.logins
+        out.first_seen = self.first_seen
+        out.last_login = self.last_login
+        out.last_lat = self.last_lat
+        out.last_lon = self.last_lon
+        out.last_country = self.last_country
+        out.last_city = self.last_city
+        out.devices = self.devices.copy()
+        out.device_traits = self.device_traits.copy()
+        out.models = self.models.copy()
+        out.os_families = self.os_families.copy()
+        out.bluetooth = self.bluetooth.copy()
+        out.ip_prefixes = self.ip_prefixes.copy()
+        out.asns = self.asns.copy()
+        out.countries = self.countries.copy()
+        out.cities = self.cities.copy()
+        out.ssids = self.ssids.copy()
+        out.sims = {k: v.copy() for k, v in self.sims.items()}
+        out.hours = self.hours.copy()
+        out.failures = self.failures.copy()
+        out.trusted = self.trusted.copy()
+        out.bad = self.bad.copy()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserProfile:
@@ -169,6 +207,13 @@ def version_tuple(version: str | None) -> tuple[int, ...] | None:
     return tuple(parts) or None
 
 
+def _seen_dict(m: dict[str, Seen]) -> dict[str, dict[str, Any]]:
+    return {k: {"count": s.count, "first": s.first, "last": s.last} for k, s in m.items()}
+
+
+_new_profile = object.__new__
+
+
 def _touch(m: dict[str, Seen], key: str | None, ts: float) -> None:
     if key is None:
         return
@@ -223,11 +268,15 @@ class Sighting:
     local_hour: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a plain value: no need for asdict's recursive deep copy.
+        return {name: getattr(self, name) for name in _SIGHTING_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sighting:
         return cls(**data)
+
+
+_SIGHTING_FIELDS = tuple(f.name for f in fields(Sighting))
 
 
 def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighting:
@@ -301,19 +350,25 @@ def learn(profile: UserProfile, seen: Sighting, *, trust: bool = False) -> UserP
     if seen.local_hour is not None:
         out.hours = [h * HOUR_DECAY for h in out.hours]
         out.hours[int(seen.local_hour) % 24] += 1.0
-    return trust_device(out, seen) if trust else out
+    if trust:
+        _trust(out, seen)  # ``out`` is already this call's own copy
+    return out
 
 
 def trust_device(profile: UserProfile, seen: Sighting) -> UserProfile:
     """The profile with the login's device trusted (a step-up passed on it) and its
     device, address block and Wi-Fi no longer marked bad."""
     out = profile.copy()
+    _trust(out, seen)
+    return out
+
+
+def _trust(out: UserProfile, seen: Sighting) -> None:
     if seen.device_key is not None and seen.device_key in out.devices:
         out.trusted[seen.device_key] = seen.ts
     for key in (seen.device_key, seen.ip_prefix_key, seen.ssid_key):
         if key is not None:
             out.bad.pop(key, None)
-    return out
 
 
 def _untouch(m: dict[str, Seen], key: str | None) -> None:

@@ -123,6 +123,35 @@ def _learner(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from riskengine.backtest import backtest, format_backtest
+    from riskengine.replay import read_jsonl
+    from riskengine.rules import RulesetError, load_ruleset
+    from riskengine.service import build_engine
+
+    try:
+        live = load_ruleset(args.live)
+        candidate = load_ruleset(args.rules)
+    except RulesetError as exc:
+        print(f"riskengine: {exc}", file=sys.stderr)
+        return 2
+    settings = _settings(env=os.environ.get("RISKENGINE_ENV", "development"), store="memory:",
+                         model_dir=None, auth="open")
+
+    def make_engine(rules: Any) -> Any:
+        engine = build_engine(settings).engine
+        engine.swap_rules(rules)
+        return engine
+
+    data = backtest(read_jsonl(args.events), make_engine=make_engine, live=live,
+                    candidate=candidate, target_challenge_rate=args.target_challenge_rate,
+                    warmup_days=args.warmup_days)
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    print(format_backtest(data))
+    return 0
+
+
 def _purge(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -167,6 +196,25 @@ def _models_rollback(args: argparse.Namespace) -> int:
         print(f"riskengine: rollback refused: {exc}", file=sys.stderr)
         return 2
     print(f"{args.version} is now active; running services switch at their next tick")
+    return 0
+
+
+def _models_promote(args: argparse.Namespace) -> int:
+    from models.persistence import ModelArtifactError
+    from riskengine.promote import promote
+
+    settings = _settings(**({"model_dir": Path(args.dir)} if args.dir else {}))
+    if settings.model_dir is None:
+        print("no model folder configured", file=sys.stderr)
+        return 2
+    try:
+        done = promote(args.artifact, settings.model_dir, key=settings.signing_key())
+    except ModelArtifactError as exc:
+        print(f"riskengine: promotion refused: {exc}", file=sys.stderr)
+        return 2
+    was = f" (was {done.replaced})" if done.replaced else ""
+    print(f"{done.version} is now active in {settings.model_dir}{was}; running services "
+          f"switch at their next tick")
     return 0
 
 
@@ -258,6 +306,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     learn.add_argument("--snapshot-every-s", type=float, default=10.0)
     learn.set_defaults(func=_learner)
 
+    bt = sub.add_parser("backtest", help="live versus candidate rules on the same events")
+    bt.add_argument("events", help="labelled JSONL (riskengine simulate, or your own)")
+    bt.add_argument("--rules", required=True, help="the candidate ruleset YAML")
+    bt.add_argument("--live", help="the live ruleset (default: RISKENGINE_RULES or shipped)")
+    bt.add_argument("--target-challenge-rate", type=float, default=0.02)
+    bt.add_argument("--warmup-days", type=float, default=14.0)
+    bt.add_argument("--json", help="also write the figures as JSON (the tuning page reads it)")
+    bt.set_defaults(func=_backtest)
+
     purge = sub.add_parser("purge", help="apply the retention periods to the store")
     purge.add_argument("--store", help="store URL (default RISKENGINE_STORE)")
     purge.add_argument("--now", help="RFC 3339 time to purge as of (default: now)")
@@ -272,6 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     roll.add_argument("version")
     roll.add_argument("--dir", help="snapshot folder (default RISKENGINE_MODEL_DIR)")
     roll.set_defaults(func=_models_rollback)
+    prom = msub.add_parser("promote", help="sign a model artifact (e.g. from 02-train.ipynb) "
+                           "into the folder and make it the active one")
+    prom.add_argument("artifact", help="ARTIFACT.joblib with its .card.json beside it")
+    prom.add_argument("--dir", help="snapshot folder (default RISKENGINE_MODEL_DIR)")
+    prom.set_defaults(func=_models_promote)
 
     from riskengine.auth import Scope
 

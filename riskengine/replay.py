@@ -19,7 +19,7 @@ import sys
 import time
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from features.ipintel import IpInfo
-from riskengine.engine import Engine
+from riskengine.engine import Engine, Scored
 from riskengine.wire import ScoreRequest, parse_timestamp
 
 CUSTOMER = "customer"
@@ -172,7 +172,15 @@ class Replayer:
         self.baseline = baseline
         self.rng = random.Random(seed)
 
-    def run(self, lines: Iterable[dict[str, Any]], *, progress: bool | None = None) -> Report:
+    def run(
+        self,
+        lines: Iterable[dict[str, Any]],
+        *,
+        progress: bool | None = None,
+        observe: Callable[[Scored, str, str], None] | None = None,
+    ) -> Report:
+        """Replay ``lines``; ``observe(scored, scenario, user_id)`` sees every decision made
+        after the warm-up (the backtest counts rule hits with it)."""
         from tqdm import tqdm
 
         report = Report(baseline_scores=Scores() if self.baseline is not None else None)
@@ -211,6 +219,8 @@ class Replayer:
                 continue
             tally = report.customers if scenario == CUSTOMER else report.scenarios[scenario]
             tally.add(decision)
+            if observe is not None:
+                observe(scored, scenario, req.user_id)
             if scenario == SLOW_POISONING and when >= poisoning_start[req.user_id] + timedelta(
                     days=21):
                 report.slow_poisoning_after_3_weeks.add(decision)

@@ -14,7 +14,7 @@ from models import persistence, snapshots
 from riskengine.breaker import CircuitBreaker
 from riskengine.engine import Engine
 from riskengine.outbox import Outbox
-from riskengine.rules import Action, load_ruleset
+from riskengine.rules import Action, RulesetError, load_ruleset
 from riskengine.settings import Settings
 from riskengine.stores import open_store
 
@@ -26,6 +26,57 @@ class Built:
     engine: Engine
     model_card: dict[str, Any]
     follower: Any = None  # riskengine.learner.ModelFollower with a shared (Redis) store
+    rules: RulesManager | None = None
+
+
+class RulesManager:
+    """Reloads the live and shadow rulesets from their files without a restart.
+
+    A file is parsed and validated first; only a valid one replaces the set in use, so an
+    invalid edit is refused (with the rule and field named) while the old set keeps serving.
+    """
+
+    def __init__(self, engine: Engine, live: Path | None, shadow: Path | None) -> None:
+        self.engine, self.live, self.shadow = engine, live, shadow
+        self._seen = self._stamps()
+        self.last_error: str | None = None
+
+    def _stamps(self) -> tuple[float | None, float | None]:
+        return tuple(  # type: ignore[return-value]
+            p.stat().st_mtime if p is not None and p.exists() else None
+            for p in (self.live, self.shadow))
+
+    def reload(self) -> dict[str, Any]:
+        """Validate both files, then swap; raises ``RulesetError`` and changes nothing."""
+        live = load_ruleset(self.live)
+        shadow = load_ruleset(self.shadow) if self.shadow is not None else None
+        current = self.engine.shadow
+        changed = (shadow is None) != (current is None) or (
+            shadow is not None and current is not None and shadow.sha256 != current.sha256)
+        # An unchanged candidate keeps its shadow statistics; a new one starts afresh.
+        self.engine.swap_rules(live, shadow=shadow if changed else False)
+        self._seen = self._stamps()
+        self.last_error = None
+        log.warning("rules in force: %s (shadow %s)", live.label,
+                    shadow.label if shadow else "none")
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        e = self.engine
+        return {"live": e.ruleset.label, "live_file": str(self.live or "shipped"),
+                "shadow": e.shadow.label if e.shadow else None,
+                "tenants": sorted(e.ruleset.tenants), "last_error": self.last_error}
+
+    def watch(self, stop: threading.Event, interval_s: float) -> None:
+        while not stop.wait(interval_s):
+            if self._stamps() == self._seen:
+                continue
+            try:
+                self.reload()
+            except RulesetError as exc:
+                self._seen = self._stamps()  # report once per edit, keep serving the old set
+                self.last_error = str(exc)
+                log.error("ruleset change refused, the old set keeps serving: %s", exc)
 
 
 def load_model(settings: Settings) -> tuple[Any, dict[str, Any]]:
@@ -70,7 +121,10 @@ def build_engine(settings: Settings) -> Built:
         except Exception:  # Redis may be down at start; the follower retries
             log.warning("no published model could be fetched at start; serving %s",
                         engine.model_version)
-    return Built(engine, card, follower)
+    if settings.shadow_rules is not None:
+        engine.swap_rules(shadow=load_ruleset(settings.shadow_rules))
+    return Built(engine, card, follower, RulesManager(engine, settings.rules,
+                                                      settings.shadow_rules))
 
 
 def shared_store(url: str) -> bool:

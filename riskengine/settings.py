@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     store: str = "sqlite:riskengine.db"
     rules: Path | None = Field(default=None, description="Ruleset YAML; the shipped one if unset")
     model: Path | None = Field(default=None, description="Model artifact; the shipped one if unset")
+    shadow_rules: Path | None = Field(
+        default=None, description="A candidate ruleset run beside the live one, never enforced"
+    )
+    rules_watch_s: float = Field(
+        default=2.0, ge=0, description="How often the ruleset files are checked for changes "
+        "(0: only POST /v1/admin/rules/reload)"
+    )
+    backtest_report: Path = Field(
+        default=Path("backtest-report.json"),
+        description="The backtest JSON the tuning page shows (riskengine backtest --json)",
+    )
     pseudonym_key: SecretStr | None = None
     pseudonym_key_file: Path | None = None
     pseudonym_key_id: str = "k1"

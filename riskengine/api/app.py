@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from riskengine import __version__
-from riskengine.api import routes, users
+from riskengine.api import admin, routes, users
 from riskengine.api.security import AdminPaths, AuthFailure, Gate, auth_failed
 from riskengine.auth import KeyStore, Scope
 from riskengine.metrics import ServiceMetrics
@@ -40,9 +40,17 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
                             "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
             built = build_engine(resolved)
         app.state.built = built
+        app.state.settings_backtest_report = (
+            resolved_settings.backtest_report if resolved_settings is not None else None)
         keeper = thread = None
         stop = threading.Event()
-        drainer = None
+        drainer = watcher = None
+        if built.rules is not None and resolved_settings is not None and \
+                resolved_settings.rules_watch_s > 0:
+            watcher = threading.Thread(target=built.rules.watch,
+                                       args=(stop, resolved_settings.rules_watch_s),
+                                       name="rules-watch", daemon=True)
+            watcher.start()
         if built.engine.outbox is not None:
             drainer = threading.Thread(target=drain_outbox_forever, args=(built.engine, stop),
                                        name="outbox-drainer", daemon=True)
@@ -64,7 +72,7 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
             yield
         finally:
             stop.set()
-            for running in (thread, drainer):
+            for running in (thread, drainer, watcher):
                 if running is not None:
                     running.join(timeout=5)
             if keeper is not None:
@@ -87,6 +95,8 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
     app.add_middleware(AdminPaths)
     app.include_router(routes.router)
     app.include_router(users.router)
+    app.include_router(admin.router)
+    app.include_router(admin.page)
     app.state.metrics = ServiceMetrics()
     return app
 

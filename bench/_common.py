@@ -1,0 +1,147 @@
+"""What the hot-path benchmarks share: traffic, engines built as the service builds them,
+percentiles, the Redis database they may use, and where the figures go.
+
+Not a module of the package: the scripts in ``bench/`` import it from their own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# Benchmarks use their own Redis database and clean it up afterwards; the test suite uses 13.
+REDIS_URL = os.environ.get("RISKENGINE_BENCH_REDIS", "redis://127.0.0.1:6379/11")
+# Keys the RedisStore and the lesson stream write (``re:`` prefix, the service's default).
+REDIS_PREFIX = "re:"
+# One simulated day of 2,000 customers is about 2,450 events.
+EVENTS_PER_USER_DAY = 1.2
+
+
+def simulate(*, events: int, users: int = 2000, seed: int = 1) -> list[dict[str, Any]]:
+    """At least ``events`` simulated wire bodies (labels removed), in time order."""
+    from riskengine.simulate import Simulator
+
+    days = max(3, math.ceil(events / (users * EVENTS_PER_USER_DAY)) + 2)
+    while True:
+        out = [{k: v for k, v in e.items() if k != "label"}
+               for e in Simulator(users=users, days=days, seed=seed).events()]
+        if len(out) >= events:
+            return out[:events]
+        days = math.ceil(days * 1.3) + 1
+
+
+def settings(store: str, tmp: Path, **overrides: Any) -> Any:
+    """The service's settings for a local benchmark: development keys, open API, no
+    snapshots, and every file it may write kept in ``tmp``."""
+    from riskengine.settings import Settings
+
+    fields: dict[str, Any] = {
+        "env": "development", "auth": "open", "store": store, "model_dir": None,
+        "outbox": tmp / "outbox.db", "api_keys": tmp / "keys.json", "log_level": "WARNING",
+    }
+    fields.update(overrides)
+    return Settings(_env_file=None, **fields)
+
+
+def build(store: str, tmp: Path) -> Any:
+    """An engine assembled exactly as ``riskengine.service.build_engine`` does."""
+    from riskengine.service import build_engine
+
+    return build_engine(settings(store, tmp))
+
+
+def store_url(kind: str, tmp: Path) -> str:
+    if kind == "memory":
+        return "memory:"
+    if kind == "sqlite":
+        return f"sqlite:{tmp / 'bench.db'}"
+    if kind == "redis":
+        return REDIS_URL
+    raise ValueError(f"unknown store {kind!r}")
+
+
+def redis_clean(url: str = REDIS_URL) -> int:
+    """Delete every key the store and the lesson stream wrote in the benchmark database."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    gone = 0
+    batch: list[bytes] = []
+    for key in r.scan_iter(match=REDIS_PREFIX + "*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            gone += r.unlink(*batch)
+            batch.clear()
+    if batch:
+        gone += r.unlink(*batch)
+    r.close()
+    return gone
+
+
+def redis_up(url: str = REDIS_URL) -> bool:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+        return True
+    except (redis.RedisError, OSError):
+        return False
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of sorted values (nearest rank)."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def med(values: Iterable[float]) -> float:
+    got = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(got) if got else math.nan
+
+
+def machine() -> dict[str, Any]:
+    """Where and when the figures were taken."""
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+    }
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps({"machine": machine(), **data}, indent=2,
+                                     default=str) + "\n")
+    print(f"\nfigures written to {path}", file=sys.stderr)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Stopwatch:
+    """Wall time and this process's CPU time of a block."""
+
+    def __enter__(self) -> Stopwatch:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0

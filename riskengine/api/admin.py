@@ -1,0 +1,108 @@
+"""Security staff's routes (admin scope): rules reload, shadow report, the tuning page."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
+from riskengine.api.security import require
+from riskengine.auth import Scope
+from riskengine.rules import RulesetError, parse_ruleset
+from riskengine.service import Built
+
+router = APIRouter(tags=["tuning"], dependencies=[require(Scope.ADMIN)])
+# The page itself holds no data (everything comes from the admin routes above it), so it is
+# served to anyone; it asks for an admin key and sends it with each of its requests.
+page = APIRouter()
+
+
+def _built(request: Request) -> Built:
+    return request.app.state.built  # type: ignore[no-any-return]
+
+
+BuiltDep = Annotated[Built, Depends(_built)]
+
+
+@router.post("/v1/admin/rules/reload")
+def reload_rules(built: BuiltDep) -> Any:
+    """Re-read the live and shadow ruleset files; an invalid file is refused (422, with the
+    rule and field named) and the rules in force keep serving."""
+    if built.rules is None:
+        return JSONResponse(status_code=409, content={"error": "rules are not file-backed"})
+    try:
+        return built.rules.reload()
+    except RulesetError as exc:
+        return JSONResponse(status_code=422, content={
+            "error": str(exc), "serving": built.rules.status()})
+
+
+@router.get("/v1/admin/rules")
+def rules_status(built: BuiltDep) -> Any:
+    """The rulesets in force: live, shadow, tenants with their own overrides."""
+    rules = built.engine.ruleset
+    return {
+        **(built.rules.status() if built.rules else {"live": rules.label}),
+        "thresholds": {"challenge": rules.thresholds.challenge, "deny": rules.thresholds.deny},
+        "tenant_thresholds": {t: {"challenge": r.thresholds.challenge,
+                                  "deny": r.thresholds.deny} for t, r in rules.tenants.items()},
+    }
+
+
+@router.get("/v1/admin/shadow/report")
+def shadow_report(built: BuiltDep) -> Any:
+    """Live versus candidate decisions since the candidate was loaded."""
+    return {"shadow_enabled": built.engine.shadow is not None,
+            **built.engine.shadow_stats.report()}
+
+
+@router.get("/v1/admin/ui/data")
+def ui_data(request: Request, built: BuiltDep) -> Any:
+    """What the tuning page plots: the latest backtest's score histograms and rule hit rates."""
+    path = request.app.state.settings_backtest_report
+    rules = built.engine.ruleset
+    out: dict[str, Any] = {"rules_version": rules.label,
+                           "thresholds": {"challenge": rules.thresholds.challenge,
+                                          "deny": rules.thresholds.deny},
+                           "backtest": None}
+    if path is not None and path.exists():
+        report = json.loads(path.read_text())
+        side = report.get("candidate") or report.get("live")
+        out["backtest"] = {"source": str(path), "events": report.get("events"),
+                           "rules_version": side["rules_version"],
+                           "histogram": side["score_histogram"],
+                           "rule_hit_rates": side["rule_hit_rates"]}
+    return out
+
+
+@router.get("/v1/admin/ui/ruleset", response_class=PlainTextResponse)
+def export_ruleset(
+    built: BuiltDep,
+    challenge: Annotated[float, Query(gt=0, lt=1)],
+    deny: Annotated[float, Query(gt=0, le=1)],
+) -> Any:
+    """The live ruleset file with the chosen thresholds, validated, ready to ship."""
+    source = built.rules.live if built.rules is not None else None
+    text = source.read_text() if source is not None else resources.files(
+        "riskengine.data").joinpath("default_rules.yaml").read_text()
+    block = f"thresholds:\n  challenge: {challenge:.4f}\n  deny: {deny:.4f}\n"
+    new = re.sub(r"(?m)^thresholds:\n(?:[ \t]+.*\n)+", block, text, count=1)
+    try:
+        parsed = parse_ruleset(new, source="exported")
+    except RulesetError as exc:
+        return JSONResponse(status_code=422, content={"error": str(exc)})
+    version = yaml.safe_load(new)["version"]
+    return PlainTextResponse(new, headers={
+        "Content-Disposition": f'attachment; filename="rules-{version}-'
+                               f'{parsed.sha256[:8]}.yaml"'})
+
+
+@page.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+def tuning_page() -> Any:
+    """The tuning page: plain HTML and a small script, nothing from a CDN."""
+    return resources.files("riskengine.api").joinpath("static", "tuning.html").read_text()

@@ -1,0 +1,100 @@
+"""The tuning page in a real headless Chromium: the slider moves, the challenge rate follows,
+and the exported ruleset is valid. A screenshot is kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from riskengine.auth import KeyStore
+from riskengine.rules import parse_ruleset
+
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("ui")
+    events = tmp / "events.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
+    cli = [sys.executable, "-m", "riskengine.cli"]
+    subprocess.run([*cli, "simulate", "--users", "120", "--days", "25", "--seed", "4",
+                    "--out", str(events)], check=True, env=env, capture_output=True)
+    report = tmp / "backtest.json"
+    subprocess.run([*cli, "backtest", str(events), "--rules", "riskengine/data/default_rules.yaml",
+                    "--json", str(report)], check=True, env=env, capture_output=True,
+                   cwd=Path(__file__).parents[2])
+    _, key = KeyStore(tmp / "keys.json").create("ui-test", ["admin"])
+    port = _port()
+    proc = subprocess.Popen(
+        [*cli, "serve", "--port", str(port), "--store", f"sqlite:{tmp / 'r.db'}"],
+        env={**env, "RISKENGINE_ENV": "development", "RISKENGINE_API_KEYS": str(tmp / "keys.json"),
+             "RISKENGINE_BACKTEST_REPORT": str(report), "RISKENGINE_MODEL_DIR": str(tmp / "m")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+    yield base, key, json.loads(report.read_text())
+    proc.terminate()
+    proc.wait(timeout=15)
+
+
+def test_slider_changes_the_challenge_rate_and_export_is_a_valid_ruleset(server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, key, report = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(f"{base}/ui")
+        page.wait_for_selector("#auth:not(.hidden)")  # no key yet: the page asks for one
+        page.fill("#key", key)
+        page.click("#use-key")
+        page.wait_for_function("document.querySelector('#source').textContent.includes('Backtest')")
+        before = page.text_content("#customer-challenge")
+        page.eval_on_selector("#challenge", "el => { el.value = '0.05'; "
+                              "el.dispatchEvent(new Event('input')); }")
+        after = page.text_content("#customer-challenge")
+        assert before != after
+        low = float(after.split()[0])
+        page.eval_on_selector("#challenge", "el => { el.value = '0.80'; "
+                              "el.dispatchEvent(new Event('input')); }")
+        high = float(page.text_content("#customer-challenge").split()[0])
+        assert low > high  # a lower threshold challenges more customers
+        assert page.locator("#rules tbody tr").count() == len(
+            report["candidate"]["rule_hit_rates"])
+        with page.expect_download() as download:
+            page.click("#export")
+        exported = Path(download.value.path()).read_text()
+        page.screenshot(path=str(ARTIFACTS / "tuning-page.png"), full_page=True)
+        browser.close()
+    ruleset = parse_ruleset(exported)
+    assert ruleset.thresholds.challenge == pytest.approx(0.80)
