@@ -32,8 +32,20 @@ Text16, Text17, Text20, Text64, Text128, Text1024 = (
 EventIdText, UserIdText = _text(128, 1), _text(256, 1)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, v: Any) -> Any:
+        # CR/LF and other control characters have no business in any field, and are how
+        # log injection starts.
+        if isinstance(v, str) and _CONTROL.search(v):
+            raise ValueError("must not contain control characters (CR, LF, NUL, ...)")
+        return v
 
 
 class Device(_Strict):

@@ -23,6 +23,54 @@ from riskengine.settings import Settings
 log = logging.getLogger("riskengine.api")
 
 
+MAX_BODY_BYTES = 64 * 1024  # a login event is well under 4 KiB
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, before anything parses them, whether
+    or not the client declared a length."""
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send)
+            return
+        # Read the whole body first (it is small, or refused): a framework that parses it
+        # later would turn an error raised mid-stream into a generic 400.
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await _too_large(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(messages)
+
+        async def buffered() -> Any:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, buffered, send)
+
+
+async def _too_large(send: Any) -> None:
+    body = b'{"error": "request body too large", "limit_bytes": %d}' % MAX_BODY_BYTES
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(settings: Settings | None = None, *, built: Built | None = None) -> FastAPI:
     """The scoring service. Pass ``built`` to serve an engine assembled elsewhere (tests)."""
 
@@ -93,6 +141,7 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(AuthFailure, auth_failed)
     app.add_middleware(AdminPaths)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(routes.router)
     app.include_router(users.router)
     app.include_router(admin.router)
