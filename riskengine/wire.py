@@ -219,3 +219,25 @@ class ScoreResponse(BaseModel):
         description="For a deny: a message the auth service can show the customer, with the "
         "reference that human review starts from",
     )
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class InvalidRequest(BaseModel):
+    """The 422 body: every bad field named; the offending values are not echoed."""
+
+    error: str
+    fields: list[str]
+    detail: list[FieldError]
+
+
+# Every route documents this instead of FastAPI's default validation error body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not valid JSON (or not UTF-8)"},
+    413: {"description": "The body is over the size limit (64 KiB)"},
+    422: {"model": InvalidRequest, "description": "A field is missing or malformed"},
+}

@@ -15,8 +15,10 @@ from riskengine.api.security import require
 from riskengine.auth import Scope
 from riskengine.rules import RulesetError, parse_ruleset
 from riskengine.service import Built
+from riskengine.wire import ERROR_RESPONSES, InvalidRequest
 
-router = APIRouter(tags=["tuning"], dependencies=[require(Scope.ADMIN)])
+router = APIRouter(tags=["tuning"], dependencies=[require(Scope.ADMIN)],
+                   responses=ERROR_RESPONSES)
 # The page itself holds no data (everything comes from the admin routes above it), so it is
 # served to anyone; it asks for an admin key and sends it with each of its requests.
 page = APIRouter()
@@ -80,7 +82,12 @@ def ui_data(request: Request, built: BuiltDep) -> Any:
     return out
 
 
-@router.get("/v1/admin/ui/ruleset", response_class=PlainTextResponse)
+@router.get(
+    "/v1/admin/ui/ruleset",
+    response_class=PlainTextResponse,
+    responses={422: {"model": InvalidRequest, "content": {"application/json": {}},
+                     "description": "Thresholds that do not make a valid ruleset"}},
+)
 def export_ruleset(
     built: BuiltDep,
     challenge: Annotated[float, Query(gt=0, lt=1)],
@@ -95,7 +102,9 @@ def export_ruleset(
     try:
         parsed = parse_ruleset(new, source="exported")
     except RulesetError as exc:
-        return JSONResponse(status_code=422, content={"error": str(exc)})
+        return JSONResponse(status_code=422, content={
+            "error": str(exc), "fields": ["challenge", "deny"],
+            "detail": [{"field": "challenge", "message": str(exc), "type": "value_error"}]})
     version = yaml.safe_load(new)["version"]
     return PlainTextResponse(new, headers={
         "Content-Disposition": f'attachment; filename="rules-{version}-'

@@ -13,9 +13,15 @@ from riskengine.auth import Scope
 from riskengine.engine import Engine, Label, Source
 from riskengine.metrics import ServiceMetrics
 from riskengine.stores.base import FeedbackOutcome
-from riskengine.wire import FeedbackRequest, FeedbackResponse, ScoreRequest, ScoreResponse
+from riskengine.wire import (
+    ERROR_RESPONSES,
+    FeedbackRequest,
+    FeedbackResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 def _engine(request: Request) -> Engine:

@@ -11,8 +11,9 @@ from riskengine.api.security import require
 from riskengine.auth import Scope
 from riskengine.engine import Engine
 from riskengine.rights import export_document
+from riskengine.wire import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/users", tags=["user rights"],
+router = APIRouter(prefix="/v1/users", tags=["user rights"], responses=ERROR_RESPONSES,
                    dependencies=[require(Scope.ADMIN)])
 
 UserId = Annotated[str, Path(min_length=1, max_length=256)]
