@@ -38,8 +38,9 @@ from riskengine.learning import LearningGate, otp_verified, verified_good
 from riskengine.outbox import Outbox
 from riskengine.policy import Decision, Reason, choose_challenge, decide
 from riskengine.privacy import Kind, Pseudonymizer
-from riskengine.rules import Action, Challenge, Ruleset
+from riskengine.rules import Action, Challenge, Outcome, Ruleset
 from riskengine.shadow import ShadowStats
+from riskengine.signals import Signals
 from riskengine.stores.base import (
     Attempt,
     FeedbackOutcome,
@@ -53,6 +54,10 @@ from riskengine.stores.base import (
 from riskengine.wire import ScoreRequest, parse_timestamp
 
 log = logging.getLogger("riskengine.decision")
+
+
+class RuleFault(RuntimeError):
+    """A rule raised while being evaluated."""
 
 
 class LessonSink(Protocol):
@@ -106,6 +111,10 @@ class Engine:
         For a shared store: stop calling it while it fails (answering the failover
         decision at once), and keep what it must still receive (failover attempts,
         feedback, lessons) to replay, idempotently, once it is back.
+    signals
+        External signals (``riskengine.signals``): the phone number's facts and the
+        providers' lookups, started at the edge and merged into the features within their
+        budget; None for none.
     """
 
     def __init__(
@@ -123,6 +132,7 @@ class Engine:
         breaker: CircuitBreaker | None = None,
         outbox: Outbox | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        signals: Signals | None = None,
     ) -> None:
         if failover is Action.ALLOW:
             raise ValueError("the failover decision may not be allow")
@@ -139,6 +149,7 @@ class Engine:
         self.lessons = lessons
         self.breaker = breaker
         self.outbox = outbox
+        self.signals = signals
         self._clock = clock
         self._model_lock = threading.Lock()
 
@@ -174,7 +185,7 @@ class Engine:
             ):
                 if value:
                     aliases[p(kind, value, scope=scope)] = p.previous(kind, value, scope=scope)
-        return LoginEvent(
+        event = LoginEvent(
             aliases=aliases,
             event_id=req.event_id or str(uuid.uuid4()),
             tenant=req.tenant,
@@ -199,6 +210,10 @@ class Engine:
             iccid_key=key(Kind.ICCID, sim.iccid if sim else None),
             phone_key=key(Kind.PHONE, req.phone),
         )
+        if self.signals is not None:
+            # The raw number's last stop: the lookups start now and run while the store loads.
+            self.signals.start(event, phone=req.phone, asn=self.ipintel.lookup(event.ip).asn)
+        return event
 
     # -- scoring -------------------------------------------------------------------------
 
@@ -232,6 +247,11 @@ class Engine:
             scored = self._failover(event, started, "store_unavailable",
                                     "The profile store did not answer; failover decision")
             self._queue_attempt(event, ip, scored)
+        except RuleFault as exc:
+            log.error(json.dumps({"event": "rule_error", "event_id": event.event_id,
+                                  "error": str(exc)}))
+            scored = self._failover(event, started, "rule_error",
+                                    "A rule could not be evaluated; failover decision")
         except Exception:  # an internal fault must give the failover answer, not a 5xx
             log.exception(json.dumps({"event": "internal_error", "event_id": event.event_id}))
             scored = self._failover(event, started, "internal_error",
@@ -322,6 +342,10 @@ class Engine:
         fv = extract(event, ip, loaded.profile, loaded.velocity)
         if allowed or denied:
             fv = FeatureVector({**fv.values, "ip_allowlisted": allowed, "ip_denylisted": denied})
+        if self.signals is not None:
+            signalled = self.signals.collect(event, ip, loaded.profile)
+            if signalled:
+                fv = FeatureVector({**fv.values, **signalled})
         with self._model_lock:
             anomaly = self.model.score_one(fv)
         if not math.isfinite(anomaly):
@@ -475,7 +499,13 @@ class Engine:
 
     def _decide(self, event: LoginEvent, fv: FeatureVector, rules: Ruleset, anomaly: float,
                 risk: float) -> Decision:
-        return decide(event=event, values=fv, results=rules.evaluate(fv), ruleset=rules,
+        results = rules.evaluate(fv)
+        broken = next((r for r in results if r.outcome is Outcome.ERROR), None)
+        if broken is not None:
+            # A rule that cannot be evaluated may be the one that should have stopped this
+            # login: never decide without it.
+            raise RuleFault(f"rule {broken.rule.id} failed: {broken.error}")
+        return decide(event=event, values=fv, results=results, ruleset=rules,
                       model_score=anomaly, model_risk=risk, model_version=self.model_version)
 
     def swap_rules(self, live: Ruleset | None = None, *, shadow: Ruleset | None | bool = False

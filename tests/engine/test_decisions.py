@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,40 @@ def test_a_deny_carries_a_message_for_the_customer_and_a_reference(make_engine):
     assert "impossible" not in body["user_message"].lower()  # names no rule
     allowed = score(engine, **{**HOME, "timestamp": at(last + timedelta(days=2))})
     assert allowed["user_message"] is None
+
+
+class TestInternalFaults:
+    def test_a_rule_that_raises_gives_the_failover(self, make_engine):
+        from riskengine.rules import parse_ruleset
+
+        shipped = (Path(__file__).parents[2] / "riskengine" / "data" /
+                   "default_rules.yaml").read_text()
+        rules = parse_ruleset(shipped.replace("{feature: ip_is_tor, op: is_true}\n    score: 0.35",
+                                              "{feature: ip_country, op: in, value: [DE]}\n"
+                                              "    score: 0.35"))
+        engine = make_engine(ruleset=rules)
+        # an unhashable feature value makes the set lookup of that rule raise
+        original = engine._decide
+
+        def poisoned(event, fv, rules, anomaly, risk):
+            from features.extract import FeatureVector
+            return original(event, FeatureVector({**fv.values, "ip_country": ["not", "hashable"]}),
+                            rules, anomaly, risk)
+
+        engine._decide = poisoned
+        body = score(engine, **{**HOME, "timestamp": at(T0)})
+        assert body["decision"] == "challenge" and body["failover"] is True
+        assert body["reasons"][0]["code"] == "rule_error"
+
+    def test_a_corrupt_profile_row_gives_the_failover(self, make_engine, tmp_path):
+        import sqlite3
+
+        engine = make_engine()
+        last = home_history(engine, 3)
+        conn = sqlite3.connect(engine.store.path)
+        conn.execute("UPDATE profiles SET profile = '{not json'")
+        conn.commit()
+        conn.close()
+        body = score(engine, **{**HOME, "timestamp": at(last + timedelta(days=1))})
+        assert body["decision"] == "challenge" and body["failover"] is True
+        assert body["reasons"][0]["code"] == "store_unavailable"
