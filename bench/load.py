@@ -1,0 +1,180 @@
+"""A bounded load test of the scoring API at a fixed request rate, on 127.0.0.1 only.
+
+Starts `riskengine serve` (SQLite, development keys, auth open), finds its peak rate with a
+short closed-loop burst unless --rate is given, then sends requests at a fixed rate (80 % of
+the peak by default) for --seconds, with varied logins (many users, devices, networks).
+Prints the fail ratio, latency p50 / p99 and the server's memory (RSS) over the run.
+
+    .venv/bin/python bench/load.py                      # 60 s at 80 % of peak
+    .venv/bin/python bench/load.py --seconds 600        # the soak: 10 minutes
+    .venv/bin/python bench/load.py --seconds 10 --rate 50
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
+# standard library's http package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+IPS = ["123.120.{}.9", "114.88.{}.4", "183.14.{}.6", "58.152.{}.3", "81.167.{}.58"]
+
+
+def login(i: int, rng: random.Random) -> dict[str, Any]:
+    user = rng.randrange(5000)
+    return {
+        "event_id": f"load-{i}-{rng.getrandbits(32):08x}",
+        "user_id": f"user{user}@example.cn",
+        "ip": rng.choice(IPS).format(user % 250),
+        "auth_result": "failure" if rng.random() < 0.05 else "success",
+        "device": {"id": f"{user:08x}-0000-4000-8000-{rng.randrange(3):012x}",
+                   "model": "Xiaomi 14", "os_name": "Android", "os_version": "14"},
+        "network": {"type": "wifi", "ssid": f"home-{user}"},
+    }
+
+
+@dataclass
+class Result:
+    sent: int = 0
+    failed: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms) or [0.0]
+        return {"sent": self.sent, "failed": self.failed,
+                "fail_ratio": self.failed / max(self.sent, 1),
+                "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(0.99 * (len(lat) - 1))],
+                "rss_mb_start": self.rss_mb[0] if self.rss_mb else None,
+                "rss_mb_end": self.rss_mb[-1] if self.rss_mb else None,
+                "rss_mb_max": max(self.rss_mb) if self.rss_mb else None}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def fixed_rate(base: str, *, rate: float, seconds: float, pid: int | None,
+                     seed: int = 1) -> Result:
+    """Send ``rate`` requests a second for ``seconds``; a request not answered 200 within
+    2 s counts as failed."""
+    rng, result = random.Random(seed), Result()
+    async with httpx.AsyncClient(base_url=base, timeout=2.0,
+                                 limits=httpx.Limits(max_connections=200)) as client:
+        async def one(i: int) -> None:
+            started = time.perf_counter()
+            try:
+                response = await client.post("/v1/score", json=login(i, rng))
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.failed += 0 if ok else 1
+
+        tasks = []
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            # Always yield: a client that falls behind must not starve its own requests.
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(i)))
+            result.sent += 1
+            if pid is not None and i % max(1, int(rate)) == 0:
+                result.rss_mb.append(rss_mb(pid))
+        await asyncio.gather(*tasks)
+        if pid is not None:
+            result.rss_mb.append(rss_mb(pid))
+    return result
+
+
+async def peak(base: str, seconds: float = 5.0, concurrency: int = 16) -> float:
+    """Requests per second with ``concurrency`` callers sending back to back."""
+    rng, done = random.Random(0), 0
+    async with httpx.AsyncClient(base_url=base, timeout=5.0) as client:
+        stop = time.perf_counter() + seconds
+
+        async def caller(k: int) -> None:
+            nonlocal done
+            i = k
+            while time.perf_counter() < stop:
+                await client.post("/v1/score", json=login(i, rng))
+                done += 1
+                i += concurrency
+
+        await asyncio.gather(*(caller(k) for k in range(concurrency)))
+    return done / seconds
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
+    env.update({"RISKENGINE_ENV": "development", "RISKENGINE_AUTH": "open",
+                "RISKENGINE_MODEL_DIR": str(tmp / "m"), "RISKENGINE_LOG_LEVEL": "WARNING"})
+    proc = subprocess.Popen([sys.executable, "-m", "riskengine.cli", "serve", "--port",
+                             str(port), "--store", f"sqlite:{tmp / 'load.db'}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            return proc, base
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("server did not start") from None
+            time.sleep(0.2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, help="requests/s (default: 80 %% of the peak)")
+    parser.add_argument("--out", help="write the figures as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, base = start_server(Path(tmp))
+        try:
+            measured = None if args.rate else asyncio.run(peak(base))
+            rate = args.rate or 0.8 * (measured or 1)
+            result = asyncio.run(fixed_rate(base, rate=rate, seconds=args.seconds, pid=proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    figures = {"peak_rps": measured, "rate_rps": rate, "seconds": args.seconds,
+               **result.summary()}
+    print(json.dumps(figures, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"fail ratio {figures['fail_ratio']:.4%} (target < 0.1 %), p50 "
+          f"{figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, RSS "
+          f"{figures['rss_mb_start']:.0f} -> {figures['rss_mb_end']:.0f} MB "
+          f"(median {statistics.median(result.rss_mb):.0f})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
