@@ -16,6 +16,7 @@ from riskengine.engine import Engine
 from riskengine.outbox import Outbox
 from riskengine.rules import Action, RulesetError, load_ruleset
 from riskengine.settings import Settings
+from riskengine.signals import from_settings as signals_from_settings
 from riskengine.stores import open_store
 
 log = logging.getLogger("riskengine.model")
@@ -89,7 +90,8 @@ def load_model(settings: Settings) -> tuple[Any, dict[str, Any]]:
 
 
 def build_engine(settings: Settings) -> Built:
-    """Open the store, load and validate rules and model, open the IP databases."""
+    """Open the store, load and validate rules and model, open the IP databases and the
+    signal providers (an invalid signal file stops the start, naming its line)."""
     ruleset = load_ruleset(settings.rules)
     model, card = load_model(settings)
     if settings.ipdata_city_mmdb is not None:
@@ -107,6 +109,7 @@ def build_engine(settings: Settings) -> Built:
         ipintel=ipintel,
         pseudonymizer=settings.pseudonymizer(),
         failover=Action(settings.failover_decision),
+        signals=signals_from_settings(settings),
     )
     follower = None
     if shared_store(settings.store):
@@ -169,6 +172,11 @@ class ModelKeeper:
             model = self.engine.model_copy()
             snapshots.save_snapshot(model, self.folder, version=version, parent=parent,
                                     key=self.key)
+            if snapshots.active_version(self.folder) not in (None, parent):
+                # An operator promoted or rolled back while this snapshot was written: theirs
+                # wins; this one stays on disk, listed but not active.
+                self.follow()
+                return None
             snapshots.set_active(self.folder, version, key=self.key)
             self.engine.model_version = version
             self._saved_at = model.n_learned_
