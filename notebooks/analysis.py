@@ -411,6 +411,18 @@ def latency_ms(model: Any, frame: pd.DataFrame, n: int = 200) -> float:
     return float(np.median(times) * 1000.0) if times else float("nan")
 
 
+def choose(results: Mapping[str, Mapping[str, Any]], candidates: Iterable[str],
+           rate: str = "2%") -> str:
+    """The candidate catching the most attacks at the ``rate`` customer challenge rate,
+    ties going to the higher ROC AUC."""
+    def key(name: str) -> tuple[float, float]:
+        r = results[name]
+        caught = r.get("catch_rate_at", {}).get(rate, {}).get("attacks_caught")
+        return (caught or 0.0, r.get("roc_auc") or 0.0)
+
+    return max(candidates, key=key)
+
+
 def save_model(model: Any, out_dir: str | Path, *, name: str, logins: Logins,
                train: pd.DataFrame, test: pd.DataFrame, metrics: Mapping[str, Any],
                comparison: Mapping[str, Any], hyper_parameters: Mapping[str, Any],
@@ -495,34 +507,35 @@ def threshold_curve(frame: pd.DataFrame) -> pd.DataFrame:
 
 def choose_thresholds(frame: pd.DataFrame, *, target_challenge_rate: float,
                       target_deny_rate: float) -> dict[str, Any]:
-    """The lowest challenge threshold at which at most ``target_challenge_rate`` of the
-    customers' logins are challenged or denied, and above it the lowest deny threshold at
-    which at most ``target_deny_rate`` of them are denied.
+    """The challenge threshold ``riskengine backtest`` recommends for the target (the lowest
+    at which at most ``target_challenge_rate`` of the customers' logins are challenged or
+    denied, by score or by a rule's floor), and above it the lowest deny threshold at which
+    at most ``target_deny_rate`` of them are denied.
 
     The rules' action floors challenge some logins whatever the threshold: when they alone
-    exceed the target, the target cannot be met by thresholds, ``reachable`` is False and
-    the threshold is the lowest one that adds nothing to the floors.
+    exceed the target, no threshold meets it, ``reachable`` is False and the threshold adds
+    nothing to the floors.
     """
-    customers = frame[~frame["attack"]]
+    from riskengine.backtest import recommend_threshold
+
+    customers, attacks = frame[~frame["attack"]], frame[frame["attack"]]
     if customers.empty:
         raise ValueError("no customers' logins to set thresholds on")
+
+    def pairs(part: pd.DataFrame) -> list[tuple[float, bool]]:
+        return [(float(s), bool(f >= 1)) for s, f in zip(part["score"], part["floor"],
+                                                           strict=True)]
+
+    recommended = recommend_threshold(pairs(customers), pairs(attacks), target_challenge_rate)
+    challenge = float(recommended["challenge_threshold"])
     scores = customers["score"].to_numpy(dtype=float)
     floor = customers["floor"].to_numpy(dtype=int)
-    floor_rate = float((floor >= 1).mean())
-    goal = max(target_challenge_rate, floor_rate)
-    curve = threshold_curve(frame)
-    ok = curve[(curve["customers_blocked"] <= goal + 1e-12) & (curve["threshold"] < 1.0)]
-    challenge = float(ok["threshold"].min()) if len(ok) else float(curve["threshold"].max())
-    challenge = min(challenge, 0.99)
-    deny_candidates = np.unique(np.concatenate([scores[scores > challenge], [1.0]]))
     deny = 1.0
-    for d in deny_candidates:
+    for d in np.unique(np.concatenate([scores[scores > challenge], [1.0]])):
         if float(((scores >= d) | (floor >= 2)).mean()) <= target_deny_rate + 1e-12:
             deny = float(d)
             break
-    blocked = (scores >= challenge) | (floor >= 1)
-    att = frame[frame["attack"]]
-    att_blocked = (att["score"].to_numpy(dtype=float) >= challenge) | (att["floor"] >= 1)
+    floor_rate = float(recommended["challenged_by_rule_floors_alone"])
     return {
         "challenge": challenge,
         "deny": deny,
@@ -530,9 +543,9 @@ def choose_thresholds(frame: pd.DataFrame, *, target_challenge_rate: float,
         "target_deny_rate": target_deny_rate,
         "reachable": floor_rate <= target_challenge_rate,
         "floor_only_rate": floor_rate,
-        "customers_blocked": float(blocked.mean()),
+        "customers_blocked": float(((scores >= challenge) | (floor >= 1)).mean()),
         "customers_denied": float(((scores >= deny) | (floor >= 2)).mean()),
-        "attacks_caught": float(np.mean(att_blocked)) if len(att) else None,
+        "attacks_caught": recommended["attacks_caught"],
     }
 
 

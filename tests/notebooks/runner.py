@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -14,7 +13,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 def run_notebook(name: str, **parameters: Any) -> Any:
     """Execute ``notebooks/<name>`` top to bottom in a fresh kernel, in the notebooks folder,
     with ``parameters`` set in a cell right after its ``parameters`` cell (as papermill
-    does); returns the executed notebook. A failing cell fails the test with its traceback."""
+    does); returns the executed notebook. A failing cell raises with its traceback."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -30,9 +29,8 @@ def run_notebook(name: str, **parameters: Any) -> Any:
     return nb
 
 
-@pytest.fixture(scope="session")
-def analysis_module() -> Any:
-    """``notebooks/analysis.py``, the notebooks' shared glue."""
+def import_analysis() -> ModuleType:
+    """``notebooks/analysis.py``, the notebooks' shared glue, as the notebooks import it."""
     sys.path.insert(0, str(NOTEBOOKS))
     try:
         import analysis
