@@ -178,6 +178,60 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "int",
         "Failed attempts from this ASN in 10 minutes, this one included.",
     ),
+    # -- the phone number and external signals: set by the engine from riskengine.signals
+    # (the extractor leaves them None). None: not asked (no phone number in the event, or
+    # no such provider configured). "unknown": asked, but the lookup failed, timed out,
+    # was skipped by an open circuit breaker, or did not answer within the scoring budget.
+    _b("phone_possible", "The phone number has a possible length for its country."),
+    _b("phone_valid", "The phone number is in a range its country's numbering plan allocated."),
+    FeatureSpec(
+        "phone_type",
+        "str",
+        "mobile, fixed_line, fixed_line_or_mobile (plans that cannot tell), voip (only where "
+        "the plan sets VoIP ranges apart), toll_free, premium_rate, shared_cost, "
+        "personal_number, pager, uan, voicemail or unknown (an invalid number).",
+    ),
+    FeatureSpec("phone_region", "str", "ISO 3166 country of the phone number's numbering plan."),
+    FeatureSpec(
+        "phone_carrier",
+        "str",
+        "Operator the number's range was first allocated to (a ported number keeps it); mobile "
+        "numbers only.",
+    ),
+    _b(
+        "phone_ip_country_mismatch",
+        "The phone number's country is not the IP's country (None when either is unknown or the "
+        "IP is a VPN, Tor or hosting exit).",
+    ),
+    FeatureSpec(
+        "phone_accounts_30d",
+        "int",
+        "Distinct accounts seen with this phone number in 30 days, this one included. Counted "
+        "per instance, in memory, by pseudonym.",
+    ),
+    FeatureSpec(
+        "phone_risk_level",
+        "str",
+        "Risk level of the number from the phone-risk lists or service: low, medium, high, "
+        "unlisted (no entry) or unknown (no answer).",
+    ),
+    FeatureSpec(
+        "phone_recycled_status",
+        "str",
+        "The carriers' recycled-number lists: recycled (the number was reassigned at some "
+        "date), unlisted, or unknown (no answer).",
+    ),
+    _b(
+        "phone_recycled_since_last_login",
+        "The number was reassigned to a new subscriber after this user's last verified login: "
+        "SMS codes now reach someone else (None for a new user or without an answer).",
+    ),
+    FeatureSpec(
+        "ip_reputation",
+        "str",
+        "Category of the IP or its ASN in the reputation lists: botnet, abuse, proxy, tor, vpn, "
+        "hosting, unlisted, or unknown (no answer). The most specific entry wins.",
+    ),
 )
 
 BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}

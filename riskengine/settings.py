@@ -76,6 +76,55 @@ class Settings(BaseSettings):
         default=Path("riskengine-keys.json"),
         description="The API key file (hashes only), managed with `riskengine keys`",
     )
+    # -- external signals (riskengine.signals)
+    signals_budget_s: float = Field(
+        default=0.03, gt=0, le=1.0,
+        description="The most that waiting for signal lookups may add to a scoring answer; "
+        "what has not answered by then is 'unknown'",
+    )
+    signals_phone_facts: bool = Field(
+        default=True, description="Derive the phone number's validity, type, region and "
+        "carrier with phonenumbers (offline)",
+    )
+    signals_phone_accounts_max: int = Field(
+        default=100_000, ge=0, description="Phone numbers whose accounts are counted in "
+        "memory (phone_accounts_30d); 0 turns the count off",
+    )
+    signals_phone_risk_file: Path | None = Field(
+        default=None, description="CSV of phone risk levels by E.164 number or prefix",
+    )
+    signals_recycled_file: Path | None = Field(
+        default=None, description="CSV of recycled numbers and the date each was reassigned",
+    )
+    signals_ip_reputation_file: Path | None = Field(
+        default=None, description="CSV of IP ranges and ASNs with a reputation category",
+    )
+    signals_file_check_s: float = Field(
+        default=1.0, ge=0, description="How often the signal files are checked for changes "
+        "(0: on every lookup)",
+    )
+    signals_http_url: str | None = Field(
+        default=None, description="A carrier's or risk service's phone lookup (POST JSON)",
+    )
+    signals_http_auth_header: SecretStr | None = Field(
+        default=None, description="Header sent to that service, 'Name: value'",
+    )
+    signals_http_timeout_s: float = Field(
+        default=0.2, gt=0, description="Deadline of one exchange with that service; its "
+        "answers arriving after the budget are cached for the next login",
+    )
+    signals_http_cache_ttl_s: float = Field(
+        default=3600.0, ge=0, description="How long that service's answers are reused",
+    )
+    signals_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that stop calling a provider",
+    )
+    signals_breaker_reset_s: float = Field(
+        default=10.0, gt=0, description="How long a failing provider is left alone",
+    )
+    signals_max_in_flight: int = Field(
+        default=4, ge=1, description="Lookups one provider may have running at once",
+    )
 
     @model_validator(mode="after")
     def _no_snapshots_in_tests_by_default(self) -> Settings:

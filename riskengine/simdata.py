@@ -102,3 +102,15 @@ HOME_SSIDS = ("ChinaNet-{x}", "CMCC-{x}", "TP-LINK_{x}", "HUAWEI-{x}", "MERCURY_
 WORK_SSIDS = ("{x}-Office", "{x}-Staff", "{x}_Corp", "{x}-5G")
 PUBLIC_SSIDS = ("Starbucks", "Luckin-Free", "Hilton_Guest", "HomeInn-WiFi", "Airport-Free-WiFi",
                 "KFC_FREE_WIFI", "Marriott_GUEST", "Manner-Coffee", "JinJiang-Guest")
+
+# -- external signals (Simulator(signals=True)): numbers and lists a risk service would
+# hold. Sign-up farms buy numbers in bulk from a virtual operator's range, and VoIP numbers
+# from plans that set them apart (the United Kingdom's 056, Japan's 050); each prefix is
+# filled to 13 characters (+44 56 or +81 50 and eight digits).
+FARM_PREFIX = "+86171"
+VOIP_PREFIXES: tuple[str, ...] = ("+4456", "+81503")
+# A range the phone-risk list rates medium: customers have numbers in it too.
+MEDIUM_RISK_PREFIX = "+86170"
+EMAIL_NAMES = ("li", "wang", "zhang", "liu", "chen", "yang", "zhao")
+EMAIL_GIVEN = ("wei", "fang", "na", "min", "jing", "lei", "yan")
+EMAIL_DOMAINS = ("qq.com", "163.com", "outlook.com", "gmail.com")

@@ -34,6 +34,14 @@ SCENARIOS = (
     "device_replay",
     "slow_poisoning",
 )
+# Only with Simulator(signals=True): attacks that external signals reveal.
+SIGNAL_SCENARIOS = (
+    "recycled_number_takeover",
+    "high_risk_registration",
+)
+# The signal scenarios draw from their own random stream, so that a seed's other traffic
+# stays exactly what it is without them.
+SIGNAL_SEED_OFFSET = 0x51_6E_A1
 
 Event = dict[str, Any]
 
@@ -171,12 +179,19 @@ class Simulator:
     >>> events = list(Simulator(users=20, days=3, seed=1).events())
     >>> all(e["timestamp"] <= f["timestamp"] for e, f in zip(events, events[1:]))
     True
+
+    With ``signals=True`` it adds the attacks that external signals reveal
+    (``SIGNAL_SCENARIOS``) and, once the events are read, the lists a carrier or risk
+    service would hold about this traffic (``signal_lists``, ``write_signal_files``). The
+    rest of the traffic, event ids included, is the same as without.
     """
 
-    def __init__(self, *, users: int, days: int, seed: int) -> None:
+    def __init__(self, *, users: int, days: int, seed: int, signals: bool = False) -> None:
         self.users = users
         self.days = days
         self.seed = seed
+        self.signals = signals
+        self.signal_lists: SignalLists | None = None
         self.rng = random.Random(seed)
         self.customers = [self._customer(i) for i in range(users)]
         self._zones = {p.tz: ZoneInfo(p.tz) for p in (*sd.CHINA, *sd.ABROAD)}
@@ -490,8 +505,146 @@ class Simulator:
             for e in source:
                 everything.append((e["timestamp"], len(everything), e))
         everything.sort(key=lambda item: (item[0], item[1]))
-        for n, (_, _, e) in enumerate(everything):
+        extra: list[tuple[str, Event]] = []
+        if self.signals:
+            extra, self.signal_lists = self._signal_traffic(everything)
+        j = 0
+        for n, (stamp, _, e) in enumerate(everything):
+            while j < len(extra) and extra[j][0] < stamp:
+                yield {"event_id": f"sim{self.seed}s-{j:06d}", **extra[j][1]}
+                j += 1
             yield {"event_id": f"sim{self.seed}-{n:08d}", **e}
+        for k in range(j, len(extra)):
+            yield {"event_id": f"sim{self.seed}s-{k:06d}", **extra[k][1]}
+
+    # -- external signals
+
+    def _signal_traffic(
+        self, everything: list[tuple[str, int, Event]]
+    ) -> tuple[list[tuple[str, Event]], SignalLists]:
+        """The signal scenarios' events (time-ordered) and the lists that go with them."""
+        rng = random.Random(self.seed + SIGNAL_SEED_OFFSET)
+        lists = SignalLists()
+        extra = [*self._recycled_takeovers(rng, everything, lists),
+                 *self._signup_farms(rng, lists)]
+        # Numbers a customer got second-hand, before the simulation: listed as recycled,
+        # and no reason for alarm (the customer is the new holder).
+        for c in self.customers:
+            if rng.random() < 0.03:
+                lists.recycled.append(
+                    (c.phone, _ts(START - timedelta(days=rng.uniform(30, 700)))))
+        lists.phone_risk.append((sd.MEDIUM_RISK_PREFIX, "medium"))
+        # Reputation feeds: the rented proxy networks, the VPN exits customers use too, and
+        # part of the stuffing botnets' machines (a feed never knows all of them).
+        lists.ip_reputation += [(f"{net}.0.0/16", "proxy") for net in sd.PROXY_HOSTING]
+        lists.ip_reputation += [(f"{net}.0.0/16", "vpn") for net in sd.VPN_EXITS]
+        bots = sorted({e["ip"] for _, _, e in everything
+                       if e["label"]["scenario"] == "credential_stuffing"})
+        lists.ip_reputation += [(ip, "botnet") for ip in bots if rng.random() < 0.6]
+        extra.sort(key=lambda item: item[0])
+        return extra, lists
+
+    def _recycled_takeovers(
+        self, rng: random.Random, everything: list[tuple[str, int, Event]],
+        lists: SignalLists,
+    ) -> Iterator[tuple[str, Event]]:
+        """The carrier gives a customer's old number to someone else, who then signs in to
+        the customer's account with an SMS code sent to it."""
+        after = (START + timedelta(days=14)).timestamp()
+        # Every successful login of each account, whoever made it: any may be the last one
+        # the engine learned.
+        successes: dict[str, list[float]] = {}
+        for stamp, _, e in everything:
+            if e["auth_result"] == "success":
+                successes.setdefault(e["user_id"], []).append(
+                    datetime.fromisoformat(stamp).timestamp())
+        pool = [c for c in self.customers
+                if c.user_id == c.phone and c.phone.startswith("+86") and c.joins_day < 0
+                and any(t > after for t in successes.get(c.user_id, []))]
+        for c in rng.sample(pool, min(len(pool), max(3, round(len(self.customers) * 0.01)))):
+            times = sorted(successes[c.user_id])
+            k = rng.choice([i for i, t in enumerate(times) if t > after])
+            gap = (times[k + 1] - times[k]) if k + 1 < len(times) else 3 * 86_400.0
+            # Reassigned after the customer's last login, then used before the next one.
+            attack_at = times[k] + gap * rng.uniform(0.5, 0.9)
+            recycled_at = times[k] + (attack_at - times[k]) * rng.uniform(0.2, 0.6)
+            lists.recycled.append((c.phone, _ts(datetime.fromtimestamp(recycled_at, UTC))))
+            device = self._attacker_device(rng)
+            if rng.random() < 0.5:
+                ip, network = _ip(rng, rng.choice(c.place.mobile)), {"type": "cellular"}
+            else:
+                ip, network = _ip(rng, rng.choice(c.place.broadband)), {
+                    "type": "wifi", "ssid": _ssid(rng, sd.HOME_SSIDS)}
+            event = self._wire(c, device, datetime.fromtimestamp(attack_at, UTC), ip, network,
+                               "sms_otp")
+            event["sim"] = _sim(rng)  # the new holder's own SIM
+            yield event["timestamp"], self._attack(event, "recycled_number_takeover")
+
+    def _signup_farms(self, rng: random.Random, lists: SignalLists) -> Iterator[tuple[str, Event]]:
+        """Fake accounts registered in bursts, several on each bought number."""
+        for farm in range(max(2, len(self.customers) // 200)):
+            if farm % 2 == 1:
+                prefix = rng.choice(sd.VOIP_PREFIXES)
+                phone = prefix + _digits(rng, 13 - len(prefix))  # +44 56 or +81 50, 8 digits
+            else:
+                phone = sd.FARM_PREFIX + _digits(rng, 8)
+            lists.phone_risk.append((phone, "high"))
+            day = rng.randrange(1, max(2, self.days))
+            start = START + timedelta(days=day, hours=rng.uniform(0, 24))
+            nets = sd.PROXY_HOSTING if rng.random() < 0.5 else \
+                rng.choice((*sd.CHINA, *sd.ABROAD)).broadband
+            for k in range(rng.randint(4, 8)):
+                email = f"{rng.choice(sd.EMAIL_NAMES)}.{rng.choice(sd.EMAIL_GIVEN)}" \
+                        f"{rng.randint(1000, 99999)}@{rng.choice(sd.EMAIL_DOMAINS)}"
+                device = self._attacker_device(rng)
+                when = start + timedelta(minutes=k * rng.uniform(2, 15))
+                event: Event = {
+                    "user_id": email,
+                    "timestamp": _ts(when),
+                    "event_type": "registration",
+                    "auth_result": "success",
+                    "login_method": "password",
+                    "ip": _ip(rng, rng.choice(nets)),
+                    "user_agent": device.user_agent,
+                    "device": device.wire(),
+                    "network": {"type": "wifi", "ssid": _ssid(rng, sd.HOME_SSIDS)},
+                    "phone": phone,
+                }
+                yield event["timestamp"], self._attack(event, "high_risk_registration")
+
+    def write_signal_files(self, folder: str | Path) -> dict[str, Path]:
+        """Write the signal lists as the files ``riskengine.signals`` reads; the paths by
+        setting name (``signals_phone_risk_file``, ...), ready for ``Settings(**paths)``.
+
+        The lists exist once the events have been read (``events()``).
+        """
+        if self.signal_lists is None:
+            raise RuntimeError("read events() of a Simulator(signals=True) first")
+        return self.signal_lists.write(folder)
+
+
+@dataclass(slots=True)
+class SignalLists:
+    """What a carrier or risk service would list about the simulated traffic."""
+
+    phone_risk: list[tuple[str, str]] = field(default_factory=list)  # number or prefix, level
+    recycled: list[tuple[str, str]] = field(default_factory=list)  # number, RFC 3339 time
+    ip_reputation: list[tuple[str, str]] = field(default_factory=list)  # network, category
+
+    def write(self, folder: str | Path) -> dict[str, Path]:
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {"signals_phone_risk_file": ("phone_risk.csv", "number,level", self.phone_risk),
+                 "signals_recycled_file": ("recycled.csv", "number,recycled_on", self.recycled),
+                 "signals_ip_reputation_file": ("ip_reputation.csv", "network,category",
+                                        self.ip_reputation)}
+        paths = {}
+        for setting, (name, header, rows) in files.items():
+            path = out / name
+            path.write_text("\n".join([header, *(f"{a},{b}" for a, b in rows)]) + "\n",
+                            encoding="utf-8")
+            paths[setting] = path
+        return paths
 
 
 def _customer() -> dict[str, Any]:
@@ -522,6 +675,14 @@ def write_jsonl(events: Iterator[Event], out: TextIO) -> int:
     return n
 
 
-def simulate_to(path: str | Path, *, users: int, days: int, seed: int) -> int:
+def simulate_to(
+    path: str | Path, *, users: int, days: int, seed: int, signals_dir: str | Path | None = None
+) -> int:
+    """Write the traffic to ``path``; with ``signals_dir``, the signal scenarios too, and the
+    lists that go with them into that folder."""
+    sim = Simulator(users=users, days=days, seed=seed, signals=signals_dir is not None)
     with open(path, "w", encoding="utf-8") as out:
-        return write_jsonl(Simulator(users=users, days=days, seed=seed).events(), out)
+        n = write_jsonl(sim.events(), out)
+    if signals_dir is not None:
+        sim.write_signal_files(signals_dir)
+    return n
