@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= sqlite:riskengine.db
 
-.PHONY: run test install install-dev services browser lint model clean
+.PHONY: run test install install-dev services browser lint model bench bench-detection clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,18 @@ lint: install-dev
 ## Rebuild the shipped default model (deterministic).
 model: install
 	$(BIN)/python -m riskengine.train
+
+## Hot-path benchmarks (bench/README.md, "Hot path"): in-process scoring per store, the HTTP
+## endpoint against a bare FastAPI one (wrk, installed from Debian when missing), and the
+## stores up to 1M users. Uses Redis database 11 and cleans it; about 25 minutes on 2 cores.
+bench: install services
+	$(BIN)/python bench/hotpath.py --repeat 3
+	$(BIN)/python bench/http.py
+	$(BIN)/python bench/scale.py
+
+## Detection benchmark: riskengine against the Freeman et al. model (about 5 minutes).
+bench-detection: install
+	$(BIN)/python bench/detection.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache riskengine.db riskengine.db-wal riskengine.db-shm

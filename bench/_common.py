@@ -145,3 +145,74 @@ class Stopwatch:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.wall0
         self.cpu = time.process_time() - self.cpu0
+
+
+# -- apps for bench/http.py: uvicorn imports these by name (``--factory _common:...``) -------
+
+# A constant answer shaped like riskengine's, for the bare endpoints.
+CONSTANT_ANSWER: dict[str, Any] = {
+    "event_id": "bench", "decision": "allow", "score": 0.0, "challenge": None,
+    "reasons": [{"code": "no_risk_signals", "message": "constant", "contribution": 0.0,
+                 "observed": {}}],
+    "rules_version": "bench", "model_version": "bench", "latency_ms": 0.0,
+    "failover": False, "user_message": None,
+}
+
+
+def riskengine_app() -> Any:
+    """The scoring service as ``riskengine serve`` builds it: ``create_app(settings)``, logging
+    configured the same way, with the store and files the benchmark names in
+    ``BENCH_HTTP_STORE`` and ``BENCH_HTTP_TMP``."""
+    import logging
+
+    from riskengine.api import create_app
+
+    tmp = Path(os.environ["BENCH_HTTP_TMP"])
+    configured = settings(os.environ["BENCH_HTTP_STORE"], tmp,
+                          log_level=os.environ.get("BENCH_HTTP_LOG_LEVEL", "INFO"))
+    logging.basicConfig(level=configured.log_level,
+                        format="%(levelname)s %(name)s %(message)s")
+    return create_app(configured)
+
+
+def bare_app() -> Any:
+    """The limit of the stack, written as the scoring route is: a sync route that parses the
+    same body model (``riskengine.wire.ScoreRequest``) and answers a constant through the
+    same response model."""
+    from fastapi import FastAPI
+
+    from riskengine.wire import ScoreRequest, ScoreResponse
+
+    app = FastAPI()
+
+    def score(body):  # type: ignore[no-untyped-def]
+        return CONSTANT_ANSWER
+
+    # Set here, not written as annotations: this module postpones them to strings, which
+    # FastAPI could not resolve to the locally imported model.
+    score.__annotations__ = {"body": ScoreRequest, "return": dict[str, Any]}
+    app.post("/v1/score", response_model=ScoreResponse)(score)
+    app.get("/healthz")(_healthz)
+    return app
+
+
+def bare_async_app() -> Any:
+    """The floor of the stack: an ``async`` route (no thread-pool hop) that parses the same
+    body model and returns a constant with no response model."""
+    from fastapi import FastAPI
+
+    from riskengine.wire import ScoreRequest
+
+    app = FastAPI()
+
+    async def score(body):  # type: ignore[no-untyped-def]
+        return CONSTANT_ANSWER
+
+    score.__annotations__ = {"body": ScoreRequest, "return": dict[str, Any]}
+    app.post("/v1/score")(score)
+    app.get("/healthz")(_healthz)
+    return app
+
+
+def _healthz() -> dict[str, str]:
+    return {"status": "ok"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -28,6 +28,11 @@ GEO_TOLERANCE_KM = 100.0
 # Below a minute apart, speed is meaningless noise; divide by at least this.
 MIN_TRAVEL_HOURS = 1.0 / 60.0
 HOUR_PRIOR = 0.25
+SIGNAL_FEATURES: tuple[str, ...] = (
+    "phone_possible", "phone_valid", "phone_type", "phone_region", "phone_carrier",
+    "phone_ip_country_mismatch", "phone_accounts_30d", "phone_risk_level",
+    "phone_recycled_status", "phone_recycled_since_last_login", "ip_reputation",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +50,32 @@ class FeatureVector(Mapping[str, Value]):
     def __len__(self) -> int:
         return len(self.values)
 
+    # Straight to the dict: rules, policy, model and store read features by name many
+    # times per event, and Mapping's generic versions go through __getitem__ and KeyError.
+    def get(self, name: str, default: Value = None) -> Value:  # type: ignore[override]
+        return self.values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def keys(self) -> KeysView[str]:
+        return self.values.keys()
+
+    def items(self) -> ItemsView[str, Value]:
+        return self.values.items()
+
 
 def ip_prefix(ip: str) -> str:
     """The /24 network of an IPv4 address or the /48 of an IPv6 one, as text."""
     addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    bits = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+    if isinstance(addr, ipaddress.IPv6Address):
+        mapped = addr.ipv4_mapped
+        if mapped is None:
+            return str(ipaddress.IPv6Network((int(addr) >> 80 << 80, 48)))
+        addr = mapped
+    # Formatted from the bytes: building an ip_network from text costs ten times more.
+    a, b, c, _ = addr.packed
+    return f"{a}.{b}.{c}.0/24"
 
 
 @lru_cache(maxsize=512)
@@ -233,5 +256,8 @@ def extract(
         "asn_failures_10m": (
             velocity.asn_failures_10m + int(failed) if ip.asn is not None else None
         ),
+        # The engine fills these in from riskengine.signals: they need the raw phone number,
+        # which never reaches the event, or lookups outside the process.
+        **dict.fromkeys(SIGNAL_FEATURES),
     }
     return FeatureVector(values)

@@ -32,13 +32,25 @@ def vectorize(values: Mapping[str, Any]) -> dict[str, float]:
     "no evidence": for a user without history, novelty cannot be measured, and the
     cold-start policy leaves such users to the population-level rules.
     """
+    get = values.get
     out: dict[str, float] = {}
-    for spec in MODEL_FEATURES:
-        lo, hi = spec.model_range or (0.0, 1.0)
-        v = values.get(spec.name)
-        x = lo if v is None else float(v)
-        out[spec.name] = (min(max(x, lo), hi) - lo) / (hi - lo)
+    for name, lo, hi, span in _SCALING:
+        v = get(name)
+        if v is None:
+            out[name] = 0.0  # (lo - lo) / span
+        else:
+            x = float(v)
+            out[name] = ((hi if x > hi else lo if x < lo else x) - lo) / span
     return out
+
+
+# (name, low, high, high - low) of every model feature, worked out once: ``vectorize`` runs
+# for every score and every lesson.
+_SCALING: tuple[tuple[str, float, float, float], ...] = tuple(
+    (spec.name, lo, hi, hi - lo)
+    for spec in MODEL_FEATURES
+    for lo, hi in [spec.model_range or (0.0, 1.0)]
+)
 
 
 class AnomalyModel:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import operator
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from features.catalog import BY_NAME, FeatureSpec
+from features.extract import FeatureVector
 
 Value = Any
 Predicate = Callable[[Mapping[str, Value]], bool]
@@ -180,15 +182,21 @@ class Ruleset:
 
     def evaluate(self, values: Mapping[str, Value]) -> list[RuleResult]:
         """Every rule's outcome on ``values``; a rule that raises is an error, not a crash."""
+        # The compiled tests only call ``.get``: hand them the feature vector's own dict,
+        # whose ``get`` is a C call, rather than the Mapping wrapper around it.
+        data = values.values if isinstance(values, FeatureVector) else values
+        get = data.get
+        hit_, no_hit = Outcome.HIT, Outcome.NO_HIT
         results = []
+        append = results.append
         for rule in self.rules:
-            observed = {name: values.get(name) for name in rule.features}
+            observed = {name: get(name) for name in rule.features}
             try:
-                hit = rule.test(values)
+                hit = rule.test(data)
             except Exception as exc:  # a rule bug must not take the scoring path down
-                results.append(RuleResult(rule, Outcome.ERROR, observed, repr(exc)))
+                append(RuleResult(rule, Outcome.ERROR, observed, repr(exc)))
                 continue
-            results.append(RuleResult(rule, Outcome.HIT if hit else Outcome.NO_HIT, observed))
+            append(RuleResult(rule, hit_ if hit else no_hit, observed))
         return results
 
 
@@ -428,9 +436,7 @@ def _compile(node: Any, used: list[str]) -> Predicate:
         if not isinstance(items, list) or not items:
             raise RulesetError(f"'{key}' needs a non-empty list")
         parts = tuple(_compile(item, used) for item in items)
-        if key == "all":
-            return lambda v: all(p(v) for p in parts)
-        return lambda v: any(p(v) for p in parts)
+        return _all(parts) if key == "all" else _any(parts)
     if "not" in node:
         inner = _compile(node["not"], used)
         return lambda v: not inner(v)
@@ -450,6 +456,65 @@ def _compile(node: Any, used: list[str]) -> Predicate:
         expected = frozenset(expected)
     if name not in used:
         used.append(name)
+    return _leaf(op, fn, name, expected)
+
+
+def _all(parts: tuple[Predicate, ...]) -> Predicate:
+    """``all`` of the parts, short-circuiting, without a generator per call."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda v: bool(a(v) and b(v))
+
+    def test(v: Mapping[str, Value]) -> bool:
+        for p in parts:  # noqa: SIM110 - no generator per call
+            if not p(v):
+                return False
+        return True
+
+    return test
+
+
+def _any(parts: tuple[Predicate, ...]) -> Predicate:
+    """``any`` of the parts, short-circuiting, without a generator per call."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda v: bool(a(v) or b(v))
+
+    def test(v: Mapping[str, Value]) -> bool:
+        for p in parts:  # noqa: SIM110 - no generator per call
+            if p(v):
+                return True
+        return False
+
+    return test
+
+
+def _leaf(op: str, fn: Callable[[Value, Value], bool], name: str, expected: Any) -> Predicate:
+    """One ``{feature, op, value}`` test as a single closure: the operators that run on
+    every event are written out here (the same tests as ``OPERATORS``), so evaluating a
+    condition costs one call, not three."""
+    if op == "is_true":
+        return lambda v: v.get(name) is True
+    if op == "is_false":
+        return lambda v: v.get(name) is False
+    if op == "is_null":
+        return lambda v: v.get(name) is None
+    if op == "not_null":
+        return lambda v: v.get(name) is not None
+    if op in ("gt", "gte", "lt", "lte"):
+        compare = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt,
+                   "lte": operator.le}[op]
+
+        def numeric(v: Mapping[str, Value]) -> bool:
+            o = v.get(name)
+            return o.__class__ is not bool and isinstance(o, (int, float)) \
+                and compare(o, expected)
+
+        return numeric
     return lambda v: fn(v.get(name), expected)
 
 

@@ -8,7 +8,9 @@ from bisect import bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import orjson
 
 from features.profile import UserProfile, Velocity
 from riskengine.stores.base import (
@@ -50,18 +52,34 @@ class _Frozen:
     and held to the same JSON-only rule as the SQLite store."""
 
     decision: StoredDecision  # with empty dicts in place of the parts below
-    body: str
-    features: str
-    sighting: str | None
+    body: bytes
+    features: bytes
+    sighting: bytes | None
     feedback: str | None
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON as the SQLite store writes it: orjson, and ``json`` for what orjson refuses,
+    so that exactly what ``json`` accepts is accepted."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
+
+
+def _loads(text: bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN or Infinity, which only ``json`` writes
+        return json.loads(text)
 
 
 def _freeze(d: StoredDecision) -> _Frozen:
     return _Frozen(
         replace(d, decision={}, features={}, sighting=None, feedback=None),  # keeps learned
-        json.dumps(d.decision),
-        json.dumps(d.features),
-        None if d.sighting is None else json.dumps(d.sighting),
+        _dumps(d.decision),
+        _dumps(d.features),
+        None if d.sighting is None else _dumps(d.sighting),
         d.feedback,
     )
 
@@ -71,9 +89,9 @@ def _thaw(f: _Frozen | None) -> StoredDecision | None:
         return None
     return replace(
         f.decision,
-        decision=json.loads(f.body),
-        features=json.loads(f.features),
-        sighting=None if f.sighting is None else json.loads(f.sighting),
+        decision=_loads(f.body),
+        features=_loads(f.features),
+        sighting=None if f.sighting is None else _loads(f.sighting),
         feedback=f.feedback,
     )
 

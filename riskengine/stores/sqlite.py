@@ -6,10 +6,13 @@ import json
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import orjson
 
 from features.profile import UserProfile, Velocity
 from riskengine.stores.base import (
@@ -36,6 +39,20 @@ SCHEMA_VERSION = 1
 # that arrive late, and the table stays small.
 ATTEMPT_RETENTION_S = 3600.0
 PRUNE_EVERY_RECORDS = 1000
+# A background thread copies the write-ahead log into the database file this often, so the
+# scoring thread seldom waits for the copy and its two fsyncs (SQLite's automatic
+# checkpoint runs inside the commit that crosses 1,000 pages of log: a login writes about
+# 19 pages, so one in ~60 logins waited several milliseconds).
+CHECKPOINT_EVERY_S = 0.01
+# The log can only start over from its beginning once a commit finds it entirely copied,
+# which steady writes beside the background thread rarely allow: at this many pages of log
+# (4 KiB each, 256 MiB) the committing thread checkpoints the little that is left itself and
+# the log restarts. One login in a few thousand pays that (the fsyncs, a few milliseconds).
+WAL_AUTOCHECKPOINT_PAGES = 65_536
+# Profiles parsed by ``load`` and kept, by user, for the ``record`` of the same login: the
+# stored text is read again inside the write transaction, and parsing it again is skipped
+# when it has not changed. A handful of logins in flight at once is all it needs.
+PARSED_PROFILES = 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -90,21 +107,36 @@ CREATE INDEX IF NOT EXISTS device_accounts_by_user ON device_accounts (tenant, u
 """
 
 _USER_VERSION = "PRAGMA user_version"
+# Everything ``load`` reads, in one statement: one step of the SQLite engine, one read
+# snapshot, and no BEGIN / COMMIT of its own. NULLIF drops the asking user from the distinct
+# count; failures count everyone's. A NULL ASN or device matches nothing, counting 0.
+_LOAD = """
+SELECT
+  (SELECT profile FROM profiles WHERE tenant = :tenant AND user_key = :user_key),
+  ip.users, ip.failures, asn.users, asn.failures,
+  (SELECT COUNT(*) FROM device_accounts
+    WHERE tenant = :tenant AND device_key = :device_key AND user_key != :user_key
+      AND last_ts > :device_start AND last_ts <= :now),
+  tm.attempts, tm.failures,
+  d.user_key, d.ts, d.decision, d.features, d.sighting, d.feedback, d.learned
+FROM
+  (SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
+          COALESCE(SUM(failed), 0) AS failures
+     FROM attempts WHERE tenant = :tenant AND ip_key = :ip_key AND ts > :start AND ts <= :now
+  ) AS ip,
+  (SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
+          COALESCE(SUM(failed), 0) AS failures
+     FROM attempts WHERE tenant = :tenant AND asn = :asn AND ts > :start AND ts <= :now
+  ) AS asn,
+  (SELECT COALESCE(SUM(attempts), 0) AS attempts, COALESCE(SUM(failures), 0) AS failures
+     FROM tenant_minutes WHERE tenant = :tenant AND minute BETWEEN :first AND :last
+  ) AS tm
+  LEFT JOIN decisions AS d ON d.tenant = :tenant AND d.event_id = :event_id
+"""
 _SELECT_PROFILE = "SELECT profile FROM profiles WHERE tenant = ? AND user_key = ?"
 _SELECT_DECISION = (
     "SELECT user_key, ts, decision, features, sighting, feedback, learned FROM decisions"
     " WHERE tenant = ? AND event_id = ?"
-)
-# NULLIF drops the asking user from the distinct count; failures count everyone's.
-_WINDOW = (
-    "SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)), COALESCE(SUM(failed), 0)"
-    " FROM attempts WHERE tenant = :tenant AND {column} = :key AND ts > :start AND ts <= :now"
-)
-_IP_WINDOW = _WINDOW.format(column="ip_key")
-_ASN_WINDOW = _WINDOW.format(column="asn")
-_DEVICE_ACCOUNTS = (
-    "SELECT COUNT(*) FROM device_accounts WHERE tenant = ? AND device_key = ? AND user_key != ?"
-    " AND last_ts > ? AND last_ts <= ?"
 )
 _UPSERT_PROFILE = (
     "INSERT INTO profiles (tenant, user_key, profile, updated_ts) VALUES (?, ?, ?, ?)"
@@ -114,7 +146,7 @@ _UPSERT_PROFILE = (
 _INSERT_DECISION = (
     "INSERT INTO decisions"
     " (tenant, event_id, user_key, ts, decision, features, sighting, learned)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, event_id) DO NOTHING"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (tenant, ip_key, asn, user_key, ts, failed) VALUES (?, ?, ?, ?, ?, ?)"
@@ -126,10 +158,6 @@ _UPSERT_DEVICE = (
 )
 _SET_FEEDBACK = (
     "UPDATE decisions SET feedback = ?, learned = ? WHERE tenant = ? AND event_id = ?"
-)
-_TENANT_WINDOW = (
-    "SELECT COALESCE(SUM(attempts), 0), COALESCE(SUM(failures), 0) FROM tenant_minutes"
-    " WHERE tenant = ? AND minute BETWEEN ? AND ?"
 )
 _BUMP_MINUTE = (
     "INSERT INTO tenant_minutes (tenant, minute, attempts, failures) VALUES (?, ?, 1, ?)"
@@ -150,6 +178,26 @@ _PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
 _PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
 
 
+def _dumps(value: Any) -> str:
+    """JSON text; orjson (several times faster than ``json`` on profiles and feature
+    vectors), and ``json`` for what orjson refuses (integers past 64 bits, keys that are not
+    strings), so that exactly what ``json`` accepts is accepted. Unlike ``json``, orjson
+    writes a NaN or an infinity as null; no stored value takes one."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def _loads(text: str | bytes) -> Any:
+    """Parse JSON text; ``json`` reads what orjson does not (NaN and Infinity literals,
+    which rows written by ``json.dumps`` may hold)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _decoded(what: str, build: Callable[[], T]) -> T:
     """``build()``, with a malformed stored row reported as ``StoreError``."""
     try:
@@ -158,19 +206,22 @@ def _decoded(what: str, build: Callable[[], T]) -> T:
         raise StoreError(f"corrupt {what}: {exc}") from exc
 
 
+def _parse_profile(text: str, tenant: str, user_key: str) -> UserProfile:
+    return _decoded(
+        f"profile row {tenant}/{user_key}", lambda: UserProfile.from_dict(_loads(text))
+    )
+
+
 def _read_profile(conn: sqlite3.Connection, tenant: str, user_key: str) -> UserProfile | None:
     row = conn.execute(_SELECT_PROFILE, (tenant, user_key)).fetchone()
     if row is None:
         return None
-    return _decoded(
-        f"profile row {tenant}/{user_key}", lambda: UserProfile.from_dict(json.loads(row[0]))
-    )
+    return _parse_profile(row[0], tenant, user_key)
 
 
-def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> StoredDecision | None:
-    row = conn.execute(_SELECT_DECISION, (tenant, event_id)).fetchone()
-    if row is None:
-        return None
+def _decision_of(
+    tenant: str, event_id: str, row: tuple[Any, ...]
+) -> StoredDecision:
     user_key, ts, decision, features, seen, feedback, learned = row
     return _decoded(
         f"decision row {tenant}/{event_id}",
@@ -179,38 +230,39 @@ def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> Stor
             tenant,
             user_key,
             ts,
-            json.loads(decision),
-            json.loads(features),
-            None if seen is None else json.loads(seen),
+            _loads(decision),
+            _loads(features),
+            None if seen is None else _loads(seen),
             feedback,
             bool(learned),
         ),
     )
 
 
+def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> StoredDecision | None:
+    row = conn.execute(_SELECT_DECISION, (tenant, event_id)).fetchone()
+    return None if row is None else _decision_of(tenant, event_id, row)
+
+
 def _update_profile(
-    conn: sqlite3.Connection, tenant: str, user_key: str, update: ProfileUpdate, ts: float
+    conn: sqlite3.Connection,
+    tenant: str,
+    user_key: str,
+    update: ProfileUpdate,
+    ts: float,
+    parsed: tuple[str, UserProfile] | None = None,
 ) -> None:
-    current = _read_profile(conn, tenant, user_key)
-    profile = update(UserProfile() if current is None else current)
-    conn.execute(_UPSERT_PROFILE, (tenant, user_key, json.dumps(profile.to_dict()), ts))
-
-
-def _window(
-    conn: sqlite3.Connection, sql: str, key: str | int, query: LoadQuery
-) -> tuple[int, int]:
-    """Other users and failures under ``key`` in ``(now - IP_WINDOW_S, now]``."""
-    users, failures = conn.execute(
-        sql,
-        {
-            "tenant": query.tenant,
-            "key": key,
-            "user_key": query.user_key,
-            "start": query.now - IP_WINDOW_S,
-            "now": query.now,
-        },
-    ).fetchone()
-    return int(users), int(failures)
+    """Apply ``update`` to the stored profile. ``parsed`` is the profile as ``load`` read
+    it (its text and its parse), used when the stored text is still the same."""
+    row = conn.execute(_SELECT_PROFILE, (tenant, user_key)).fetchone()
+    if row is None:
+        current = UserProfile()
+    elif parsed is not None and parsed[0] == row[0]:
+        current = parsed[1]
+    else:
+        current = _parse_profile(row[0], tenant, user_key)
+    profile = update(current)
+    conn.execute(_UPSERT_PROFILE, (tenant, user_key, _dumps(profile.to_dict()), ts))
 
 
 def _open(path: str, timeout_s: float) -> sqlite3.Connection:
@@ -225,6 +277,9 @@ def _open(path: str, timeout_s: float) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         # Durable against process crashes; a power loss can drop the last commits only.
         conn.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoints run in the store's own thread (``_Checkpointer``); this is the limit
+        # at which a commit still does one itself.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         version = conn.execute(_USER_VERSION).fetchone()[0]
         if version == 0:
             conn.executescript(
@@ -266,8 +321,12 @@ class SqliteStore:
         self.retention_s = retention_s
         self._lock = threading.Lock()
         self._records = 0
+        self._parsed: OrderedDict[tuple[str, str], tuple[str, UserProfile]] = OrderedDict()
         with self._errors("open"):
             self._conn = _open(str(path), timeout_s)
+        self._checkpointer = (
+            None if str(path) == ":memory:" else _Checkpointer(str(path), timeout_s)
+        )
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -288,69 +347,77 @@ class SqliteStore:
             self._conn.commit()  # a no-op when the body already rolled back
 
     def load(self, query: LoadQuery) -> Loaded:
-        # One read transaction: every count comes from the same snapshot.
-        with self._transaction("load", "BEGIN") as conn:
-            profile = _read_profile(conn, query.tenant, query.user_key)
-            ip_users, ip_failures = _window(conn, _IP_WINDOW, query.ip_key, query)
-            asn_users, asn_failures = (
-                (0, 0) if query.asn is None else _window(conn, _ASN_WINDOW, query.asn, query)
-            )
-            device_accounts = (
-                0
-                if query.device_key is None
-                else conn.execute(
-                    _DEVICE_ACCOUNTS,
-                    (
-                        query.tenant,
-                        query.device_key,
-                        query.user_key,
-                        query.now - DEVICE_WINDOW_S,
-                        query.now,
-                    ),
-                ).fetchone()[0]
-            )
-            tenant_attempts, tenant_failures = conn.execute(
-                _TENANT_WINDOW, (query.tenant, *minute_window(query.now))
-            ).fetchone()
-            previous = _read_decision(conn, query.tenant, query.event_id)
+        # One statement: every count comes from the same snapshot.
+        params = {
+            "tenant": query.tenant,
+            "user_key": query.user_key,
+            "ip_key": query.ip_key,
+            "asn": query.asn,
+            "device_key": query.device_key,
+            "event_id": query.event_id,
+            "now": query.now,
+            "start": query.now - IP_WINDOW_S,
+            "device_start": query.now - DEVICE_WINDOW_S,
+        }
+        params["first"], params["last"] = minute_window(query.now)
+        with self._lock, self._errors("load"):
+            row = self._conn.execute(_LOAD, params).fetchone()
+        (raw_profile, ip_users, ip_failures, asn_users, asn_failures, device_accounts,
+         tenant_attempts, tenant_failures) = row[:8]
+        profile = None
+        if raw_profile is not None:
+            parsed = _parse_profile(raw_profile, query.tenant, query.user_key)
+            self._keep_parsed((query.tenant, query.user_key), raw_profile, parsed)
+            profile = parsed.copy()  # the kept parse stays the store's own
+        previous = None if row[8] is None else _decision_of(query.tenant, query.event_id, row[8:])
         return Loaded(
             profile=profile,
             velocity=Velocity(
-                ip_users_10m=ip_users,
-                ip_failures_10m=ip_failures,
-                asn_users_10m=asn_users,
-                asn_failures_10m=asn_failures,
-                device_accounts_30d=device_accounts,
+                ip_users_10m=int(ip_users),
+                ip_failures_10m=int(ip_failures),
+                asn_users_10m=int(asn_users),
+                asn_failures_10m=int(asn_failures),
+                device_accounts_30d=int(device_accounts),
                 tenant_attempts_10m=int(tenant_attempts),
                 tenant_failures_10m=int(tenant_failures),
             ),
             previous=previous,
         )
 
+    def _keep_parsed(self, user: tuple[str, str], text: str, profile: UserProfile) -> None:
+        with self._lock:
+            self._parsed[user] = (text, profile)
+            self._parsed.move_to_end(user)
+            while len(self._parsed) > PARSED_PROFILES:
+                self._parsed.popitem(last=False)
+
     def record(
         self, decision: StoredDecision, attempt: Attempt, update: ProfileUpdate | None
     ) -> StoredDecision:
         tenant, user_key = decision.tenant, decision.user_key
+        # Serialized before the write lock is taken: a decision that is not JSON fails here.
+        row = (
+            tenant,
+            decision.event_id,
+            user_key,
+            decision.ts,
+            _dumps(decision.decision),
+            _dumps(decision.features),
+            None if decision.sighting is None else _dumps(decision.sighting),
+            int(decision.learned),
+        )
         with self._transaction("record", "BEGIN IMMEDIATE") as conn:
-            stored = _read_decision(conn, tenant, decision.event_id)
-            if stored is not None:
+            parsed = self._parsed.pop((tenant, user_key), None)
+            # The insert is the duplicate check: nothing inserted, the event was recorded.
+            if conn.execute(_INSERT_DECISION, row).rowcount == 0:
+                stored = _read_decision(conn, tenant, decision.event_id)
                 conn.rollback()
+                if stored is None:  # cannot be: the insert met it under the write lock
+                    raise StoreError(f"sqlite store {self.path}: decision {decision.event_id}"
+                                     " both exists and does not")
                 return stored
             if update is not None:
-                _update_profile(conn, tenant, user_key, update, decision.ts)
-            conn.execute(
-                _INSERT_DECISION,
-                (
-                    tenant,
-                    decision.event_id,
-                    user_key,
-                    decision.ts,
-                    json.dumps(decision.decision),
-                    json.dumps(decision.features),
-                    None if decision.sighting is None else json.dumps(decision.sighting),
-                    int(decision.learned),
-                ),
-            )
+                _update_profile(conn, tenant, user_key, update, decision.ts, parsed)
             conn.execute(
                 _INSERT_ATTEMPT,
                 (
@@ -431,5 +498,44 @@ class SqliteStore:
             self._conn.execute(_USER_VERSION).fetchone()
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock, self._errors("close"):
+            self._parsed.clear()
             self._conn.close()
+
+
+class _Checkpointer:
+    """Copies the write-ahead log into the database file from a thread of its own.
+
+    A PASSIVE checkpoint never blocks readers or writers, and the sqlite3 module lets go of
+    the GIL while SQLite works, so scoring goes on while pages are copied and synced. It
+    uses its own connection; a failed round (the file busy with another process's
+    checkpoint, a full disk) is simply tried again at the next one.
+    """
+
+    def __init__(self, path: str, timeout_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(path, timeout_s), name="sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: str, timeout_s: float) -> None:
+        try:
+            conn = sqlite3.connect(path, timeout=timeout_s, check_same_thread=False,
+                                   isolation_level=None)
+        except sqlite3.Error:
+            return  # the committing thread's own checkpoints still bound the log
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    continue
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)

@@ -1,0 +1,507 @@
+"""The scoring endpoint over HTTP against the limit of the stack, on 127.0.0.1 only.
+
+Three servers run side by side under the same uvicorn settings (``--workers N``, uvloop and
+httptools as installed, no access log), each from a factory in ``bench/_common.py``:
+
+    riskengine   the service as ``riskengine serve`` builds it (SQLite store warmed with
+                 ``--warmup`` simulated logins, development keys, auth open, INFO logging
+                 with its one line per decision)
+    bare         the same route shape: a sync route parsing the same body model
+                 (``riskengine.wire.ScoreRequest``) and answering a constant through the
+                 same response model; the baseline of the ratio
+    bare-async   the floor of the stack: an async route, same body model, constant answer
+
+The same client measures them in the same run, interleaved, ``--repeat`` times: ``wrk``
+(closed loop, ``--connections`` keep-alive connections, a Lua script posting varied
+simulated logins, each with a fresh event id) or, without wrk, an asyncio client of the
+same shape. Then a rate-limited asyncio client (open loop, latency counted from each
+request's scheduled time, as wrk2 does) sends ``--load`` (80 %) of riskengine's own median
+peak rate to riskengine and, as a check on the client, to the bare endpoint. All of it for
+1 and 2 worker processes. Every run is bounded by ``--seconds``.
+
+    .venv/bin/python bench/http.py                        # 1 and 2 workers, 3 x 10 s each
+    .venv/bin/python bench/http.py --workers 1 --repeat 1 --seconds 5     # a quick look
+"""
+
+from __future__ import annotations
+
+if __name__ == "http":
+    # Every script run from bench/ has this folder first on sys.path, so its ``import http``
+    # (urllib, river, uvicorn...) finds this file: load the standard library's package in
+    # its place. The import system takes what sys.modules holds once this module has run.
+    import importlib.machinery as _machinery
+    import importlib.util as _util
+    import os as _os
+    import sys as _sys
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    _spec = _machinery.PathFinder.find_spec(
+        "http", [p for p in _sys.path if _os.path.abspath(p or ".") != _here])
+    assert _spec is not None and _spec.loader is not None
+    _sys.modules["http"] = _stdlib_http = _util.module_from_spec(_spec)
+    _spec.loader.exec_module(_stdlib_http)
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+APPS = {"bare": "bare_app", "riskengine": "riskengine_app", "bare-async": "bare_async_app"}
+MARK = "@@EVENT_ID@@"
+PATH = "/v1/score"
+TARGET_RATIO = 0.6  # riskengine / bare throughput, 1 worker (issue #10)
+TARGET_P99_MS = 25.0  # at 80 % of riskengine's own peak rate
+
+WRK_SCRIPT = r"""
+-- Posts the prepared logins round robin, each with an event id of its own.
+local prefixes, suffixes, n = {}, {}, 0
+local counter, tid, salt = 0, 0, "x"
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("tid", next_id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local file = args[1]
+  salt = args[2]
+  for line in io.lines(file) do
+    local tab = string.find(line, "\t", 1, true)
+    n = n + 1
+    prefixes[n] = string.sub(line, 1, tab - 1)
+    suffixes[n] = string.sub(line, tab + 1)
+  end
+  tid = wrk.thread:get("tid") or 0
+  counter = tid * 7919
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  counter = counter + 1
+  local k = counter % n + 1
+  return wrk.format(nil, nil, nil,
+    prefixes[k] .. salt .. "-" .. tid .. "-" .. counter .. suffixes[k])
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCHJSON {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p99_us\": %d, " ..
+    "\"mean_us\": %f, \"max_us\": %d, \"connect\": %d, \"read\": %d, \"write\": %d, " ..
+    "\"status\": %d, \"timeout\": %d}\n",
+    summary.requests, summary.duration, latency:percentile(50.0), latency:percentile(99.0),
+    latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+# -- traffic ------------------------------------------------------------------------------
+
+
+def prepare(
+    tmp: Path, *, warmup: int, bodies: int, seed: int
+) -> tuple[Path, list[tuple[bytes, bytes]]]:
+    """Warm the SQLite store with ``warmup`` logins in process, and write the next ``bodies``
+    logins as ``prefix<TAB>suffix`` lines around the event id."""
+    from riskengine.wire import ScoreRequest
+
+    events = c.simulate(events=warmup + bodies, seed=seed)
+    c.note(f"warming the SQLite store with {warmup:,} logins ...")
+    built = c.build(store_sqlite(tmp), tmp)
+    for body in events[:warmup]:
+        built.engine.score(ScoreRequest.model_validate(body))
+    built.engine.store.close()
+    parts: list[tuple[bytes, bytes]] = []
+    lines = []
+    for body in events[warmup:]:
+        text = json.dumps({**body, "event_id": MARK}, ensure_ascii=True,
+                          separators=(",", ":"))
+        prefix, suffix = text.split(MARK)
+        parts.append((prefix.encode(), suffix.encode()))
+        lines.append(f"{prefix}\t{suffix}")
+    path = tmp / "bodies.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path, parts
+
+
+def store_sqlite(tmp: Path) -> str:
+    return f"sqlite:{tmp / 'http.db'}"
+
+
+# -- servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    workers: int
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start(name: str, workers: int, tmp: Path, log_level: str) -> Server:
+    port = free_port()
+    log = tmp / f"{name}-{workers}w.log"
+    env = {**os.environ, "BENCH_HTTP_STORE": store_sqlite(tmp), "BENCH_HTTP_TMP": str(tmp),
+           "BENCH_HTTP_LOG_LEVEL": log_level}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", f"_common:{APPS[name]}",
+           "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=tmp, start_new_session=True)
+    return Server(name, workers, port, proc, log)
+
+
+def wait_ready(server: Server, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=1.0) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    stop(server)
+    raise RuntimeError(f"{server.name} ({server.workers} workers) did not start:\n"
+                       + server.log.read_text()[-3000:])
+
+
+def stop(server: Server) -> None:
+    """End the server this script started: its own process group, by id."""
+    if server.proc.poll() is None:
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(timeout=5)
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+def have_wrk() -> bool:
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        c.note("wrk is missing: installing the Debian package (apt-get install wrk) ...")
+        done = subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"],
+                              capture_output=True, text=True, check=False)
+        if done.returncode == 0 and shutil.which("wrk"):
+            return True
+        c.note("could not install wrk; using the asyncio client instead")
+    else:
+        c.note("wrk not found (apt-get install wrk); using the asyncio client instead")
+    return False
+
+
+def run_wrk(server: Server, *, seconds: float, connections: int, bodies: Path,
+            salt: str, tmp: Path) -> dict[str, Any]:
+    script = tmp / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
+           "-s", str(script), server.url + PATH, "--", str(bodies), salt]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                          check=False)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
+    raw = json.loads(line.removeprefix("BENCHJSON "))
+    errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return {"requests": raw["requests"], "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+            "p50_ms": raw["p50_us"] / 1e3, "p99_ms": raw["p99_us"] / 1e3,
+            "max_ms": raw["max_us"] / 1e3, "errors": errors, "non_2xx": raw["status"]}
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection posting JSON: the least a Python client can do,
+    so that the client costs the server's core as little as possible."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def post(self, body: bytes) -> int:
+        self.writer.write(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: "
+                          + str(len(body)).encode() + b"\r\n\r\n" + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Bodies:
+    def __init__(self, parts: list[tuple[bytes, bytes]], salt: str) -> None:
+        self.parts, self.salt, self.i = parts, salt.encode(), 0
+
+    def next(self) -> bytes:
+        self.i += 1
+        prefix, suffix = self.parts[self.i % len(self.parts)]
+        return prefix + self.salt + b"-py-" + str(self.i).encode() + suffix
+
+
+def _summary(latencies: list[float], seconds: float, errors: int, sent: int) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    return {"requests": len(ordered), "sent": sent, "rps": len(ordered) / seconds,
+            "p50_ms": c.quantile(ordered, 0.50) * 1e3, "p99_ms": c.quantile(ordered, 0.99) * 1e3,
+            "max_ms": (ordered[-1] if ordered else float("nan")) * 1e3, "errors": errors}
+
+
+async def _closed_loop(port: int, bodies: Bodies, *, seconds: float,
+                       connections: int) -> dict[str, Any]:
+    conns = [await Connection.open(port) for _ in range(connections)]
+    latencies: list[float] = []
+    errors = 0
+    clock = time.perf_counter
+    deadline = clock() + seconds
+
+    async def worker(conn: Connection) -> None:
+        nonlocal errors
+        while clock() < deadline:
+            started = clock()
+            status = await conn.post(bodies.next())
+            if status == 200:
+                latencies.append(clock() - started)
+            else:
+                errors += 1
+
+    started = clock()
+    await asyncio.gather(*(worker(cn) for cn in conns))
+    elapsed = clock() - started
+    for cn in conns:
+        cn.close()
+    return _summary(latencies, elapsed, errors, len(latencies) + errors)
+
+
+async def _fixed_rate(port: int, bodies: Bodies, *, rate: float, seconds: float,
+                      connections: int) -> dict[str, Any]:
+    """Open loop: request i is due at start + i / rate whatever happened before, and its
+    latency runs from that moment (a request waiting for a free connection is late, and
+    the wait counts)."""
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    conns = [await Connection.open(port) for _ in range(connections)]
+    for cn in conns:
+        idle.put_nowait(cn)
+    latencies: list[float] = []
+    errors = 0
+    clock = time.perf_counter
+    total = int(rate * seconds)
+
+    async def one(due: float, body: bytes) -> None:
+        nonlocal errors
+        conn = await idle.get()
+        try:
+            status = await asyncio.wait_for(conn.post(body), timeout=5.0)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            errors += 1
+            conn.close()
+            idle.put_nowait(await Connection.open(port))
+            return
+        idle.put_nowait(conn)
+        if status == 200:
+            latencies.append(clock() - due)
+        else:
+            errors += 1
+
+    tasks = []
+    start = clock() + 0.05
+    for i in range(total):
+        due = start + i / rate
+        wait = due - clock()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(one(due, bodies.next())))
+    await asyncio.gather(*tasks)
+    elapsed = clock() - start
+    while not idle.empty():
+        idle.get_nowait().close()
+    out = _summary(latencies, elapsed, errors, total)
+    out["rate_asked"] = rate
+    return out
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    use_wrk = not args.no_wrk and have_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as folder:
+        tmp = Path(folder)
+        bodies_file, parts = prepare(tmp, warmup=args.warmup, bodies=args.bodies, seed=args.seed)
+        results: dict[str, Any] = {"client": "wrk" if use_wrk else "asyncio", "workers": {}}
+        salt_n = 0
+        for workers in args.workers:
+            c.note(f"{workers} worker process(es): starting the three servers ...")
+            servers = {name: start(name, workers, tmp, args.log_level) for name in APPS}
+            try:
+                for server in servers.values():
+                    wait_ready(server)
+                per: dict[str, list[dict[str, Any]]] = {name: [] for name in APPS}
+
+                def closed(server: Server, seconds: float) -> dict[str, Any]:
+                    nonlocal salt_n
+                    salt_n += 1
+                    salt = f"h{os.getpid()}x{salt_n}"
+                    if use_wrk:
+                        return run_wrk(server, seconds=seconds, connections=args.connections,
+                                       bodies=bodies_file, salt=salt, tmp=tmp)
+                    return asyncio.run(_closed_loop(server.port, Bodies(parts, salt),
+                                                    seconds=seconds,
+                                                    connections=args.connections))
+
+                for server in servers.values():  # warm-up: imports, caches, thread pools
+                    closed(server, min(3.0, args.seconds))
+                for r in range(args.repeat):
+                    for name, server in servers.items():
+                        got = closed(server, args.seconds)
+                        per[name].append(got)
+                        c.note(f"  run {r + 1}/{args.repeat} {name:<11} {got['rps']:8,.0f} req/s"
+                               f"  p50 {got['p50_ms']:6.2f} ms  p99 {got['p99_ms']:6.2f} ms"
+                               f"  errors {got['errors']}")
+                peak = {name: c.med(g["rps"] for g in runs) for name, runs in per.items()}
+                rate = args.load * peak["riskengine"]
+                fixed: dict[str, Any] = {}
+                for name in ("riskengine", "bare"):
+                    salt_n += 1
+                    fixed[name] = asyncio.run(_fixed_rate(
+                        servers[name].port, Bodies(parts, f"f{os.getpid()}x{salt_n}"),
+                        rate=rate, seconds=args.seconds, connections=args.open_connections))
+                    got = fixed[name]
+                    c.note(f"  {args.load:.0%} of riskengine's peak ({rate:,.0f} req/s) to "
+                           f"{name}: p50 {got['p50_ms']:.2f} ms, p99 {got['p99_ms']:.2f} ms,"
+                           f" errors {got['errors']}")
+                results["workers"][str(workers)] = {
+                    "runs": per,
+                    "peak_rps": peak,
+                    "p50_ms": {n: c.med(g["p50_ms"] for g in runs) for n, runs in per.items()},
+                    "p99_ms": {n: c.med(g["p99_ms"] for g in runs) for n, runs in per.items()},
+                    "errors": {n: sum(g["errors"] for g in runs) for n, runs in per.items()},
+                    "ratio_to_bare": peak["riskengine"] / peak["bare"],
+                    "ratio_to_bare_async": peak["riskengine"] / peak["bare-async"],
+                    "ratios_per_run": [r["rps"] / b["rps"] for r, b in
+                                       zip(per["riskengine"], per["bare"], strict=True)],
+                    "fixed_rate": fixed,
+                }
+            finally:
+                for server in servers.values():
+                    stop(server)
+    return results
+
+
+def table(results: dict[str, Any], load: float) -> str:
+    rows = [f"{'':<44}" + "".join(f"{w + ' worker' + ('s' if w != '1' else ''):>14}"
+                                  for w in results["workers"])]
+
+    def row(name: str, get: Any, fmt: str) -> None:
+        rows.append(f"{name:<44}" + "".join(f"{fmt.format(get(v)):>14}"
+                                            for v in results["workers"].values()))
+
+    for app in APPS:
+        row(f"{app} req/s (closed loop, median)", lambda v, a=app: v["peak_rps"][a], "{:,.0f}")
+        row(f"{app} p50 / p99 ms (closed loop)",
+            lambda v, a=app: f"{v['p50_ms'][a]:.2f} / {v['p99_ms'][a]:.2f}", "{}")
+    row("riskengine / bare (median of req/s)", lambda v: v["ratio_to_bare"], "{:.2f}")
+    row("riskengine / bare, each run", lambda v: " ".join(f"{x:.2f}" for x in
+                                                           v["ratios_per_run"]), "{}")
+    row("riskengine / bare-async", lambda v: v["ratio_to_bare_async"], "{:.2f}")
+    row(f"rate at {load:.0%} of riskengine's peak", lambda v: v["fixed_rate"]["riskengine"]
+        ["rate_asked"], "{:,.0f}")
+    for app in ("riskengine", "bare"):
+        row(f"{app} p50 / p99 ms at that rate", lambda v, a=app:
+            f"{v['fixed_rate'][a]['p50_ms']:.2f} / {v['fixed_rate'][a]['p99_ms']:.2f}", "{}")
+        row(f"{app} errors at that rate", lambda v, a=app: v["fixed_rate"][a]["errors"], "{}")
+    return "\n".join(rows)
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    one = results["workers"].get("1")
+    if one is None:
+        return ["(the targets are for 1 worker: run with --workers 1)"]
+    ratio = one["ratio_to_bare"]
+    p99 = one["fixed_rate"]["riskengine"]["p99_ms"]
+    return [
+        f"riskengine >= {TARGET_RATIO} x bare throughput, 1 worker: {ratio:.2f}  "
+        f"{c.verdict(ratio >= TARGET_RATIO)}",
+        f"p99 <= {TARGET_P99_MS:.0f} ms at 80 % of its own peak, 1 worker: {p99:.2f} ms  "
+        f"{c.verdict(p99 <= TARGET_P99_MS)}",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--repeat", type=int, default=3, help="closed-loop runs per server")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="keep-alive connections of the closed-loop client")
+    parser.add_argument("--open-connections", type=int, default=64,
+                        help="connections of the fixed-rate client")
+    parser.add_argument("--load", type=float, default=0.8,
+                        help="share of riskengine's peak for the fixed-rate run")
+    parser.add_argument("--warmup", type=int, default=20_000,
+                        help="logins scored into the SQLite store before the servers start")
+    parser.add_argument("--bodies", type=int, default=40_000, help="distinct logins posted")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--log-level", default="INFO",
+                        help="riskengine's log level (INFO: one line per decision, as served)")
+    parser.add_argument("--no-wrk", action="store_true", help="use the asyncio client")
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "http.json"))
+    args = parser.parse_args()
+    results = measure(args)
+    print(table(results, args.load))
+    print("\nagainst the targets (issue #10):")
+    for line in verdicts(results):
+        print(f"  {line}")
+    c.write_json(args.out, {"args": vars(args), **results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
