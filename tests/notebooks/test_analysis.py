@@ -69,6 +69,7 @@ def test_stored_decisions_carry_the_features_the_replay_saw(tmp_path, sample_hea
     assert logins.model_version == engine.model_version
 
 
+@pytest.mark.skipif(not RBA_SAMPLE.exists(), reason="shared RBA sample not present")
 def test_the_rba_dataset_is_read_with_its_own_geolocation() -> None:
     logins = analysis.feature_frame("rba", RBA_SAMPLE)
     frame = logins.frame
