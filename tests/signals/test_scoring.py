@@ -15,10 +15,12 @@ from tests.signals.conftest import make_client, stored_features, timed_post
 BUDGET_S = 0.03
 # What the test allows on top of the budget for the rest of the scoring path on a busy
 # machine (the engine's own latency_ms), and for TestClient's round trip too (the caller's
-# wall clock). Both stay well below the service's 1 s timeout and 2 s delay, so an answer
-# that waited for the service would fail.
-SLACK_S = 0.2
-WALL_SLACK_S = 0.5
+# wall clock). CI saw one answer take 424 ms on a loaded machine late in the suite (a full
+# garbage collection of the suite's heap, or the scheduler), so the slack is wide; both stay
+# below the service's 1 s timeout and 2 s delay, so an answer that waited for the service
+# would still fail.
+SLACK_S = 0.6
+WALL_SLACK_S = 0.9
 PHONE = "+8613800138000"
 BEIJING = "123.120.5.9"
 SHANGHAI = "114.88.3.4"
