@@ -435,11 +435,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any], load: float) -> str:
-    rows = [f"{'':<44}" + "".join(f"{w + ' worker' + ('s' if w != '1' else ''):>14}"
+    rows = [f"{'':<44}" + "".join(f" {w + ' worker' + ('s' if w != '1' else ''):>19}"
                                   for w in results["workers"])]
 
     def row(name: str, get: Any, fmt: str) -> None:
-        rows.append(f"{name:<44}" + "".join(f"{fmt.format(get(v)):>14}"
+        rows.append(f"{name:<44}" + "".join(f" {fmt.format(get(v)):>19}"
                                             for v in results["workers"].values()))
 
     for app in APPS:

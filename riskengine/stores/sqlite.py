@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -327,6 +328,9 @@ class SqliteStore:
         self._checkpointer = (
             None if str(path) == ":memory:" else _Checkpointer(str(path), timeout_s)
         )
+        if self._checkpointer is not None:
+            # A store dropped without close() must not leave its thread running.
+            weakref.finalize(self, self._checkpointer.stop_soon)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -539,3 +543,7 @@ class _Checkpointer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)
+
+    def stop_soon(self) -> None:
+        """Stop at the thread's next wake-up, without waiting for it."""
+        self._stop.set()
