@@ -18,6 +18,7 @@ from pydantic import ValidationError
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from riskengine import logsetup
     from riskengine.api import create_app
     from riskengine.rules import RulesetError, load_ruleset
     from riskengine.settings import Settings
@@ -35,9 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValidationError, RulesetError) as exc:
         print(f"riskengine: cannot start: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
+    logsetup.configure(settings.log_level)  # lines off the event loop, never blocking it
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, settle_heap=True),
         host=args.host,
         port=args.port,
         workers=1,

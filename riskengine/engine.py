@@ -152,6 +152,11 @@ class Engine:
         self.signals = signals
         self._clock = clock
         self._model_lock = threading.Lock()
+        # Whether scoring may wait on another machine: a shared store, or a signal provider
+        # that is not answered from memory. The API scores inline only when it may not.
+        self.waits_on_network = not getattr(store, "embedded", False) or (
+            signals is not None
+            and any(not getattr(g.provider, "inline", False) for g in signals.guards))
 
     # -- the edge: wire request -> pseudonymous event ---------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -71,8 +72,18 @@ async def _too_large(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(settings: Settings | None = None, *, built: Built | None = None) -> FastAPI:
-    """The scoring service. Pass ``built`` to serve an engine assembled elsewhere (tests)."""
+def create_app(settings: Settings | None = None, *, built: Built | None = None,
+               settle_heap: bool = False) -> FastAPI:
+    """The scoring service. Pass ``built`` to serve an engine assembled elsewhere (tests).
+
+    ``settle_heap`` (what ``riskengine serve`` asks for): once the engine is built, hide
+    everything allocated so far from the cyclic garbage collector (``gc.freeze``). The
+    model's trees, the IP databases and the imported libraries are some 150,000 objects
+    that live as long as the process; left in view, every full collection walks them all,
+    a pause of about 100 ms inside whichever request triggered it. Frozen objects are still
+    freed by reference counting (a swapped-out model goes), only cycles among them are not.
+    Not for tests: each app would freeze the whole test process's heap.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +99,9 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None) 
                             "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
             built = build_engine(resolved)
         app.state.built = built
+        if settle_heap:
+            gc.collect()
+            gc.freeze()
         app.state.settings_backtest_report = (
             resolved_settings.backtest_report if resolved_settings is not None else None)
         keeper = thread = None

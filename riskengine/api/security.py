@@ -73,8 +73,11 @@ def _check_key(gate: Gate, presented: str | None, scope: Scope) -> KeyRecord | N
     return record
 
 
-def _check_for(scope: Scope) -> Callable[..., KeyRecord | None]:
-    def check(request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> KeyRecord | None:
+def _check_for(scope: Scope) -> Callable[..., Any]:
+    # Async, though it does no awaiting: a sync dependency runs in the thread pool, and
+    # the hop costs more than the check (a stat of the key file, one SHA-256).
+    async def check(request: Request, bearer: BearerDep, api_key: ApiKeyDep
+                    ) -> KeyRecord | None:
         presented = bearer.credentials if bearer is not None else api_key
         record = _check_key(request.app.state.auth, presented, scope)
         request.state.caller = record

@@ -108,6 +108,10 @@ class Attempt:
 
 
 class Store(Protocol):
+    # True for a store in this process or on its disk (memory, SQLite), whose calls take
+    # microseconds; False for one across the network (Redis).
+    embedded: bool
+
     def load(self, query: LoadQuery) -> Loaded:
         """Profile, velocity counts and any decision already recorded under
         ``query.event_id`` for this tenant. The ``*_users_*`` and ``device_accounts_*``
