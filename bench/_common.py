@@ -160,25 +160,46 @@ CONSTANT_ANSWER: dict[str, Any] = {
 
 
 def riskengine_app() -> Any:
-    """The scoring service as ``riskengine serve`` builds it: ``create_app(settings)``, logging
-    configured the same way, with the store and files the benchmark names in
-    ``BENCH_HTTP_STORE`` and ``BENCH_HTTP_TMP``."""
-    import logging
-
+    """The scoring service as ``riskengine serve`` builds it: ``create_app(settings)``,
+    logging configured the same way (``riskengine.logsetup``), with the store and files the
+    benchmark names in ``BENCH_HTTP_STORE`` and ``BENCH_HTTP_TMP``."""
+    from riskengine import logsetup
     from riskengine.api import create_app
 
     tmp = Path(os.environ["BENCH_HTTP_TMP"])
     configured = settings(os.environ["BENCH_HTTP_STORE"], tmp,
                           log_level=os.environ.get("BENCH_HTTP_LOG_LEVEL", "INFO"))
-    logging.basicConfig(level=configured.log_level,
-                        format="%(levelname)s %(name)s %(message)s")
-    return create_app(configured)
+    logsetup.configure(configured.log_level)
+    return create_app(configured, settle_heap=True)
 
 
 def bare_app() -> Any:
-    """The limit of the stack, written as the scoring route is: a sync route that parses the
-    same body model (``riskengine.wire.ScoreRequest``) and answers a constant through the
-    same response model."""
+    """The limit of the stack, the baseline of the ratio: an ``async`` route (as the scoring
+    route is) that parses the same body model (``riskengine.wire.ScoreRequest``) and answers
+    a constant, serialized once, in the same way (``orjson``, a plain ``Response``)."""
+    import orjson
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from riskengine.wire import ScoreRequest
+
+    app = FastAPI()
+    constant = orjson.dumps(CONSTANT_ANSWER)
+
+    async def score(body):  # type: ignore[no-untyped-def]
+        return Response(constant, media_type="application/json")
+
+    # Set here, not written as annotations: this module postpones them to strings, which
+    # FastAPI could not resolve to the locally imported model.
+    score.__annotations__ = {"body": ScoreRequest, "return": Response}
+    app.post("/v1/score")(score)
+    app.get("/healthz")(_healthz)
+    return app
+
+
+def bare_sync_app() -> Any:
+    """For comparison: a sync route (FastAPI runs it in its thread pool) that parses the
+    same body and answers a constant through the response model ``ScoreResponse``."""
     from fastapi import FastAPI
 
     from riskengine.wire import ScoreRequest, ScoreResponse
@@ -188,28 +209,8 @@ def bare_app() -> Any:
     def score(body):  # type: ignore[no-untyped-def]
         return CONSTANT_ANSWER
 
-    # Set here, not written as annotations: this module postpones them to strings, which
-    # FastAPI could not resolve to the locally imported model.
     score.__annotations__ = {"body": ScoreRequest, "return": dict[str, Any]}
     app.post("/v1/score", response_model=ScoreResponse)(score)
-    app.get("/healthz")(_healthz)
-    return app
-
-
-def bare_async_app() -> Any:
-    """The floor of the stack: an ``async`` route (no thread-pool hop) that parses the same
-    body model and returns a constant with no response model."""
-    from fastapi import FastAPI
-
-    from riskengine.wire import ScoreRequest
-
-    app = FastAPI()
-
-    async def score(body):  # type: ignore[no-untyped-def]
-        return CONSTANT_ANSWER
-
-    score.__annotations__ = {"body": ScoreRequest, "return": dict[str, Any]}
-    app.post("/v1/score")(score)
     app.get("/healthz")(_healthz)
     return app
 

@@ -1,9 +1,10 @@
 """In-process hot path: simulated logins through ``Engine.score`` with a warm store.
 
 For each store (memory, SQLite, Redis) an engine is built as the service builds it
-(``riskengine.service.build_engine``, development settings, open API, no snapshots), warmed
-with the first ``--warmup`` simulated events (untimed: users get their history, the model
-its lessons), then fed the next ``--events`` events one at a time: wire dict ->
+(``riskengine.service.build_engine``, development settings, open API, no snapshots; then
+``gc.freeze()``, as ``riskengine serve`` does once it is built), warmed with the first
+``--warmup`` simulated events (untimed: users get their history, the model its lessons),
+then fed the next ``--events`` events one at a time: wire dict ->
 ``riskengine.wire.ScoreRequest`` -> ``Engine.score``. Prints events/s, per-event latency
 percentiles and where the time goes, and writes everything as JSON.
 
@@ -143,6 +144,9 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
             c.redis_clean()
         built = c.build(c.store_url(kind, tmp), tmp)
         engine = built.engine
+        # As ``riskengine serve`` does once the engine is built (create_app(settle_heap)).
+        gc.collect()
+        gc.freeze()
         probe = Probe()
         if breakdown:
             probe.attach(engine)
@@ -172,6 +176,7 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
                     decisions[scored.body["decision"]] += 1
                     failovers += bool(scored.body.get("failover"))
         finally:
+            gc.unfreeze()
             probe.detach()
             engine.store.close()
             if engine.outbox is not None:
