@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +39,12 @@ T = TypeVar("T")
 # (key, value, TTL in seconds); a None TTL keeps the key's current one.
 Write = tuple[str, str, int | None]
 
+# Tries of an optimistic write (a WATCH transaction, or the check-and-set of ``record``)
+# before giving up: each failed try means another client's write went through.
 WATCH_TRIES = 50
+# Raw profiles that ``load`` read, kept for the ``record`` of the same event that follows
+# it; the oldest go first, so loads never followed by a record cannot pile up.
+LOADED_KEEP = 1024
 # Attempts stay twice as long as their window: an event arriving up to ten minutes late
 # still finds the attempts of its own window. TTLs run on the wall clock, trimming on event
 # time.
@@ -56,6 +63,25 @@ _DELETE_IF_SAME = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
     "return 0"
 )
+# The write of ``record``, over the user's profile (KEYS[1]) and decision (KEYS[2]): one
+# slot. When the decision exists, replies {"recorded", decision} and writes nothing. Else,
+# when ARGV[4] is "1" (a profile update), checks that the profile still has the SHA-1
+# ARGV[1] ("-": no profile) that the new profile ARGV[5] was computed from: if not, replies
+# {"changed", profile} (nil when gone) and writes nothing, so that the caller computes
+# again. Then writes the decision ARGV[2] (and the profile), both expiring in ARGV[3] s.
+_RECORD = """
+local decision = redis.call('get', KEYS[2])
+if decision then return {'recorded', decision} end
+if ARGV[4] == '1' then
+  local profile = redis.call('get', KEYS[1])
+  if (profile and redis.sha1hex(profile) or '-') ~= ARGV[1] then
+    return {'changed', profile}
+  end
+  redis.call('set', KEYS[1], ARGV[5], 'EX', ARGV[3])
+end
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return {'stored'}
+"""
 
 
 def _part(value: object) -> str:
@@ -105,6 +131,13 @@ def _updated(raw: str | None) -> float | None:
         return float(data[UPDATED]) if isinstance(data, dict) and UPDATED in data else None
     except (ValueError, TypeError):
         return None
+
+
+def _digest(raw: str | None) -> str:
+    """What ``_RECORD`` compares a stored profile by: its SHA-1, or "-" when there is none."""
+    if raw is None:
+        return "-"
+    return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
 
 
 def _dump_profile(profile: UserProfile, raw_before: str | None, ts: float) -> str:
@@ -173,15 +206,23 @@ class RedisStore:
     """A :class:`~riskengine.stores.base.Store` on Redis, shared by any number of processes
     and hosts.
 
-    Everything about one user (profile, decisions) shares one Cluster hash tag, so ``record``
-    and ``apply_feedback`` are single-slot WATCH/MULTI transactions that retry when another
-    client touched the user in between: concurrent updates are never lost, and ``update``
-    (or a feedback ``plan``) may run more than once, so it must be pure. The velocity
-    windows are shared keys in other slots, written in a pipeline after the user's
-    transaction: a process dying between the two keeps the decision but not the count.
+    Everything about one user (profile, decisions) shares one Cluster hash tag, so the
+    user's part of ``record`` is one single-slot Lua check-and-set and ``apply_feedback`` a
+    single-slot WATCH/MULTI transaction; both compute again when another client changed the
+    profile in between: concurrent updates are never lost, and ``update`` (or a feedback
+    ``plan``) may run more than once, so it must be pure. The velocity windows are shared
+    keys in other slots, written in a pipeline once the user's write went through: a
+    process dying between the two keeps the decision but not the count.
     Every key expires: a profile ``retention_s`` after its last update, a decision that long
     after it was recorded, the windows soon after they stop counting. ``purge`` applies
     retention at event time on top of these wall-clock TTLs.
+
+    One login costs three round trips: ``load`` one, ``record`` two (the check-and-set,
+    then the windows' pipeline), as ``record`` starts from the profile that ``load`` read
+    for the same event, and computes again only if it changed since. A ``record`` with no
+    such ``load`` before it (an outbox replay) reads first, so takes three. The windows
+    cannot ride along with the check-and-set, as they are written only once it has stored
+    the decision: an event recorded twice, even by two clients at once, counts once.
 
     The user's slot also holds the list of the windows that count the user's attempts, so
     ``erase_user`` finds them without walking the tenant's windows; the user's decisions
@@ -201,6 +242,8 @@ class RedisStore:
     prefix
         First part of every key, to share a database with other applications.
     """
+
+    embedded = False  # every call crosses the network: the API scores in its thread pool
 
     def __init__(
         self,
@@ -230,6 +273,11 @@ class RedisStore:
             decode_responses=True,
         )
         self._delete_if_same = self._redis.register_script(_DELETE_IF_SAME)
+        self._record = self._redis.register_script(_RECORD)
+        # (tenant, user_key, event_id) -> (raw profile,) as ``load`` read it; scoring runs
+        # in a thread pool, hence the lock.
+        self._loaded: dict[tuple[str, str, str], tuple[str | None]] = {}
+        self._loaded_lock = threading.Lock()
 
     def _key(self, tenant: str, kind: str, name: object, *rest: object) -> str:
         """``prefix:{t:tenant:kind:name}:rest...``; the braces are the Cluster hash tag."""
@@ -345,6 +393,11 @@ class RedisStore:
             previous = _decision(raw_decision, tenant, user_key, query.event_id)
         else:  # the event was recorded for another user
             previous = self._read_decision("load", tenant, query.event_id, owner)
+        if previous is None:  # a record follows: it may start from this profile
+            with self._loaded_lock:
+                self._loaded[(tenant, user_key, query.event_id)] = (raw_profile,)
+                if len(self._loaded) > LOADED_KEEP:
+                    del self._loaded[next(iter(self._loaded))]
         ip_users, ip_failures = _window(ip_members, user_key)
         return Loaded(
             profile=_profile(raw_profile, tenant, user_key),
@@ -367,33 +420,57 @@ class RedisStore:
         index = self._index_key(tenant, event_id)
         keys = self._user_keys(tenant, user_key, event_id)
         body = _dump_decision(decision)  # a decision that is not JSON fails before any write
-        with self._errors("record"):
-            owner = self._redis.get(index)
-        if owner is not None:
-            stored = self._read_decision("record", tenant, event_id, owner)
-            if stored is not None:
-                return stored
-
-        def step(values: list[str | None]) -> tuple[StoredDecision, list[Write]]:
-            raw_profile, raw_decision = values
-            stored = _decision(raw_decision, tenant, user_key, event_id)
-            if stored is not None:  # recorded meanwhile by another client
-                return stored, []
-            writes: list[Write] = [(keys[1], body, self._retention)]
+        with self._loaded_lock:
+            loaded = self._loaded.pop((tenant, user_key, event_id), None)
+        if loaded is not None:
+            # ``load`` found the event unrecorded a moment ago; the check-and-set catches a
+            # record of it for this user since. One for another user in that moment is
+            # not looked for again: look and write are in different slots, so that race
+            # was never closed, only narrower.
+            [raw_profile] = loaded
+        else:  # not scored by this instance: read what ``load`` would have
+            with self._errors("record"), self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(index)
+                for key in keys:
+                    pipe.get(key)
+                owner, raw_profile, raw_decision = pipe.execute()
+            if owner is not None and owner != user_key:
+                stored = self._read_decision("record", tenant, event_id, owner)
+                if stored is not None:
+                    return stored
+            elif raw_decision is not None:
+                return self._recorded(raw_decision, index, decision, set_index=owner is None)
+        for _ in range(WATCH_TRIES):
+            profile = ""
             if update is not None:
                 current = _profile(raw_profile, tenant, user_key) or UserProfile()
                 profile = _dump_profile(update(current), raw_profile, decision.ts)
-                writes.append((keys[0], profile, self._retention))
-            return decision, writes
-
-        stored = self._transact("record", keys, step)
-        if stored is not decision:
-            # Whoever recorded it sets the index too, unless it died in between.
             with self._errors("record"):
-                self._redis.set(index, user_key, ex=self._retention, nx=True)
-            return stored
-        self._count(event_id, attempt, index)
-        return decision
+                verdict, *value = self._record(
+                    keys=keys,
+                    args=[_digest(raw_profile), body, self._retention,
+                          int(update is not None), profile],
+                )
+            if verdict == "stored":
+                self._count(event_id, attempt, index)
+                return decision
+            if verdict == "recorded":  # by another client, with this event id and user
+                return self._recorded(value[0], index, decision, set_index=True)
+            # "changed": another client updated the profile since it was read.
+            raw_profile = value[0] if value else None
+        raise StoreError(f"redis store {self._where}: record gave up after {WATCH_TRIES} "
+                         "tries: the user is updated too often at once")
+
+    def _recorded(
+        self, raw: str, index: str, decision: StoredDecision, *, set_index: bool
+    ) -> StoredDecision:
+        """The decision ``raw`` found recorded under ``decision``'s event id and user."""
+        stored = _decision(raw, decision.tenant, decision.user_key, decision.event_id)
+        assert stored is not None  # raw is not None
+        if set_index:  # whoever recorded it sets the index too, unless it died in between
+            with self._errors("record"):
+                self._redis.set(index, decision.user_key, ex=self._retention, nx=True)
+        return stored
 
     def _count(self, event_id: str, attempt: Attempt, index: str) -> None:
         """Index the decision, count the attempt in the shared windows and note in the

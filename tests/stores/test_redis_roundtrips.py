@@ -1,0 +1,226 @@
+"""The Redis store's hot path: what one login costs in round trips, and that the shortcuts
+taking it there keep ``record`` atomic and idempotent when instances race."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+import redis.connection
+
+import riskengine.stores.redis as redis_store
+from features.profile import UserProfile
+from riskengine.stores import RedisStore
+
+from .test_contract import REDIS_URL, T0, bump, empty_redis, load, record
+
+# What a login costs with a warm store: one round trip to load, two to record (the
+# user's check-and-set, then the shared windows), three when no load came first.
+LOAD_ROUND_TRIPS = 1
+RECORD_ROUND_TRIPS = 2
+RECORD_UNLOADED_ROUND_TRIPS = 3
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    with empty_redis() as opened:
+        yield opened
+
+
+def _open() -> RedisStore:
+    return RedisStore(REDIS_URL, timeout_s=1.0)
+
+
+@pytest.fixture
+def store(client: redis.Redis) -> Iterator[RedisStore]:
+    opened = _open()
+    yield opened
+    opened.close()
+
+
+@dataclass
+class Sent:
+    n: int = 0
+
+
+@contextmanager
+def round_trips() -> Iterator[Sent]:
+    """Counts the requests written to any Redis connection while the block runs; a
+    pipeline is one, as its commands go out together and their replies come back together."""
+    sent = Sent()
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: redis.connection.AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        sent.n += 1
+        return send(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+        yield sent
+
+
+def _warm(store: RedisStore) -> None:
+    """One login of another tenant: the connection is open and the server knows the
+    script."""
+    load(store, tenant="warm", event_id="warm")
+    record(store, "warm", tenant="warm", update=bump)
+
+
+@pytest.mark.parametrize("update", [bump, None])
+def test_a_login_takes_one_round_trip_to_load_and_two_to_record(
+    store: RedisStore, update: Any
+) -> None:
+    _warm(store)
+    for i in range(3):  # a new user, then a known one
+        with round_trips() as loading:
+            loaded = load(store, event_id=f"e{i}", now=T0 + i)
+        with round_trips() as recording:
+            record(store, f"e{i}", ts=T0 + i, failed=i == 1, update=update)
+
+        assert loaded.previous is None
+        assert loading.n == LOAD_ROUND_TRIPS
+        assert recording.n <= RECORD_ROUND_TRIPS
+    assert store.get_profile("t1", "u1") == (UserProfile(logins=3) if update else None)
+    velocity = load(store, user="u2", now=T0 + 2).velocity
+    assert (velocity.ip_users_10m, velocity.ip_failures_10m) == (1, 1)
+    assert velocity.tenant_attempts_10m == 3
+
+
+def test_a_record_without_a_load_reads_first(store: RedisStore) -> None:
+    _warm(store)
+    with round_trips() as recording:
+        record(store, "e1", update=bump)
+    with round_trips() as replaying:
+        again = record(store, "e1", update=bump, action="deny")
+
+    assert recording.n <= RECORD_UNLOADED_ROUND_TRIPS
+    assert replaying.n == 1  # found recorded by the read
+    assert again.decision["action"] == "allow"
+    assert store.get_profile("t1", "u1") == UserProfile(logins=1)
+
+
+def test_loads_never_followed_by_a_record_are_not_kept_for_long(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "LOADED_KEEP", 2)
+    _warm(store)
+    for i in range(3):
+        load(store, event_id=f"e{i}")
+
+    with round_trips() as newest:
+        record(store, "e2", update=bump)
+    with round_trips() as oldest:
+        record(store, "e0", update=bump)  # forgotten: read again
+
+    assert oldest.n == RECORD_UNLOADED_ROUND_TRIPS
+    assert newest.n <= RECORD_ROUND_TRIPS
+    assert store.get_profile("t1", "u1") == UserProfile(logins=2)
+
+
+# -- two instances (two stores, two connection pools) racing ----------------------------
+
+
+def test_an_update_between_load_and_record_is_not_lost(client: redis.Redis) -> None:
+    a, b = _open(), _open()
+    seen: list[int] = []
+
+    def counted(profile: UserProfile) -> UserProfile:
+        seen.append(profile.logins)
+        return bump(profile)
+
+    load(a, event_id="e1")  # a reads the profile ...
+    load(b, event_id="e2")
+    record(b, "e2", update=bump)  # ... b changes it ...
+    record(a, "e1", update=counted)  # ... a's update must start again from b's
+
+    assert seen[-1] == 1  # the update stored is the one that started from b's profile
+    assert a.get_profile("t1", "u1") == UserProfile(logins=2)
+    load(a, event_id="e3")
+    b.erase_user("t1", "u1")  # gone meanwhile: a's update starts from no profile
+    record(a, "e3", update=counted)
+    assert seen[-1] == 0
+    assert a.get_profile("t1", "u1") == UserProfile(logins=1)
+    a.close()
+    b.close()
+
+
+def test_one_event_recorded_by_two_instances_counts_once(client: redis.Redis) -> None:
+    a, b = _open(), _open()
+    assert load(a, event_id="e1").previous is None
+    assert load(b, event_id="e1").previous is None  # both score it
+
+    first = record(a, "e1", failed=True, update=bump, action="allow")
+    second = record(b, "e1", failed=True, update=bump, action="deny")
+
+    assert second == first == a.get_decision("t1", "e1")
+    assert a.get_profile("t1", "u1") == UserProfile(logins=1)
+    velocity = load(a, user="u2").velocity
+    assert (velocity.ip_users_10m, velocity.ip_failures_10m) == (1, 1)
+    assert (velocity.tenant_attempts_10m, velocity.tenant_failures_10m) == (1, 1)
+    a.close()
+    b.close()
+
+
+def test_instances_racing_on_one_user_and_the_same_events_lose_and_double_nothing(
+    client: redis.Redis,
+) -> None:
+    instances, events = 6, 30
+    stores = [_open() for _ in range(instances)]
+    start = threading.Barrier(instances)
+
+    def login(store: RedisStore, event_id: str, i: int, action: str) -> str:
+        load(store, event_id=event_id, now=T0 + i)
+        stored = record(store, event_id, ts=T0 + i, failed=i % 3 == 0, update=bump,
+                        action=action)
+        return str(stored.decision["action"])
+
+    def work(w: int) -> list[str]:
+        store = stores[w]
+        start.wait()
+        winners = []
+        for i in range(events):
+            # Every instance scores the shared event, each with an answer of its own ...
+            winners.append(login(store, f"s{i}", i, f"w{w}"))
+            login(store, f"w{w}-{i}", i, "allow")  # ... and one event of its own.
+        return winners
+
+    with ThreadPoolExecutor(max_workers=instances) as pool:
+        winners = list(pool.map(work, range(instances)))
+
+    for i in range(events):  # every instance got back the one decision stored
+        stored = stores[0].get_decision("t1", f"s{i}")
+        assert stored is not None
+        assert {w[i] for w in winners} == {stored.decision["action"]}
+    profile = stores[0].get_profile("t1", "u1")
+    assert profile is not None and profile.logins == events * (instances + 1)
+    velocity = load(stores[0], user="u2", now=T0 + events - 1).velocity
+    assert velocity.ip_users_10m == 1
+    assert velocity.ip_failures_10m == (instances + 1) * (events // 3)
+    assert velocity.tenant_attempts_10m == (instances + 1) * events
+    for store in stores:
+        store.close()
+
+
+def test_a_profile_too_contended_to_write_fails_cleanly(
+    store: RedisStore, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "WATCH_TRIES", 3)
+    key = "re:{t:t1:u:u1}:profile"
+
+    def meddling(profile: UserProfile) -> UserProfile:
+        # Another client writes the profile every time this one has read it.
+        client.set(key, f'{{"logins": {profile.logins + 10}}}')
+        return bump(profile)
+
+    load(store)
+    with pytest.raises(redis_store.StoreError, match="gave up after 3 tries"):
+        record(store, "query", update=meddling)
+    assert store.get_decision("t1", "query") is None
+    assert load(store, user="u2").velocity.tenant_attempts_10m == 0
+    assert store.get_profile("t1", "u1") == UserProfile(logins=30)  # the other's writes
