@@ -9,7 +9,8 @@ then is ``"unknown"``. A slow provider therefore costs the scoring answer at mos
 budget, and usually nothing, since the store load overlaps it.
 
 Only derived values leave: levels, categories, dates, booleans and counts. The raw number
-is dropped when ``start`` returns (its lookups hold it until they end).
+is dropped when ``start`` returns (its lookups hold it until they end); the number's facts
+are remembered by its pseudonym, never by the number.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from features.event import LoginEvent
 from features.ipintel import IpInfo
-from features.phone import country_mismatch, phone_facts, recycled_since
+from features.phone import PhoneFacts, country_mismatch, phone_facts, recycled_since
 from features.profile import UserProfile
 from riskengine.signals.base import (
     IP_CATEGORIES,
@@ -69,6 +70,8 @@ class Signals:
         Derive the number's validity, type, region and carrier with ``phonenumbers``.
     phone_accounts
         The in-memory count of accounts per number (None: not counted).
+    phone_facts_max
+        Numbers whose facts are remembered (``PhoneFactsCache``), by pseudonym.
     clock
         Monotonic seconds, injected for tests.
 
@@ -94,6 +97,7 @@ class Signals:
         phone_accounts: PhoneAccounts | None = None,
         clock: Callable[[], float] = time.monotonic,
         pending_max: int = 4096,
+        phone_facts_max: int = 65_536,
     ) -> None:
         if budget_s <= 0:
             raise ValueError(f"budget_s must be positive, got {budget_s}")
@@ -105,6 +109,7 @@ class Signals:
         self.pending_max = pending_max
         self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()
         self._lock = threading.Lock()
+        self._facts = PhoneFactsCache(max_phones=phone_facts_max)
 
     def start(self, event: LoginEvent, *, phone: str | None, asn: int | None = None) -> None:
         """Derive what needs the raw ``phone`` and start the lookups; returns at once.
@@ -120,7 +125,9 @@ class Signals:
     def _start(self, event: LoginEvent, phone: str | None, asn: int | None) -> None:
         values: dict[str, Value] = {}
         if phone is not None and self.phone_facts:
-            facts = phone_facts(phone)
+            # The event's phone_key is the pseudonym of this very number (Engine.to_event).
+            facts = phone_facts(phone) if event.phone_key is None \
+                else self._facts.get(event.phone_key, phone)
             values.update(phone_possible=facts.possible, phone_valid=facts.valid,
                           phone_type=facts.type, phone_region=facts.region,
                           phone_carrier=facts.carrier)
@@ -212,6 +219,56 @@ class Signals:
     def close(self) -> None:
         for guard in self.guards:
             guard.close()
+
+
+class PhoneFactsCache:
+    """``phone_facts`` remembered by the number's pseudonym, least recently used out first.
+
+    The facts are a pure function of the number, and parsing and matching it against the
+    numbering plans is the dearest step of a login's edge (about 30 µs, against 0.3 µs for
+    a number remembered), while most logins come back with a number seen before. The key is
+    the pseudonym (``LoginEvent.phone_key``), never the number, so no raw number outlives
+    the call that brought it.
+
+    Bounded at ``max_phones`` numbers: the numbers seen grow without end, while the ones
+    that come back are the recently active. The default 65,536 (the IP cache's size) holds
+    about 15 MB; a number that dropped out is parsed again, to the same facts.
+
+    >>> cache = PhoneFactsCache(max_phones=2)
+    >>> cache.get("p1", "+8613800138000").carrier
+    'China Mobile'
+    >>> cache.get("p1", "+8613800138000") is cache.get("p1", "+8613800138000")
+    True
+    """
+
+    def __init__(self, *, max_phones: int = 65_536) -> None:
+        if max_phones < 0:
+            raise ValueError(f"max_phones must not be negative, got {max_phones}")
+        self.max_phones = max_phones
+        self._facts: OrderedDict[str, PhoneFacts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, phone_key: str, phone: str) -> PhoneFacts:
+        """The facts of ``phone``, whose pseudonym is ``phone_key``."""
+        with self._lock:
+            facts = self._facts.get(phone_key)
+            if facts is not None:
+                self._facts.move_to_end(phone_key)
+                return facts
+        facts = phone_facts(phone)  # outside the lock: other logins need not wait for it
+        with self._lock:
+            self._facts[phone_key] = facts
+            while len(self._facts) > self.max_phones:
+                self._facts.popitem(last=False)
+        return facts
+
+    def keys(self) -> tuple[str, ...]:
+        """The pseudonyms remembered, least recently used first."""
+        with self._lock:
+            return tuple(self._facts)
+
+    def __len__(self) -> int:
+        return len(self._facts)
 
 
 def _resolved(guard: Guard, part: Answer | Future[Answer | None] | None) -> Answer | None:
