@@ -34,6 +34,8 @@ SIGNAL_FEATURES: tuple[str, ...] = (
     "phone_recycled_status", "phone_recycled_since_last_login", "ip_reputation",
 )
 
+_NO_SIGNALS: dict[str, Value] = dict.fromkeys(SIGNAL_FEATURES)
+
 
 @dataclass(frozen=True, slots=True)
 class FeatureVector(Mapping[str, Value]):
@@ -117,9 +119,8 @@ def _differs(now: str | None, before: str | None) -> bool:
 TRUST_TTL_S = 180 * 86_400.0
 
 
-def _trusted(event: LoginEvent, p: UserProfile) -> bool:
-    as_key = event.known_as(event.device_key, p.trusted)
-    return as_key is not None and event.ts - p.trusted[as_key] < TRUST_TTL_S
+def _trusted(as_key: str | None, p: UserProfile, now: float) -> bool:
+    return as_key is not None and now - p.trusted[as_key] < TRUST_TTL_S
 
 
 def _novel(known: bool | None) -> bool | None:
@@ -141,6 +142,16 @@ def extract(
     is_new = p.logins == 0
     now = event.ts
     failed = event.failed
+    aliases = event.aliases
+
+    def known_as(key: str | None, container: Mapping[str, object]) -> str | None:
+        # ``event.known_as`` without its search of retired keys when there are none (no
+        # key rotation under way): extraction asks this a dozen times per login.
+        if key is None:
+            return None
+        if key in container:
+            return key
+        return event.known_as(key, container) if aliases else None
 
     ua = parse_user_agent(event.user_agent) if event.user_agent else None
     os_family = (event.os_name or (ua and ua.os) or "").strip() or None
@@ -150,7 +161,7 @@ def extract(
     def known(present: str | None, container: Mapping[str, object]) -> bool | None:
         if present is None or is_new:
             return None
-        return event.known_as(present, container) is not None
+        return known_as(present, container) is not None
 
     device_known = known(event.device_key, p.devices)
     ssid_known = known(event.ssid_key, p.ssids)
@@ -159,7 +170,7 @@ def extract(
     country_known = known(ip.country, p.countries)
     city_known = known(f"{ip.country}/{ip.city}" if ip.city else None, p.cities)
 
-    device_as = event.known_as(event.device_key, p.devices)
+    device_as = known_as(event.device_key, p.devices)
     traits = p.device_traits.get(device_as) if device_as else None
     os_downgrade = device_mismatch = None
     if traits is not None:
@@ -172,14 +183,14 @@ def extract(
             or _differs(event.bluetooth_key, traits.bluetooth)
             # A device that always carried a SIM now shows another one, or none.
             or (traits.sim is not None
-                and event.known_as(event.sim_key, {traits.sim: None}) is None)
+                and known_as(event.sim_key, {traits.sim: None}) is None)
         )
 
     sim_changed: bool | None = None
     if event.phone_key and event.sim_key and not is_new:
-        phone_as = event.known_as(event.phone_key, p.sims)
+        phone_as = known_as(event.phone_key, p.sims)
         sims = p.sims.get(phone_as) if phone_as else None
-        sim_changed = bool(sims) and event.known_as(event.sim_key, sims or {}) is None
+        sim_changed = bool(sims) and known_as(event.sim_key, sims or {}) is None
 
     hour = local_hour(event.timestamp, ip.timezone)
     days_since = hours_since = distance = speed = None
@@ -201,9 +212,9 @@ def extract(
         "days_since_last_login": days_since,
         "device_id_present": event.device_key is not None,
         "device_known": bool(device_known),
-        "device_trusted": _trusted(event, p),
-        "marked_bad": any(
-            event.known_as(k, p.bad) is not None
+        "device_trusted": _trusted(known_as(event.device_key, p.trusted), p, now),
+        "marked_bad": bool(p.bad) and any(
+            known_as(k, p.bad) is not None
             for k in (event.device_key, event.ip_prefix_key, event.ssid_key)
         ),
         "new_device": _novel(device_known),
@@ -258,6 +269,6 @@ def extract(
         ),
         # The engine fills these in from riskengine.signals: they need the raw phone number,
         # which never reaches the event, or lookups outside the process.
-        **dict.fromkeys(SIGNAL_FEATURES),
+        **_NO_SIGNALS,
     }
     return FeatureVector(values)

@@ -23,6 +23,7 @@ from typing import Any
 from river import anomaly
 
 from features.catalog import MODEL_FEATURES
+from features.extract import FeatureVector
 
 
 def vectorize(values: Mapping[str, Any]) -> dict[str, float]:
@@ -32,7 +33,8 @@ def vectorize(values: Mapping[str, Any]) -> dict[str, float]:
     "no evidence": for a user without history, novelty cannot be measured, and the
     cold-start policy leaves such users to the population-level rules.
     """
-    get = values.get
+    # A feature vector's own dict: its ``get`` is a C call, the wrapper's a Python one.
+    get = (values.values if isinstance(values, FeatureVector) else values).get
     out: dict[str, float] = {}
     for name, lo, hi, span in _SCALING:
         v = get(name)
@@ -78,6 +80,27 @@ class AnomalyModel:
         )
         self.n_learned_ = 0
         self.calibration_: tuple[float, float] = (0.5, 1.0)
+        self._last: tuple[FeatureVector, dict[str, float]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The remembered input is a login's features: never part of a saved model.
+        return {k: v for k, v in self.__dict__.items() if k != "_last"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._last = None
+
+    def _input(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """``vectorize(values)``, reused for the same ``FeatureVector`` object: the engine
+        scores a login and, once it is verified, learns the very same vector. Remembered by
+        identity, so only for feature vectors, which are not changed after extraction."""
+        last = self._last
+        if last is not None and last[0] is values:
+            return last[1]
+        x = vectorize(values)
+        if type(values) is FeatureVector:
+            self._last = (values, x)
+        return x
 
     @property
     def ready(self) -> bool:
@@ -86,10 +109,10 @@ class AnomalyModel:
 
     def score_one(self, values: Mapping[str, Any]) -> float:
         """Anomaly score in [0, 1] (high is unusual); learns nothing."""
-        return float(self.hst_.score_one(vectorize(values)))
+        return float(self.hst_.score_one(self._input(values)))
 
     def learn_one(self, values: Mapping[str, Any]) -> None:
-        self.hst_.learn_one(vectorize(values))
+        self.hst_.learn_one(self._input(values))
         self.n_learned_ += 1
 
     def risk(self, score: float) -> float:

@@ -69,44 +69,70 @@ def decide(
     model_version: str,
 ) -> Decision:
     """The decision for one event from its rule results and the model's view of it."""
-    hits = [r for r in results if r.outcome is Outcome.HIT]
-    risks = [(r, r.rule.score) for r in hits if r.rule.score > 0]
-    trusts = [(r, r.rule.score) for r in hits if r.rule.score < 0]
+    hit_ = Outcome.HIT
+    hits = [r for r in results if r.outcome is hit_]
     model_part = ruleset.model_weight * model_risk
+    th = ruleset.thresholds
+    if not hits and model_part <= 0:
+        # Nothing fired and the model adds nothing (most logins): score 0 and the quiet
+        # reason, as the general path below would give them, without its bookkeeping.
+        quiet = _quiet_reason(values)
+        score = 0.0
+        action = Action.DENY if score >= th.deny else Action.CHALLENGE \
+            if score >= th.challenge else Action.ALLOW
+        return Decision(
+            event_id=event.event_id,
+            action=action,
+            score=score,
+            challenge=choose_challenge(event, values, hits)
+            if action is Action.CHALLENGE else None,
+            reasons=(Reason(quiet.code, quiet.message, 0.0, _rounded(quiet.observed)),),
+            rules_version=ruleset.label,
+            model_version=model_version,
+            rule_results=tuple(results),
+            model_score=model_score,
+        )
 
-    risk_values = [s for _, s in risks] + ([model_part] if model_part > 0 else [])
+    # Each hit's observed values, picked out once: its message and its reason both use them.
+    risks: list[tuple[RuleResult, float, dict[str, Any]]] = []
+    trusts: list[tuple[RuleResult, float, dict[str, Any]]] = []
+    floor_only: list[tuple[RuleResult, float, dict[str, Any]]] = []
+    for r in hits:
+        weight = r.rule.score
+        entry = (r, weight, r.observed)
+        (risks if weight > 0 else trusts if weight < 0 else floor_only).append(entry)
+
+    risk_values = [s for _, s, _ in risks] + ([model_part] if model_part > 0 else [])
     combined = 1.0 - math.prod(1.0 - s for s in risk_values)
-    trust_factor = math.prod(1.0 + t for _, t in trusts)
+    trust_factor = math.prod(1.0 + t for _, t, _ in trusts)
     score = min(1.0, max(0.0, combined * trust_factor))
 
     risk_shares = _share([-math.log1p(-s) for s in risk_values], combined)
-    trust_shares = _share([-math.log1p(t) for _, t in trusts], combined - score)
-    reasons: list[Reason] = [
-        Reason(r.rule.id, render_message(r.rule, r.observed), share, r.observed)
-        for (r, _), share in zip(risks, risk_shares, strict=False)
+    trust_shares = _share([-math.log1p(t) for _, t, _ in trusts], combined - score)
+    # (code, message, contribution, observed) of every reason, final once sorted.
+    reasons: list[tuple[str, str, float, dict[str, Any]]] = [
+        (r.rule.id, render_message(r.rule, seen), share, seen)
+        for (r, _, seen), share in zip(risks, risk_shares, strict=False)
     ]
     if model_part > 0:
-        reasons.append(
-            Reason(
-                MODEL_REASON,
-                f"Unusual for verified-good logins (anomaly score {model_score:.2f})",
-                risk_shares[-1],
-                {"anomaly_score": round(model_score or 0.0, 4)},
-            )
-        )
+        reasons.append((
+            MODEL_REASON,
+            f"Unusual for verified-good logins (anomaly score {model_score:.2f})",
+            risk_shares[-1],
+            {"anomaly_score": round(model_score or 0.0, 4)},
+        ))
     reasons += [
-        Reason(r.rule.id, render_message(r.rule, r.observed), -share, r.observed)
-        for (r, _), share in zip(trusts, trust_shares, strict=True)
+        (r.rule.id, render_message(r.rule, seen), -share, seen)
+        for (r, _, seen), share in zip(trusts, trust_shares, strict=True)
     ]
     # Floors hold even when rules themselves lack a score: a hard rule stays hard.
-    floor_only = [r for r in hits if r.rule.score == 0]
-    reasons += [Reason(r.rule.id, render_message(r.rule, r.observed), 0.0, r.observed)
-                for r in floor_only]
-    reasons.sort(key=lambda x: -abs(x.contribution))
+    reasons += [(r.rule.id, render_message(r.rule, seen), 0.0, seen)
+                for r, _, seen in floor_only]
+    reasons.sort(key=lambda x: -abs(x[2]))
     if not reasons:  # an allow is explained too: say what was (not) found
-        reasons.append(_quiet_reason(values))
+        quiet = _quiet_reason(values)
+        reasons.append((quiet.code, quiet.message, quiet.contribution, quiet.observed))
 
-    th = ruleset.thresholds
     action = Action.DENY if score >= th.deny else Action.CHALLENGE if score >= th.challenge \
         else Action.ALLOW
     for r in hits:
@@ -119,8 +145,8 @@ def decide(
         score=round(score, 4),
         challenge=choose_challenge(event, values, hits) if action is Action.CHALLENGE else None,
         reasons=tuple(
-            Reason(x.code, x.message, round(x.contribution, 4), _rounded(x.observed))
-            for x in reasons
+            Reason(code, message, round(contribution, 4), _rounded(seen))
+            for code, message, contribution, seen in reasons
         ),
         rules_version=ruleset.label,
         model_version=model_version,

@@ -17,9 +17,10 @@ import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -105,12 +106,25 @@ class Rule:
     line: int
 
 
-@dataclass(frozen=True, slots=True)
-class RuleResult:
+class RuleResult(NamedTuple):
+    """One rule's outcome on one event's feature ``values``.
+
+    ``observed``, the values of the features the rule reads, is picked out when asked for:
+    every evaluation makes a result per rule, and only the few that fire are explained. A
+    NamedTuple rather than a frozen dataclass because ``evaluate`` builds one per rule per
+    event, and a tuple is built in one C call (a frozen dataclass's ``__init__`` costs six
+    times more).
+    """
+
     rule: Rule
     outcome: Outcome
-    observed: dict[str, Value]
+    values: Mapping[str, Value]
     error: str | None = None
+
+    @property
+    def observed(self) -> dict[str, Value]:
+        get = self.values.get
+        return {name: get(name) for name in self.rule.features}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +162,9 @@ class Lists:
 
     def lookup(self, ip: str, asn: int | None, now: float) -> tuple[str | None, str | None]:
         """(allow entry, deny entry) matching this address, as text; None when none."""
+        if not self.allow and not self.deny:  # the usual case: no lists configured
+            return None, None
+
         def first(entries: tuple[ListEntry, ...]) -> str | None:
             hit = next((e for e in entries if e.matches(ip, asn, now)), None)
             return None if hit is None else hit.describe()
@@ -181,23 +198,34 @@ class Ruleset:
         return self.tenants.get(tenant, self)
 
     def evaluate(self, values: Mapping[str, Value]) -> list[RuleResult]:
-        """Every rule's outcome on ``values``; a rule that raises is an error, not a crash."""
+        """Every rule's outcome on ``values``; a rule that raises is an error, not a crash.
+
+        The results refer to ``values`` (not a copy): it must not change while they are used.
+        """
         # The compiled tests only call ``.get``: hand them the feature vector's own dict,
         # whose ``get`` is a C call, rather than the Mapping wrapper around it.
         data = values.values if isinstance(values, FeatureVector) else values
-        get = data.get
+        rules = self.rules
+        try:
+            hits = [rule.test(data) for rule in rules]
+        except Exception:  # a rule bug must not take the scoring path down
+            return [_checked(rule, data) for rule in rules]
         hit_, no_hit = Outcome.HIT, Outcome.NO_HIT
-        results = []
-        append = results.append
-        for rule in self.rules:
-            observed = {name: get(name) for name in rule.features}
-            try:
-                hit = rule.test(data)
-            except Exception as exc:  # a rule bug must not take the scoring path down
-                append(RuleResult(rule, Outcome.ERROR, observed, repr(exc)))
-                continue
-            append(RuleResult(rule, hit_ if hit else no_hit, observed))
-        return results
+        return [_new_result(RuleResult, (rule, hit_ if hit else no_hit, data, None))
+                for rule, hit in zip(rules, hits, strict=True)]
+
+
+# Builds a RuleResult from its four fields without the NamedTuple's Python-level __new__.
+_new_result = tuple.__new__
+
+
+def _checked(rule: Rule, data: Mapping[str, Value]) -> RuleResult:
+    """One rule's result, with an exception it raises as the ``error`` outcome."""
+    try:
+        hit = rule.test(data)
+    except Exception as exc:
+        return RuleResult(rule, Outcome.ERROR, data, repr(exc))
+    return RuleResult(rule, Outcome.HIT if hit else Outcome.NO_HIT, data)
 
 
 # -- loading and validation -------------------------------------------------------------
@@ -546,10 +574,25 @@ def _check_value(spec: FeatureSpec, op: str, wants: str | None, value: Any, *, h
 
 def render_message(rule: Rule, observed: Mapping[str, Value]) -> str:
     """The rule's message with the observed values filled in ('?' for missing ones)."""
+    fixed = _fixed_text(rule.message)
+    if fixed is not None:
+        return fixed
     try:
         return rule.message.format_map(_Missing(observed))
     except (ValueError, TypeError):
         return rule.name
+
+
+@lru_cache(maxsize=1024)
+def _fixed_text(message: str) -> str | None:
+    """The message as rendered when it has no fields to fill in (most trust and device
+    rules), else None: it is then the same for every event."""
+    try:
+        if any(name is not None for _, name, _, _ in string.Formatter().parse(message)):
+            return None
+        return message.format_map({})
+    except (ValueError, TypeError):
+        return None
 
 
 class _Missing(dict[str, Any]):

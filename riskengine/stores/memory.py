@@ -6,9 +6,8 @@ import json
 import threading
 from bisect import bisect_right, insort
 from collections import defaultdict
-from dataclasses import dataclass, replace
-from operator import attrgetter
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any
 
 import orjson
 
@@ -29,33 +28,27 @@ from riskengine.stores.base import (
     minute_window,
 )
 
+# What the store keeps by the ten thousand is held in plain tuples of strings, numbers and
+# bytes: the cyclic garbage collector stops tracking such tuples (not NamedTuples or
+# dataclass instances), so a full collection does not walk every decision and hit kept.
 
-class _Hit(NamedTuple):
-    ts: float
-    user_key: str
-    failed: bool
-
-
-_ts = attrgetter("ts")
+# A velocity hit: (ts, user_key, failed).
+_Hit = tuple[float, str, bool]
+_ts = itemgetter(0)
 PRUNE_EVERY = 10_000
 
 
 def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
     """Other users and failures among time-sorted ``hits`` in ``(now - IP_WINDOW_S, now]``."""
     inside = hits[bisect_right(hits, now - IP_WINDOW_S, key=_ts) : bisect_right(hits, now, key=_ts)]
-    return len({h.user_key for h in inside} - {user_key}), sum(h.failed for h in inside)
+    return len({h[1] for h in inside} - {user_key}), sum(h[2] for h in inside)
 
 
-@dataclass(frozen=True, slots=True)
-class _Frozen:
-    """A stored decision with its JSON parts serialized: cheap to keep, copied on the way out,
-    and held to the same JSON-only rule as the SQLite store."""
-
-    decision: StoredDecision  # with empty dicts in place of the parts below
-    body: bytes
-    features: bytes
-    sighting: bytes | None
-    feedback: str | None
+# A stored decision: (event_id, tenant, user_key, ts, learned, feedback, JSON of
+# [decision, features, sighting]). Serialized, it is cheap to keep, copied on the way
+# out, and held to the same JSON-only rule as the SQLite store.
+_Frozen = tuple[str, str, str, float, bool, str | None, bytes]
+_USER, _TS, _LEARNED, _FEEDBACK, _JSON = 2, 3, 4, 5, 6
 
 
 def _dumps(value: Any) -> bytes:
@@ -75,25 +68,21 @@ def _loads(text: bytes) -> Any:
 
 
 def _freeze(d: StoredDecision) -> _Frozen:
-    return _Frozen(
-        replace(d, decision={}, features={}, sighting=None, feedback=None),  # keeps learned
-        _dumps(d.decision),
-        _dumps(d.features),
-        None if d.sighting is None else _dumps(d.sighting),
-        d.feedback,
-    )
+    parts = (d.decision, d.features, d.sighting)
+    try:  # one call for the three parts
+        blob = orjson.dumps(parts)
+    except TypeError:  # part by part, so that each is accepted or refused as alone
+        blob = b"[%s,%s,%s]" % tuple(_dumps(part) for part in parts)
+    return (d.event_id, d.tenant, d.user_key, d.ts, d.learned, d.feedback, blob)
 
 
 def _thaw(f: _Frozen | None) -> StoredDecision | None:
     if f is None:
         return None
-    return replace(
-        f.decision,
-        decision=_loads(f.body),
-        features=_loads(f.features),
-        sighting=None if f.sighting is None else _loads(f.sighting),
-        feedback=f.feedback,
-    )
+    event_id, tenant, user_key, ts, learned, feedback, blob = f
+    decision, features, sighting = _loads(blob)
+    return StoredDecision(event_id, tenant, user_key, ts, decision, features, sighting,
+                          feedback, learned)
 
 
 def _copy(profile: UserProfile | None) -> UserProfile | None:
@@ -109,6 +98,8 @@ class MemoryStore:
     Profiles and decisions are copied in and out, so mutating what a call returned (or what
     an update was given) never changes the stored state.
     """
+
+    embedded = True  # calls take microseconds: the API scores on its event loop
 
     def __init__(self, *, retention_s: float = DECISION_RETENTION_S) -> None:
         self.retention_s = retention_s
@@ -176,7 +167,7 @@ class MemoryStore:
             bucket = self._minutes[(attempt.tenant, int(attempt.ts // MINUTE_S))]
             bucket[0] += 1
             bucket[1] += int(attempt.failed)
-            hit = _Hit(attempt.ts, attempt.user_key, attempt.failed)
+            hit = (attempt.ts, attempt.user_key, attempt.failed)
             insort(self._ip_hits[(attempt.tenant, attempt.ip_key)], hit, key=_ts)
             if attempt.asn is not None:
                 insort(self._asn_hits[(attempt.tenant, attempt.asn)], hit, key=_ts)
@@ -189,29 +180,42 @@ class MemoryStore:
             return decision
 
     def _prune(self, now: float) -> None:
-        """Forget what no window or retention needs any more (called under the lock)."""
+        """Forget what no window or retention needs any more (called under the lock).
+
+        Keys to drop are gathered first rather than iterating over a copy of each map: a
+        copy of every decision's key and record is a burst of allocations that sets off
+        the garbage collector's full passes."""
         horizon = now - self.retention_s
         # Decisions arrive roughly in time order, so the oldest are first in the dict.
-        for key, frozen in list(self._decisions.items()):
-            if frozen.decision.ts >= horizon:
+        stale = []
+        for key, frozen in self._decisions.items():
+            if frozen[_TS] >= horizon:
                 break
+            stale.append(key)
+        for key in stale:
             del self._decisions[key]
         self._prune_counters(now)
 
     def _prune_counters(self, now: float) -> None:
         for hits_by_key in (self._ip_hits, self._asn_hits):
-            for key, hits in list(hits_by_key.items()):
+            emptied = []
+            for key, hits in hits_by_key.items():
                 del hits[: bisect_right(hits, now - IP_WINDOW_S, key=_ts)]
                 if not hits:
-                    del hits_by_key[key]
+                    emptied.append(key)
+            for key in emptied:
+                del hits_by_key[key]
         first_minute = minute_window(now)[0]
         for key in [k for k in self._minutes if k[1] < first_minute]:
             del self._minutes[key]
-        for key, users in list(self._device_users.items()):
+        unused = []
+        for key, users in self._device_users.items():
             for user in [u for u, ts in users.items() if ts <= now - DEVICE_WINDOW_S]:
                 del users[user]
             if not users:
-                del self._device_users[key]
+                unused.append(key)
+        for key in unused:
+            del self._device_users[key]
 
     def _update_profile(self, user: tuple[str, str], update: ProfileUpdate, ts: float) -> None:
         current = self._profiles.get(user)
@@ -227,20 +231,21 @@ class MemoryStore:
                 return FeedbackOutcome.UNKNOWN_EVENT, None
             before = _thaw(frozen)
             assert before is not None
-            if frozen.feedback == label:
+            if frozen[_FEEDBACK] == label:
                 return FeedbackOutcome.DUPLICATE, before
             update, learned = plan(before)
             if update is not None:
                 self._update_profile((tenant, before.user_key), update, before.ts)
-            self._decisions[(tenant, event_id)] = replace(
-                frozen, feedback=label, decision=replace(frozen.decision, learned=learned))
+            # The same JSON, with the new flag and label.
+            self._decisions[(tenant, event_id)] = (*frozen[:_LEARNED], learned, label,
+                                                   frozen[_JSON])
             return FeedbackOutcome.APPLIED, before
 
     def export_user(self, tenant: str, user_key: str) -> UserData:
         with self._lock:
             mine = [f for (t, _), f in self._decisions.items()
-                    if t == tenant and f.decision.user_key == user_key]
-            mine.sort(key=lambda f: (f.decision.ts, f.decision.event_id))
+                    if t == tenant and f[_USER] == user_key]
+            mine.sort(key=lambda f: (f[_TS], f[0]))
             decisions = tuple(d for f in mine if (d := _thaw(f)) is not None)
             return UserData(_copy(self._profiles.get((tenant, user_key))), decisions)
 
@@ -249,14 +254,14 @@ class MemoryStore:
             gone = int(self._profiles.pop((tenant, user_key), None) is not None)
             self._updated.pop((tenant, user_key), None)
             for key in [k for k, f in self._decisions.items()
-                        if k[0] == tenant and f.decision.user_key == user_key]:
+                        if k[0] == tenant and f[_USER] == user_key]:
                 del self._decisions[key]
                 gone += 1
             for hits_by_key in (self._ip_hits, self._asn_hits):
                 for key, hits in hits_by_key.items():
                     if key[0] == tenant:
                         before = len(hits)
-                        hits[:] = [h for h in hits if h.user_key != user_key]
+                        hits[:] = [h for h in hits if h[1] != user_key]
                         gone += before - len(hits)
             for key, users in self._device_users.items():
                 if key[0] == tenant and users.pop(user_key, None) is not None:
@@ -269,7 +274,7 @@ class MemoryStore:
             for k in old:
                 del self._profiles[k], self._updated[k]
             stale = [k for k, f in self._decisions.items()
-                     if f.decision.ts <= now - self.retention_s]
+                     if f[_TS] <= now - self.retention_s]
             for k in stale:
                 del self._decisions[k]
             counters = sum(len(h) for m in (self._ip_hits, self._asn_hits) for h in m.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -50,10 +51,12 @@ CHECKPOINT_EVERY_S = 0.01
 # (4 KiB each, 256 MiB) the committing thread checkpoints the little that is left itself and
 # the log restarts. One login in a few thousand pays that (the fsyncs, a few milliseconds).
 WAL_AUTOCHECKPOINT_PAGES = 65_536
-# Profiles parsed by ``load`` and kept, by user, for the ``record`` of the same login: the
-# stored text is read again inside the write transaction, and parsing it again is skipped
-# when it has not changed. A handful of logins in flight at once is all it needs.
-PARSED_PROFILES = 64
+# Profiles kept by user beside the text they were read or written as: a ``load`` that finds
+# the same text (the user's last login was scored here) and a ``record`` whose transaction
+# reads it again skip parsing it. Holds the users active in the last few thousand logins
+# (a few kilobytes each); the text is compared every time, so another process's writes
+# are never missed.
+PARSED_PROFILES = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -252,9 +255,9 @@ def _update_profile(
     update: ProfileUpdate,
     ts: float,
     parsed: tuple[str, UserProfile] | None = None,
-) -> None:
-    """Apply ``update`` to the stored profile. ``parsed`` is the profile as ``load`` read
-    it (its text and its parse), used when the stored text is still the same."""
+) -> tuple[str, UserProfile]:
+    """Apply ``update`` to the stored profile; returns the text written and the profile.
+    ``parsed`` is a text and its parse, used when the stored text is still the same."""
     row = conn.execute(_SELECT_PROFILE, (tenant, user_key)).fetchone()
     if row is None:
         current = UserProfile()
@@ -263,7 +266,16 @@ def _update_profile(
     else:
         current = _parse_profile(row[0], tenant, user_key)
     profile = update(current)
-    conn.execute(_UPSERT_PROFILE, (tenant, user_key, _dumps(profile.to_dict()), ts))
+    text = _dumps(profile.to_dict())
+    conn.execute(_UPSERT_PROFILE, (tenant, user_key, text, ts))
+    return text, profile
+
+
+def _round_trips(profile: UserProfile) -> bool:
+    """Parsing the profile's JSON gives back an equal profile. Every float in it is an
+    event time or a count except the location, the one that could be NaN or infinite
+    (which orjson writes as null)."""
+    return all(v is None or math.isfinite(v) for v in (profile.last_lat, profile.last_lon))
 
 
 def _open(path: str, timeout_s: float) -> sqlite3.Connection:
@@ -313,6 +325,8 @@ class SqliteStore:
     retention_s
         How long decisions are kept for late labels, in event time (default 30 days).
     """
+
+    embedded = True  # a local file, calls take microseconds: the API scores on its loop
 
     def __init__(
         self, path: str | Path, *, timeout_s: float = 5.0, retention_s: float = DECISION_RETENTION_S
@@ -370,8 +384,11 @@ class SqliteStore:
          tenant_attempts, tenant_failures) = row[:8]
         profile = None
         if raw_profile is not None:
-            parsed = _parse_profile(raw_profile, query.tenant, query.user_key)
-            self._keep_parsed((query.tenant, query.user_key), raw_profile, parsed)
+            user = (query.tenant, query.user_key)
+            parsed = self._kept(user, raw_profile)
+            if parsed is None:
+                parsed = _parse_profile(raw_profile, query.tenant, query.user_key)
+                self._keep_parsed(user, raw_profile, parsed)
             profile = parsed.copy()  # the kept parse stays the store's own
         previous = None if row[8] is None else _decision_of(query.tenant, query.event_id, row[8:])
         return Loaded(
@@ -387,6 +404,15 @@ class SqliteStore:
             ),
             previous=previous,
         )
+
+    def _kept(self, user: tuple[str, str], text: str) -> UserProfile | None:
+        """The kept parse of ``text`` for this user, if it is the text kept."""
+        with self._lock:
+            kept = self._parsed.get(user)
+            if kept is None or kept[0] != text:
+                return None
+            self._parsed.move_to_end(user)
+            return kept[1]
 
     def _keep_parsed(self, user: tuple[str, str], text: str, profile: UserProfile) -> None:
         with self._lock:
@@ -410,7 +436,10 @@ class SqliteStore:
             None if decision.sighting is None else _dumps(decision.sighting),
             int(decision.learned),
         )
+        written = None
         with self._transaction("record", "BEGIN IMMEDIATE") as conn:
+            # Taken out: the update may change what it is given, and it is kept again
+            # below only as the profile now written.
             parsed = self._parsed.pop((tenant, user_key), None)
             # The insert is the duplicate check: nothing inserted, the event was recorded.
             if conn.execute(_INSERT_DECISION, row).rowcount == 0:
@@ -421,7 +450,7 @@ class SqliteStore:
                                      " both exists and does not")
                 return stored
             if update is not None:
-                _update_profile(conn, tenant, user_key, update, decision.ts, parsed)
+                written = _update_profile(conn, tenant, user_key, update, decision.ts, parsed)
             conn.execute(
                 _INSERT_ATTEMPT,
                 (
@@ -450,6 +479,12 @@ class SqliteStore:
                 conn.execute(_PRUNE_DEVICES, (horizon - DEVICE_WINDOW_S,))
                 conn.execute(_PRUNE_MINUTES, ((horizon - ATTEMPT_RETENTION_S) // MINUTE_S,))
                 conn.execute(_PRUNE_DECISIONS, (horizon - self.retention_s,))
+        if written is not None and _round_trips(written[1]):
+            # Committed: the user's next load finds this text and skips parsing it. A copy,
+            # since whoever made the update may still hold what it returned.
+            self._keep_parsed((tenant, user_key), written[0], written[1].copy())
+        elif parsed is not None and update is None:
+            self._keep_parsed((tenant, user_key), *parsed)  # unchanged: still good
         return decision
 
     def apply_feedback(
@@ -475,10 +510,12 @@ class SqliteStore:
 
     def erase_user(self, tenant: str, user_key: str) -> int:
         with self._transaction("erase_user", "BEGIN IMMEDIATE") as conn:
+            self._parsed.pop((tenant, user_key), None)  # nothing of the user stays in memory
             return sum(conn.execute(sql, (tenant, user_key)).rowcount for sql in _ERASE)
 
     def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
         with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
+            self._parsed.clear()  # purged profiles must not live on in memory
             return {
                 "profiles": conn.execute(_PRUNE_PROFILES, (now - profile_retention_s,)).rowcount,
                 "decisions": conn.execute(_PRUNE_DECISIONS, (now - self.retention_s,)).rowcount,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import random
 
+from features.extract import FeatureVector
 from models.anomaly import AnomalyModel, vectorize
 from models.persistence import load
 
@@ -90,3 +91,26 @@ def test_the_shipped_model_is_ready_and_calibrated() -> None:
     low, high = model.calibration_
     assert 0 < low < high
     assert card["metrics"]["held_out_learned_logins"] > 1000
+
+
+def test_learning_the_vector_just_scored_is_learning_it_afresh() -> None:
+    """The engine scores a login and then learns the same feature vector: reusing its model
+    input must teach exactly what a fresh one would."""
+    rng = random.Random(7)
+    reused, fresh = _trained(seed=4), _trained(seed=4)
+    for _ in range(300):
+        x = FeatureVector(_normal(rng))
+        assert reused.score_one(x) == fresh.score_one(dict(x))
+        reused.learn_one(x)
+        fresh.learn_one(dict(x))
+    probe = _attack(random.Random(8))
+    assert reused.score_one(probe) == fresh.score_one(probe)
+
+
+def test_a_saved_model_holds_no_login_it_scored() -> None:
+    model = _trained()
+    before = pickle.dumps(model)
+    model.score_one(FeatureVector({**_attack(random.Random(3)), "ip_country": "SE"}))
+
+    assert pickle.dumps(model) == before
+    assert b"ip_country" not in pickle.dumps(model)
