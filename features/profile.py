@@ -1,8 +1,10 @@
 """A user's login history and the velocity counters around an event, and how they learn.
 
-The profile is bounded: each map keeps the ``MAX_ITEMS`` most recently seen entries and the
-failure list the last ``MAX_FAILURES`` attempts of the last 24 hours, so a profile never
-grows past a few kilobytes however long the account lives. Keys of identifier maps are
+The profile is bounded: each map keeps at most ``MAX_ITEMS`` entries, the top ones by a
+decayed count (each sighting counts 1, halved for every ``ITEM_HALF_LIFE_S`` since the item
+was last seen; an item just seen always stays), and the failure list the last
+``MAX_FAILURES`` attempts of the last 24 hours, so a profile never grows past a few
+kilobytes however long the account lives. Keys of identifier maps are
 pseudonyms (see ``LoginEvent``); countries, ASNs and cities are coarse and kept as is.
 """
 
@@ -19,6 +21,10 @@ from features.event import LoginEvent
 from features.ipintel import IpInfo
 
 MAX_ITEMS = 32
+# How fast an item's sightings fade when a full map must drop one: the home Wi-Fi of two
+# years, unused for a month, still outweighs a burst of one-off hotel networks, while a
+# phone sold a year ago weighs almost nothing.
+ITEM_HALF_LIFE_S = 30 * 86_400.0
 MAX_FAILURES = 64
 FAILURE_HORIZON_S = 86_400.0
 # The hour histogram forgets: a user who moved to night shifts half a year ago should
@@ -256,10 +262,21 @@ def _touch(m: dict[str, Seen], key: str | None, ts: float) -> None:
     if item is None:
         m[key] = _seen(1, ts, ts)
         if len(m) > MAX_ITEMS:
-            oldest = min(m, key=lambda k: m[k].last)
-            del m[oldest]
+            del m[_weakest(m, keep=key, now=ts)]
     else:
         m[key] = _seen(item.count + 1, item.first, max(item.last, ts))
+
+
+def _weakest(m: dict[str, Seen], *, keep: str, now: float) -> str:
+    """The entry with the lowest decayed count, other than ``keep``; the least recently seen
+    of those that tie."""
+
+    def weight(k: str) -> tuple[float, float]:
+        item = m[k]
+        age = max(0.0, now - item.last)
+        return item.count * 0.5 ** (age / ITEM_HALF_LIFE_S), item.last
+
+    return min((k for k in m if k != keep), key=weight)
 
 
 def recent_failures(failures: list[float], now: float) -> list[float]:
