@@ -58,7 +58,7 @@ model: install
 
 ## Hot-path benchmarks (bench/README.md, "Hot path"): in-process scoring per store, the HTTP
 ## endpoint against a bare FastAPI one (wrk, installed from Debian when missing), and the
-## stores up to 1M users. Uses Redis database 11 and cleans it; about 25 minutes on 2 cores.
+## stores up to 1M users. Uses Redis database 11 and cleans it; about 30 minutes on 2 cores.
 bench: install services
 	$(BIN)/python bench/hotpath.py --repeat 3
 	$(BIN)/python bench/http.py
