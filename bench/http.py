@@ -62,6 +62,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
+from _client import Connection  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 APPS = {"bare": "bare_app", "riskengine": "riskengine_app", "bare-sync": "bare_sync_app"}
@@ -247,35 +248,6 @@ def run_wrk(server: Server, *, seconds: float, connections: int, bodies: Path,
     return {"requests": raw["requests"], "rps": raw["requests"] / (raw["duration_us"] / 1e6),
             "p50_ms": raw["p50_us"] / 1e3, "p99_ms": raw["p99_us"] / 1e3,
             "max_ms": raw["max_us"] / 1e3, "errors": errors, "non_2xx": raw["status"]}
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection posting JSON: the least a Python client can do,
-    so that the client costs the server's core as little as possible."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
-
-    async def post(self, body: bytes) -> int:
-        self.writer.write(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: "
-                          + str(len(body)).encode() + b"\r\n\r\n" + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 class Bodies:

@@ -2,8 +2,10 @@
 
 Starts `riskengine serve` (SQLite, development keys, auth open), finds its peak rate with a
 short closed-loop burst unless --rate is given, then sends requests at a fixed rate (80 % of
-the peak by default) for --seconds, with varied logins (many users, devices, networks).
-Prints the fail ratio, latency p50 / p99 and the server's memory (RSS) over the run.
+the peak by default) for --seconds, with varied logins (many users, devices, networks), over
+keep-alive connections with a lean client (``_client.py``: the client shares the machine's
+cores with the server, and a heavy one would measure itself). Prints the fail ratio,
+latency p50 / p99 (from each request's scheduled time) and the server's memory (RSS).
 
     .venv/bin/python bench/load.py                      # 60 s at 80 % of peak
     .venv/bin/python bench/load.py --seconds 600        # the soak: 10 minutes
@@ -16,8 +18,9 @@ import sys
 from pathlib import Path
 
 # Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
-# standard library's http package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+# standard library's http package: it goes last instead, for ``_client``.
+_HERE = Path(__file__).parent.resolve()
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import argparse
 import asyncio
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from _client import Connection
 
 IPS = ["123.120.{}.9", "114.88.{}.4", "183.14.{}.6", "58.152.{}.3", "81.167.{}.58"]
 
@@ -75,53 +79,72 @@ def rss_mb(pid: int) -> float:
 
 
 async def fixed_rate(base: str, *, rate: float, seconds: float, pid: int | None,
-                     seed: int = 1) -> Result:
-    """Send ``rate`` requests a second for ``seconds``; a request not answered 200 within
-    2 s counts as failed."""
+                     seed: int = 1, connections: int = 64) -> Result:
+    """Send ``rate`` requests a second for ``seconds`` over ``connections`` keep-alive
+    connections. Latency runs from each request's scheduled time (a request waiting for a
+    free connection is late, and the wait counts); one not answered 200 within 2 s of it
+    counts as failed."""
     rng, result = random.Random(seed), Result()
-    async with httpx.AsyncClient(base_url=base, timeout=2.0,
-                                 limits=httpx.Limits(max_connections=200)) as client:
-        async def one(i: int) -> None:
-            started = time.perf_counter()
-            try:
-                response = await client.post("/v1/score", json=login(i, rng))
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            result.failed += 0 if ok else 1
+    port = int(base.rsplit(":", 1)[1])
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await Connection.open(port))
+    clock = time.perf_counter
 
-        tasks = []
-        start = time.perf_counter()
-        total = int(rate * seconds)
-        for i in range(total):
-            # Always yield: a client that falls behind must not starve its own requests.
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(i)))
-            result.sent += 1
-            if pid is not None and i % max(1, int(rate)) == 0:
-                result.rss_mb.append(rss_mb(pid))
-        await asyncio.gather(*tasks)
-        if pid is not None:
+    async def one(due: float, body: bytes) -> None:
+        conn = await idle.get()
+        try:
+            status = await asyncio.wait_for(conn.post(body), timeout=max(0.0, due + 2.0 - clock()))
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            conn.close()  # its answer may still come: never reuse it
+            idle.put_nowait(await Connection.open(port))
+            status = 0
+        else:
+            idle.put_nowait(conn)
+        elapsed = clock() - due
+        result.latencies_ms.append(elapsed * 1000)
+        result.failed += 0 if status == 200 and elapsed <= 2.0 else 1
+
+    tasks = []
+    start = clock() + 0.05
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        # Always yield: a client that falls behind must not starve its own requests.
+        await asyncio.sleep(max(0.0, due - clock()))
+        tasks.append(asyncio.create_task(one(due, json.dumps(login(i, rng)).encode())))
+        result.sent += 1
+        if pid is not None and i % max(1, int(rate)) == 0:
             result.rss_mb.append(rss_mb(pid))
+    await asyncio.gather(*tasks)
+    if pid is not None:
+        result.rss_mb.append(rss_mb(pid))
+    while not idle.empty():
+        idle.get_nowait().close()
     return result
 
 
-async def peak(base: str, seconds: float = 5.0, concurrency: int = 16) -> float:
-    """Requests per second with ``concurrency`` callers sending back to back."""
+async def peak(base: str, seconds: float = 15.0, concurrency: int = 16,
+               warmup_s: float = 5.0) -> float:
+    """Requests per second with ``concurrency`` callers sending back to back, counted over
+    ``seconds`` after ``warmup_s``: a fresh server's first seconds (empty store, cold
+    caches) run faster than it can keep up, and 80 % of that would be an overload."""
     rng, done = random.Random(0), 0
-    async with httpx.AsyncClient(base_url=base, timeout=5.0) as client:
-        stop = time.perf_counter() + seconds
+    port = int(base.rsplit(":", 1)[1])
+    conns = [await Connection.open(port) for _ in range(concurrency)]
+    counting = time.perf_counter() + warmup_s
+    stop = counting + seconds
 
-        async def caller(k: int) -> None:
-            nonlocal done
-            i = k
-            while time.perf_counter() < stop:
-                await client.post("/v1/score", json=login(i, rng))
-                done += 1
-                i += concurrency
+    async def caller(k: int, conn: Connection) -> None:
+        nonlocal done
+        i = k
+        while (now := time.perf_counter()) < stop:
+            await conn.post(json.dumps(login(i, rng)).encode())
+            done += now >= counting
+            i += concurrency
 
-        await asyncio.gather(*(caller(k) for k in range(concurrency)))
+    await asyncio.gather(*(caller(k, conn) for k, conn in enumerate(conns)))
+    for conn in conns:
+        conn.close()
     return done / seconds
 
 
