@@ -11,6 +11,7 @@ from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     MINUTE_S,
+    WINDOW_SCAN_MAX,
     Attempt,
     FeedbackOutcome,
     FeedbackPlan,
@@ -43,6 +44,7 @@ __all__ = [
     "StoreError",
     "StoredDecision",
     "UserData",
+    "WINDOW_SCAN_MAX",
     "open_store",
 ]
 

@@ -17,6 +17,7 @@ from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     MINUTE_S,
+    WINDOW_SCAN_MAX,
     Attempt,
     FeedbackOutcome,
     FeedbackPlan,
@@ -39,8 +40,11 @@ PRUNE_EVERY = 10_000
 
 
 def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
-    """Other users and failures among time-sorted ``hits`` in ``(now - IP_WINDOW_S, now]``."""
-    inside = hits[bisect_right(hits, now - IP_WINDOW_S, key=_ts) : bisect_right(hits, now, key=_ts)]
+    """Other users and failures among time-sorted ``hits`` in ``(now - IP_WINDOW_S, now]``,
+    the latest ``WINDOW_SCAN_MAX`` of them."""
+    end = bisect_right(hits, now, key=_ts)
+    start = max(bisect_right(hits, now - IP_WINDOW_S, key=_ts), end - WINDOW_SCAN_MAX)
+    inside = hits[start:end]
     return len({h[1] for h in inside} - {user_key}), sum(h[2] for h in inside)
 
 

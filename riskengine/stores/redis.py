@@ -23,6 +23,7 @@ from riskengine.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     MINUTE_S,
+    WINDOW_SCAN_MAX,
     Attempt,
     FeedbackOutcome,
     FeedbackPlan,
@@ -370,9 +371,12 @@ class RedisStore:
             for key in self._user_keys(tenant, user_key, query.event_id):
                 pipe.get(key)
             pipe.get(self._index_key(tenant, query.event_id))
-            pipe.zrangebyscore(self._key(tenant, "ip", query.ip_key), since, now)
+            # The window's latest WINDOW_SCAN_MAX members (newest first).
+            pipe.zrevrangebyscore(self._key(tenant, "ip", query.ip_key), now, since,
+                                  start=0, num=WINDOW_SCAN_MAX)
             if query.asn is not None:
-                pipe.zrangebyscore(self._key(tenant, "asn", query.asn), since, now)
+                pipe.zrevrangebyscore(self._key(tenant, "asn", query.asn), now, since,
+                                      start=0, num=WINDOW_SCAN_MAX)
             if query.device_key is not None:
                 device = self._key(tenant, "device", query.device_key)
                 pipe.zcount(device, f"({now - DEVICE_WINDOW_S!r}", now)

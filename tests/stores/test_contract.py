@@ -16,6 +16,7 @@ from riskengine.stores import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     MINUTE_S,
+    WINDOW_SCAN_MAX,
     Attempt,
     FeedbackOutcome,
     Loaded,
@@ -195,6 +196,26 @@ def test_velocity_counts_other_users_and_all_failures(store: Store) -> None:
         tenant_failures_10m=5,
     )
     assert load(store, user="nobody").velocity.device_accounts_30d == 3
+
+
+def test_a_busy_window_counts_among_its_latest_attempts_only(store: Store) -> None:
+    """However busy a network, a login reads at most WINDOW_SCAN_MAX of its attempts: the
+    latest ones, exactly."""
+    for n in range(200):  # older attempts, each a different user's failure
+        record(store, f"old{n}", user=f"old{n}", failed=True, ts=T0 - 300 + n * 0.5)
+    for n in range(WINDOW_SCAN_MAX):  # then one busy user, succeeding
+        record(store, f"new{n}", user="busy", failed=False, ts=T0 - 100 + n * 0.05)
+    velocity = load(store, user="u1").velocity
+    assert (velocity.ip_users_10m, velocity.ip_failures_10m) == (1, 0)
+    assert (velocity.asn_users_10m, velocity.asn_failures_10m) == (1, 0)
+    # Below the cap the count is exact: 100 more failures from other users come into view.
+    later = load(store, user="u1", now=T0 - 100 + (WINDOW_SCAN_MAX - 1) * 0.05)
+    assert later.velocity.ip_users_10m == 1
+    for n in range(100):
+        record(store, f"late{n}", user=f"late{n}", failed=True, ts=T0 + 1 + n * 0.01)
+    velocity = load(store, user="u1", now=T0 + 2).velocity
+    assert (velocity.ip_users_10m, velocity.ip_failures_10m) == (101, 100)
+    assert velocity.tenant_attempts_10m == 200 + WINDOW_SCAN_MAX + 100  # not capped
 
 
 def test_velocity_without_asn_or_device_is_zero_for_those(store: Store) -> None:
