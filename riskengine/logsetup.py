@@ -56,12 +56,14 @@ class Logging:
 
     def __init__(self, handler: DroppingQueueHandler, listener: QueueListener) -> None:
         self.handler, self.listener = handler, listener
+        self._stopped = False
 
     def stop(self) -> None:
         """Write what is queued and stop the writer thread (idempotent)."""
-        if self.listener._thread is not None:
+        if not self._stopped:
+            self._stopped = True
+            logging.getLogger().removeHandler(self.handler)
             self.listener.stop()
-        logging.getLogger().removeHandler(self.handler)
 
 
 def configure(level: str | int = "INFO", *, stream: TextIO | None = None,
