@@ -136,6 +136,7 @@ class Probe:
 
 def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
               breakdown: bool) -> dict[str, Any]:
+    from riskengine.service import settle_heap
     from riskengine.wire import ScoreRequest
 
     with tempfile.TemporaryDirectory(prefix="hotpath-") as folder:
@@ -144,9 +145,7 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
             c.redis_clean()
         built = c.build(c.store_url(kind, tmp), tmp)
         engine = built.engine
-        # As ``riskengine serve`` does once the engine is built (create_app(settle_heap)).
-        gc.collect()
-        gc.freeze()
+        settle_heap()  # as ``riskengine serve`` does once the engine is built
         probe = Probe()
         if breakdown:
             probe.attach(engine)

@@ -62,7 +62,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
-from _client import Connection  # noqa: E402
+from _client import closed_loop, fixed_rate  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 APPS = {"bare": "bare_app", "riskengine": "riskengine_app", "bare-sync": "bare_sync_app"}
@@ -269,73 +269,19 @@ def _summary(latencies: list[float], seconds: float, errors: int, sent: int) -> 
 
 async def _closed_loop(port: int, bodies: Bodies, *, seconds: float,
                        connections: int) -> dict[str, Any]:
-    conns = [await Connection.open(port) for _ in range(connections)]
-    latencies: list[float] = []
-    errors = 0
-    clock = time.perf_counter
-    deadline = clock() + seconds
-
-    async def worker(conn: Connection) -> None:
-        nonlocal errors
-        while clock() < deadline:
-            started = clock()
-            status = await conn.post(bodies.next())
-            if status == 200:
-                latencies.append(clock() - started)
-            else:
-                errors += 1
-
-    started = clock()
-    await asyncio.gather(*(worker(cn) for cn in conns))
-    elapsed = clock() - started
-    for cn in conns:
-        cn.close()
-    return _summary(latencies, elapsed, errors, len(latencies) + errors)
+    latencies, errors, counted = await closed_loop(port, bodies.next, seconds=seconds,
+                                                   connections=connections)
+    return _summary(latencies, counted, errors, len(latencies) + errors)
 
 
 async def _fixed_rate(port: int, bodies: Bodies, *, rate: float, seconds: float,
                       connections: int) -> dict[str, Any]:
-    """Open loop: request i is due at start + i / rate whatever happened before, and its
-    latency runs from that moment (a request waiting for a free connection is late, and
-    the wait counts)."""
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
-    conns = [await Connection.open(port) for _ in range(connections)]
-    for cn in conns:
-        idle.put_nowait(cn)
-    latencies: list[float] = []
-    errors = 0
-    clock = time.perf_counter
-    total = int(rate * seconds)
-
-    async def one(due: float, body: bytes) -> None:
-        nonlocal errors
-        conn = await idle.get()
-        try:
-            status = await asyncio.wait_for(conn.post(body), timeout=5.0)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError):
-            errors += 1
-            conn.close()
-            idle.put_nowait(await Connection.open(port))
-            return
-        idle.put_nowait(conn)
-        if status == 200:
-            latencies.append(clock() - due)
-        else:
-            errors += 1
-
-    tasks = []
-    start = clock() + 0.05
-    for i in range(total):
-        due = start + i / rate
-        wait = due - clock()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        tasks.append(asyncio.create_task(one(due, bodies.next())))
-    await asyncio.gather(*tasks)
-    elapsed = clock() - start
-    while not idle.empty():
-        idle.get_nowait().close()
-    out = _summary(latencies, elapsed, errors, total)
+    """Open loop at ``rate`` (``_client.fixed_rate``): latency from each request's due
+    time, of the 200 answers; the others are errors."""
+    latencies, statuses, elapsed = await fixed_rate(
+        port, bodies.next, rate=rate, seconds=seconds, connections=connections, timeout_s=5.0)
+    ok = [lat for lat, status in zip(latencies, statuses, strict=True) if status == 200]
+    out = _summary(ok, elapsed, len(statuses) - len(ok), len(statuses))
     out["rate_asked"] = rate
     return out
 

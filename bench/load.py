@@ -24,6 +24,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -32,11 +33,12 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import _client as client
 import httpx
-from _client import Connection
 
 IPS = ["123.120.{}.9", "114.88.{}.4", "183.14.{}.6", "58.152.{}.3", "81.167.{}.58"]
 
@@ -78,48 +80,33 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _bodies(seed: int) -> Callable[[], bytes]:
+    """Varied logins as request bodies, one after another, deterministic by ``seed``."""
+    rng = random.Random(seed)
+    return (json.dumps(login(i, rng)).encode() for i in itertools.count()).__next__
+
+
 async def fixed_rate(base: str, *, rate: float, seconds: float, pid: int | None,
                      seed: int = 1, connections: int = 64) -> Result:
     """Send ``rate`` requests a second for ``seconds`` over ``connections`` keep-alive
-    connections. Latency runs from each request's scheduled time (a request waiting for a
-    free connection is late, and the wait counts); one not answered 200 within 2 s of it
-    counts as failed."""
-    rng, result = random.Random(seed), Result()
-    port = int(base.rsplit(":", 1)[1])
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(connections):
-        idle.put_nowait(await Connection.open(port))
-    clock = time.perf_counter
+    connections (``_client.fixed_rate``: latency from each request's scheduled time); one
+    not answered 200 within 2 s of it counts as failed. Samples the server's RSS once a
+    second when ``pid`` is given."""
+    result = Result()
 
-    async def one(due: float, body: bytes) -> None:
-        conn = await idle.get()
-        try:
-            status = await asyncio.wait_for(conn.post(body), timeout=max(0.0, due + 2.0 - clock()))
-        except (TimeoutError, OSError, asyncio.IncompleteReadError):
-            conn.close()  # its answer may still come: never reuse it
-            idle.put_nowait(await Connection.open(port))
-            status = 0
-        else:
-            idle.put_nowait(conn)
-        elapsed = clock() - due
-        result.latencies_ms.append(elapsed * 1000)
-        result.failed += 0 if status == 200 and elapsed <= 2.0 else 1
-
-    tasks = []
-    start = clock() + 0.05
-    for i in range(int(rate * seconds)):
-        due = start + i / rate
-        # Always yield: a client that falls behind must not starve its own requests.
-        await asyncio.sleep(max(0.0, due - clock()))
-        tasks.append(asyncio.create_task(one(due, json.dumps(login(i, rng)).encode())))
-        result.sent += 1
+    def sample(i: int) -> None:
         if pid is not None and i % max(1, int(rate)) == 0:
             result.rss_mb.append(rss_mb(pid))
-    await asyncio.gather(*tasks)
+
+    latencies, statuses, _ = await client.fixed_rate(
+        int(base.rsplit(":", 1)[1]), _bodies(seed), rate=rate, seconds=seconds,
+        connections=connections, timeout_s=2.0, on_send=sample)
+    result.sent = len(statuses)
+    result.latencies_ms = [lat * 1000 for lat in latencies]
+    result.failed = sum(status != 200 or lat > 2.0
+                        for lat, status in zip(latencies, statuses, strict=True))
     if pid is not None:
         result.rss_mb.append(rss_mb(pid))
-    while not idle.empty():
-        idle.get_nowait().close()
     return result
 
 
@@ -128,24 +115,10 @@ async def peak(base: str, seconds: float = 15.0, concurrency: int = 16,
     """Requests per second with ``concurrency`` callers sending back to back, counted over
     ``seconds`` after ``warmup_s``: a fresh server's first seconds (empty store, cold
     caches) run faster than it can keep up, and 80 % of that would be an overload."""
-    rng, done = random.Random(0), 0
-    port = int(base.rsplit(":", 1)[1])
-    conns = [await Connection.open(port) for _ in range(concurrency)]
-    counting = time.perf_counter() + warmup_s
-    stop = counting + seconds
-
-    async def caller(k: int, conn: Connection) -> None:
-        nonlocal done
-        i = k
-        while (now := time.perf_counter()) < stop:
-            await conn.post(json.dumps(login(i, rng)).encode())
-            done += now >= counting
-            i += concurrency
-
-    await asyncio.gather(*(caller(k, conn) for k, conn in enumerate(conns)))
-    for conn in conns:
-        conn.close()
-    return done / seconds
+    latencies, errors, counted = await client.closed_loop(
+        int(base.rsplit(":", 1)[1]), _bodies(0), seconds=seconds, connections=concurrency,
+        warmup_s=warmup_s)
+    return (len(latencies) + errors) / counted
 
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:

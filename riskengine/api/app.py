@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -13,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from riskengine import __version__
+from riskengine import __version__, service
 from riskengine.api import admin, routes, users
 from riskengine.api.security import AdminPaths, AuthFailure, Gate, auth_failed
 from riskengine.auth import KeyStore, Scope
@@ -76,13 +75,9 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None,
                settle_heap: bool = False) -> FastAPI:
     """The scoring service. Pass ``built`` to serve an engine assembled elsewhere (tests).
 
-    ``settle_heap`` (what ``riskengine serve`` asks for): once the engine is built, hide
-    everything allocated so far from the cyclic garbage collector (``gc.freeze``). The
-    model's trees, the IP databases and the imported libraries are some 150,000 objects
-    that live as long as the process; left in view, every full collection walks them all,
-    a pause of about 100 ms inside whichever request triggered it. Frozen objects are still
-    freed by reference counting (a swapped-out model goes), only cycles among them are not.
-    Not for tests: each app would freeze the whole test process's heap.
+    ``settle_heap`` (what ``riskengine serve`` asks for): once the engine is built, call
+    ``riskengine.service.settle_heap``. Not for tests: each app would freeze the whole test
+    process's heap.
     """
 
     @asynccontextmanager
@@ -100,8 +95,7 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None,
             built = build_engine(resolved)
         app.state.built = built
         if settle_heap:
-            gc.collect()
-            gc.freeze()
+            service.settle_heap()
         app.state.settings_backtest_report = (
             resolved_settings.backtest_report if resolved_settings is not None else None)
         keeper = thread = None

@@ -116,6 +116,14 @@ CREATE INDEX IF NOT EXISTS device_accounts_by_user ON device_accounts (tenant, u
 """
 
 _USER_VERSION = "PRAGMA user_version"
+# One velocity window (the IP's or the ASN's, by the column that is also the parameter's
+# name): users and failures among its latest ``scan_max`` attempts.
+_WINDOW = """(SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
+          COALESCE(SUM(failed), 0) AS failures
+     FROM (SELECT user_key, failed FROM attempts
+            WHERE tenant = :tenant AND {column} = :{column} AND ts > :start AND ts <= :now
+            ORDER BY ts DESC LIMIT :scan_max)
+  )"""
 # Everything ``load`` reads, in one statement: one step of the SQLite engine, one read
 # snapshot, and no BEGIN / COMMIT of its own. NULLIF drops the asking user from the distinct
 # count; failures count everyone's. A NULL ASN or device matches nothing, counting 0.
@@ -129,23 +137,13 @@ SELECT
   tm.attempts, tm.failures,
   d.user_key, d.ts, d.decision, d.features, d.sighting, d.feedback, d.learned
 FROM
-  (SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
-          COALESCE(SUM(failed), 0) AS failures
-     FROM (SELECT user_key, failed FROM attempts
-            WHERE tenant = :tenant AND ip_key = :ip_key AND ts > :start AND ts <= :now
-            ORDER BY ts DESC LIMIT :scan_max)
-  ) AS ip,
-  (SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
-          COALESCE(SUM(failed), 0) AS failures
-     FROM (SELECT user_key, failed FROM attempts
-            WHERE tenant = :tenant AND asn = :asn AND ts > :start AND ts <= :now
-            ORDER BY ts DESC LIMIT :scan_max)
-  ) AS asn,
+  {window_ip} AS ip,
+  {window_asn} AS asn,
   (SELECT COALESCE(SUM(attempts), 0) AS attempts, COALESCE(SUM(failures), 0) AS failures
      FROM tenant_minutes WHERE tenant = :tenant AND minute BETWEEN :first AND :last
   ) AS tm
   LEFT JOIN decisions AS d ON d.tenant = :tenant AND d.event_id = :event_id
-"""
+""".format(window_ip=_WINDOW.format(column="ip_key"), window_asn=_WINDOW.format(column="asn"))
 _SELECT_PROFILE = "SELECT profile FROM profiles WHERE tenant = ? AND user_key = ?"
 _SELECT_DECISION = (
     "SELECT user_key, ts, decision, features, sighting, feedback, learned FROM decisions"
