@@ -159,24 +159,28 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "ip_users_10m",
         "int",
-        "Distinct accounts tried from this IP in 10 minutes, this one included.",
+        "Distinct accounts tried from this IP in 10 minutes, this one included, among the "
+        "window's latest attempts (the stores' WINDOW_SCAN_MAX).",
         (1.0, 50.0),
     ),
     FeatureSpec(
         "ip_failures_10m",
         "int",
-        "Failed attempts from this IP in 10 minutes, this one included.",
+        "Failed attempts from this IP in 10 minutes, this one included, among the "
+        "window's latest attempts (the stores' WINDOW_SCAN_MAX).",
         (0.0, 50.0),
     ),
     FeatureSpec(
         "asn_users_10m",
         "int",
-        "Distinct accounts tried from this ASN in 10 minutes, this one included.",
+        "Distinct accounts tried from this ASN in 10 minutes, this one included, among the "
+        "window's latest attempts (the stores' WINDOW_SCAN_MAX).",
     ),
     FeatureSpec(
         "asn_failures_10m",
         "int",
-        "Failed attempts from this ASN in 10 minutes, this one included.",
+        "Failed attempts from this ASN in 10 minutes, this one included, among the "
+        "window's latest attempts (the stores' WINDOW_SCAN_MAX).",
     ),
     # -- the phone number and external signals: set by the engine from riskengine.signals
     # (the extractor leaves them None). None: not asked (no phone number in the event, or
