@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.persistence import ModelArtifactError, card_path, load, save
+from models.persistence import Frozen, ModelArtifactError, card_path, freeze, load, save
 
 ACTIVE = "ACTIVE"
 _SEQ = re.compile(r"^(?P<base>.+?)\+s(?P<n>\d+)$")
@@ -64,18 +64,20 @@ def _sig_path(artifact: Path) -> Path:
 
 
 def save_snapshot(
-    model: Any, folder: str | Path, *, version: str, parent: str | None, key: bytes,
+    model: Any | Frozen, folder: str | Path, *, version: str, parent: str | None, key: bytes,
     card: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a signed snapshot of ``model`` as ``version``; returns the artifact path."""
+    """Write a signed snapshot of ``model`` (or a frozen one) as ``version``; returns the
+    artifact path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     artifact = folder / f"{version}.joblib"
-    save(model, artifact, version=version, card={
+    frozen = freeze(model)
+    save(frozen, artifact, version=version, card={
         **(card or {}),
         "parent": parent,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "learned": int(getattr(model, "n_learned_", 0)),
+        "learned": frozen.learned,
     })
     _write_atomic(_sig_path(artifact), _signature(key, artifact) + "\n")
     return artifact

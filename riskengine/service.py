@@ -181,8 +181,8 @@ class ModelKeeper:
             taken = {s.version for s in snapshots.list_snapshots(self.folder)}
             parent = self.engine.model_version
             version = snapshots.next_version(parent, taken)
-            model = self.engine.model_copy()
-            snapshots.save_snapshot(model, self.folder, version=version, parent=parent,
+            frozen = self.engine.model_frozen()
+            snapshots.save_snapshot(frozen, self.folder, version=version, parent=parent,
                                     key=self.key)
             if snapshots.active_version(self.folder) not in (None, parent):
                 # An operator promoted or rolled back while this snapshot was written: theirs
@@ -191,7 +191,7 @@ class ModelKeeper:
                 return None
             snapshots.set_active(self.folder, version, key=self.key)
             self.engine.model_version = version
-            self._saved_at = model.n_learned_
+            self._saved_at = frozen.learned
             return version
 
     def follow(self) -> bool:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from models.anomaly import AnomalyModel
-from models.persistence import ModelArtifactError, card_path
+from models.persistence import ModelArtifactError, card_path, freeze
 from models.snapshots import (
     active_version,
     list_snapshots,
@@ -33,6 +33,19 @@ def test_round_trip(tmp_path) -> None:
     model, card = load_snapshot(path, key=KEY)
     assert card["model_version"] == "base+s1" and card["parent"] == "base"
     assert model.n_learned_ == 30
+
+
+def test_a_frozen_model_is_saved_as_it_was_when_frozen(tmp_path) -> None:
+    live = _model()
+    frozen = freeze(live)
+    for _ in range(5):  # the live model learns on while the snapshot is written
+        live.learn_one({"geo_velocity_kmh": 500.0, "device_known": False})
+    path = save_snapshot(frozen, tmp_path, version="v+s1", parent="v", key=KEY)
+    model, card = load_snapshot(path, key=KEY)
+    assert type(model) is AnomalyModel and card["kind"] == "AnomalyModel"
+    assert model.n_learned_ == card["learned"] == frozen.learned == 30
+    probe = {"geo_velocity_kmh": 42.0, "device_known": True}
+    assert model.score_one(probe) == _model().score_one(probe)
 
 
 @pytest.mark.parametrize("part", ["artifact", "card"])
