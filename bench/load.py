@@ -70,7 +70,9 @@ class Result:
                 "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(0.99 * (len(lat) - 1))],
                 "rss_mb_start": self.rss_mb[0] if self.rss_mb else None,
                 "rss_mb_end": self.rss_mb[-1] if self.rss_mb else None,
-                "rss_mb_max": max(self.rss_mb) if self.rss_mb else None}
+                "rss_mb_max": max(self.rss_mb) if self.rss_mb else None,
+                # sampled about once a second: one a minute shows whether it levels off
+                "rss_mb_each_minute": self.rss_mb[::60]}
 
 
 def rss_mb(pid: int) -> float:
@@ -168,7 +170,8 @@ def main() -> int:
     print(f"fail ratio {figures['fail_ratio']:.4%} (target < 0.1 %), p50 "
           f"{figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, RSS "
           f"{figures['rss_mb_start']:.0f} -> {figures['rss_mb_end']:.0f} MB "
-          f"(median {statistics.median(result.rss_mb):.0f})", file=sys.stderr)
+          f"(median {statistics.median(result.rss_mb):.0f}; each minute: "
+          f"{' '.join(f'{mb:.0f}' for mb in figures['rss_mb_each_minute'])})", file=sys.stderr)
     return 0
 
 
