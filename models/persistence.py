@@ -110,16 +110,25 @@ def _minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
-def load(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """Load an artifact and its card (the shipped default model when ``path`` is None)."""
-    if path is None:
-        path = Path(str(resources.files("models").joinpath("artifacts", SHIPPED_MODEL)))
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The card beside an artifact, unchecked (``load`` checks it against the artifact)."""
     path = Path(path)
     try:
         card = json.loads(card_path(path).read_text())
     except (OSError, ValueError) as exc:
         raise ModelArtifactError(f"{path}: missing or unreadable model card "
                                  f"{card_path(path).name}") from exc
+    if not isinstance(card, dict):
+        raise ModelArtifactError(f"{path}: its model card is not a JSON object")
+    return card
+
+
+def load(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load an artifact and its card (the shipped default model when ``path`` is None)."""
+    if path is None:
+        path = Path(str(resources.files("models").joinpath("artifacts", SHIPPED_MODEL)))
+    path = Path(path)
+    card = read_card(path)
     built = card.get("libraries", {})
     depends = tuple(card.get("depends_on", TRACKED_LIBRARIES))
     here = library_versions(depends)

@@ -94,8 +94,8 @@ class Engine:
     ----------
     store
         Profiles, velocity windows and decisions (``riskengine.stores``).
-    ruleset, model, model_version
-        The live rules and anomaly model.
+    ruleset, model, model_version, model_card
+        The live rules and anomaly model, and the model's card (training window, lineage).
     ipintel
         Offline IP databases.
     pseudonymizer
@@ -124,6 +124,7 @@ class Engine:
         ruleset: Ruleset,
         model: AnomalyModel,
         model_version: str,
+        model_card: Mapping[str, Any] | None = None,
         ipintel: IpIntel,
         pseudonymizer: Pseudonymizer,
         failover: Action = Action.CHALLENGE,
@@ -142,6 +143,7 @@ class Engine:
         self.shadow_stats = ShadowStats()
         self.model = model
         self.model_version = model_version
+        self.model_card: dict[str, Any] = dict(model_card or {})
         self.ipintel = ipintel
         self.pseudonymize = pseudonymizer
         self.failover = failover
@@ -160,10 +162,16 @@ class Engine:
 
     # -- the edge: wire request -> pseudonymous event ---------------------------------
 
-    def swap_model(self, model: AnomalyModel, version: str) -> None:
+    def swap_model(self, model: AnomalyModel, version: str,
+                   card: Mapping[str, Any] | None = None) -> None:
         """Serve another model from the next request on (a rollback or a promotion)."""
         with self._model_lock:
-            self.model, self.model_version = model, version
+            self.model, self.model_version, self.model_card = model, version, dict(card or {})
+
+    def name_model(self, version: str, card: Mapping[str, Any]) -> None:
+        """Give the serving model the version and card of the snapshot just taken of it."""
+        with self._model_lock:
+            self.model_version, self.model_card = version, dict(card)
 
     def model_frozen(self) -> Frozen:
         """The live model as it is now, pickled, to snapshot while scoring goes on. Scoring

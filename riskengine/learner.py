@@ -234,7 +234,7 @@ class ModelFollower:
         if active is None or active.decode() == self.engine.model_version:
             return False
         model, card = fetch(self._r, self._keys, active.decode(), self._folder, key=self.key)
-        self.engine.swap_model(model, str(card["model_version"]))
+        self.engine.swap_model(model, str(card["model_version"]), card)
         log.warning("now serving published model %s", card["model_version"])
         return True
 

@@ -26,7 +26,6 @@ log = logging.getLogger("riskengine.model")
 @dataclass(frozen=True, slots=True)
 class Built:
     engine: Engine
-    model_card: dict[str, Any]
     follower: Any = None  # riskengine.learner.ModelFollower with a shared (Redis) store
     rules: RulesManager | None = None
 
@@ -107,6 +106,7 @@ def build_engine(settings: Settings) -> Built:
         ruleset=ruleset,
         model=model,
         model_version=str(card["model_version"]),
+        model_card=card,
         ipintel=ipintel,
         pseudonymizer=settings.pseudonymizer(),
         failover=Action(settings.failover_decision),
@@ -127,8 +127,7 @@ def build_engine(settings: Settings) -> Built:
                         engine.model_version)
     if settings.shadow_rules is not None:
         engine.swap_rules(shadow=load_ruleset(settings.shadow_rules))
-    return Built(engine, card, follower, RulesManager(engine, settings.rules,
-                                                      settings.shadow_rules))
+    return Built(engine, follower, RulesManager(engine, settings.rules, settings.shadow_rules))
 
 
 def shared_store(url: str) -> bool:
@@ -193,15 +192,18 @@ class ModelKeeper:
             parent = self.engine.model_version
             version = snapshots.next_version(parent, taken)
             frozen = self.engine.model_frozen()
-            snapshots.save_snapshot(frozen, self.folder, version=version, parent=parent,
-                                    key=self.key)
+            # What the lineage was trained on stays on each snapshot's card.
+            training = self.engine.model_card.get("training")
+            artifact = snapshots.save_snapshot(
+                frozen, self.folder, version=version, parent=parent, key=self.key,
+                card={} if training is None else {"training": training})
             if snapshots.active_version(self.folder) not in (None, parent):
                 # An operator promoted or rolled back while this snapshot was written: theirs
                 # wins; this one stays on disk, listed but not active.
                 self.follow()
                 return None
             snapshots.set_active(self.folder, version, key=self.key)
-            self.engine.model_version = version
+            self.engine.name_model(version, persistence.read_card(artifact))
             self._saved_at = frozen.learned
             return version
 
@@ -211,7 +213,7 @@ class ModelKeeper:
         if active is None or active == self.engine.model_version:
             return False
         model, card = snapshots.load_snapshot(self.folder / f"{active}.joblib", key=self.key)
-        self.engine.swap_model(model, str(card["model_version"]))
+        self.engine.swap_model(model, str(card["model_version"]), card)
         self._saved_at = model.n_learned_
         log.warning("now serving model %s (the ACTIVE snapshot)", active)
         return True

@@ -87,7 +87,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["operations"])
-def readyz(request: Request, engine: EngineDep) -> JSONResponse:
+def readyz(engine: EngineDep) -> JSONResponse:
     """Ready to score: store reachable, rules and model loaded; IP data and its build dates."""
     checks: dict[str, Any] = {}
     ok = True
@@ -97,10 +97,11 @@ def readyz(request: Request, engine: EngineDep) -> JSONResponse:
     except Exception as exc:  # any failure means not ready; say which
         ok = False
         checks["store"] = f"unreachable: {type(exc).__name__}"
-    card = request.app.state.built.model_card
+    card = engine.model_card  # the serving model's, after any rollback or snapshot
     checks["rules"] = {"version": engine.ruleset.label, "rules": len(engine.ruleset.rules)}
     checks["model"] = {"version": engine.model_version, "ready": engine.model.ready,
-                       "trained_on": card.get("training", {})}
+                       "trained_on": card.get("training", {}), "parent": card.get("parent"),
+                       "lessons": engine.model.n_learned_}
     checks["ip_data"] = engine.ipintel.describe()
     return JSONResponse(status_code=200 if ok else 503,
                         content={"status": "ready" if ok else "not ready", "checks": checks})

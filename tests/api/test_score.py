@@ -295,6 +295,22 @@ class TestOperations:
         assert body["rules_version"] == ready["rules"]["version"]
         assert body["model_version"] == ready["model"]["version"]
 
+    def test_readyz_describes_the_model_serving_now(self, client: TestClient) -> None:
+        engine = client.app.state.built.engine  # type: ignore[attr-defined]
+        shipped = client.get("/readyz").json()["checks"]["model"]
+        assert shipped["parent"] is None and shipped["trained_on"]["events"] > 0
+
+        # A rollback or a published snapshot swaps the model while the service runs.
+        card = {"model_version": "hst-test+s1", "parent": shipped["version"],
+                "training": {"events": 12}}
+        engine.swap_model(engine.model, "hst-test+s1", card)
+        now = client.get("/readyz").json()["checks"]["model"]
+
+        assert (now["version"], now["parent"], now["trained_on"]) == (
+            "hst-test+s1", shipped["version"], {"events": 12})
+        assert score(client, {"user_id": "u1", "ip": "123.120.5.9"})["model_version"] == \
+            now["version"]
+
     def test_openapi_schema_describes_the_score_endpoint(self, client: TestClient) -> None:
         response = client.get("/openapi.json")
 

@@ -45,6 +45,7 @@ def make_engine(ipintel: IpIntel, tmp_path: Path) -> Callable[..., Engine]:
             "ruleset": load_ruleset(),
             "model": model,
             "model_version": card["model_version"],
+            "model_card": card,
             "ipintel": ipintel,
             "pseudonymizer": Pseudonymizer(b"test-key-0123456789abcdef"),
         }

@@ -39,6 +39,9 @@ def test_snapshots_follow_learning_and_rollback_restores_decisions(make_engine, 
     home_history(engine, 10)
     first = keeper.tick()
     assert first == f"{base_version}+s1" and engine.model_version == first
+    # The serving model's card is now the snapshot's: its parent, and the lineage's training.
+    training = engine.model_card["training"]
+    assert engine.model_card["parent"] == base_version and training
     golden_first = golden_decisions(engine, make_engine)
     assert {d["model_version"] for d in golden_first} == {first}
 
@@ -48,6 +51,8 @@ def test_snapshots_follow_learning_and_rollback_restores_decisions(make_engine, 
 
     set_active(tmp_path, first, key=KEY)  # `riskengine models rollback <first>`
     assert keeper.follow() and engine.model_version == first
+    assert engine.model_card["model_version"] == first
+    assert engine.model_card["training"] == training
     assert golden_decisions(engine, make_engine) == golden_first
 
     home_history(engine, 3)
