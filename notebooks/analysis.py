@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -42,7 +41,8 @@ from models.sklearn_models import DEPENDS_ON, ClassifierModel, IsolationForestMo
 from riskengine.engine import Engine, Scored
 from riskengine.learning import verified_good
 from riskengine.replay import CHALLENGE_RATES, CUSTOMER, Replayer, Scores, read_jsonl
-from riskengine.rules import SHIPPED_RULES, Action, Outcome, Ruleset, load_ruleset, parse_ruleset
+from riskengine.rules import SHIPPED_RULES, Action, Outcome, Ruleset, load_ruleset
+from riskengine.rules import with_thresholds as with_thresholds  # 03-thresholds calls it from here
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sim-150u-30d-seed42.jsonl.gz"
@@ -551,43 +551,3 @@ def choose_thresholds(frame: pd.DataFrame, *, target_challenge_rate: float,
 
 def shipped_rules_text() -> str:
     return resources.files("riskengine.data").joinpath(SHIPPED_RULES).read_text("utf-8")
-
-
-_NUMBER = r"[-+0-9.eE]+"
-
-
-def with_thresholds(text: str, *, challenge: float, deny: float, version: str) -> str:
-    """The ruleset ``text`` with other thresholds and version, every comment and rule kept
-    as it was; the result is checked with ``riskengine.rules.parse_ruleset``."""
-    lines = text.splitlines(keepends=True)
-    out, in_block, done = [], False, set()
-    for line in lines:
-        stripped = line.strip()
-        top = line[:1] not in (" ", "\t", "#", "\n", "\r", "")
-        if top:
-            in_block = False
-        if top and re.match(r"version\s*:", line):
-            line = f"version: {json.dumps(version)}\n"
-            done.add("version")
-        elif top and re.match(r"thresholds\s*:", line):
-            rest = line.split(":", 1)[1].strip()
-            if rest.startswith("{"):  # flow style on one line
-                line = f"thresholds: {{challenge: {challenge}, deny: {deny}}}\n"
-                done.update({"challenge", "deny"})
-            else:
-                in_block = True
-        elif in_block and stripped and not stripped.startswith("#"):
-            for name, value in (("challenge", challenge), ("deny", deny)):
-                m = re.match(rf"^(\s+{name}\s*:\s*){_NUMBER}(.*)$", line.rstrip("\r\n"))
-                if m:
-                    line = f"{m.group(1)}{value}{m.group(2)}\n"
-                    done.add(name)
-        out.append(line)
-    missing = {"version", "challenge", "deny"} - done
-    if missing:
-        raise ValueError(f"could not find {sorted(missing)} at the top of the ruleset")
-    result = "".join(out)
-    parsed = parse_ruleset(result, source="<ruleset with new thresholds>")
-    if (parsed.thresholds.challenge, parsed.thresholds.deny) != (challenge, deny):
-        raise ValueError("the thresholds did not end up in the ruleset")
-    return result

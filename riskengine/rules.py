@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import operator
 import re
 import string
@@ -342,6 +343,47 @@ def _tenant_variant(base: Ruleset, name: str, spec: Any, *, source: str) -> Rule
     return replace(base, thresholds=Thresholds(float(challenge), float(deny)),
                    rules=tuple(rules[r.id] for r in base.rules if r.id in rules),
                    lists=lists, tenants={})
+
+
+_NUMBER = r"[-+0-9.eE]+"
+
+
+def with_thresholds(text: str, *, challenge: float, deny: float,
+                    version: str | None = None) -> str:
+    """The ruleset file ``text`` with other thresholds (and another version, if given),
+    every comment and rule kept as it was: what staff ship after tuning. The result is
+    checked with ``parse_ruleset``; a ``RulesetError`` (a ``ValueError``) says why not."""
+    out, in_block, done = [], False, set()
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        top = line[:1] not in (" ", "\t", "#", "\n", "\r", "")
+        if top:
+            in_block = False
+        if top and version is not None and re.match(r"version\s*:", line):
+            line = f"version: {json.dumps(version)}\n"
+            done.add("version")
+        elif top and re.match(r"thresholds\s*:", line):
+            rest = line.split(":", 1)[1].strip()
+            if rest.startswith("{"):  # flow style on one line
+                line = f"thresholds: {{challenge: {challenge}, deny: {deny}}}\n"
+                done.update({"challenge", "deny"})
+            else:
+                in_block = True
+        elif in_block and stripped and not stripped.startswith("#"):
+            for name, value in (("challenge", challenge), ("deny", deny)):
+                m = re.match(rf"^(\s+{name}\s*:\s*){_NUMBER}(.*)$", line.rstrip("\r\n"))
+                if m:
+                    line = f"{m.group(1)}{value}{m.group(2)}\n"
+                    done.add(name)
+        out.append(line)
+    missing = {"challenge", "deny", *([] if version is None else ["version"])} - done
+    if missing:
+        raise RulesetError(f"could not find {sorted(missing)} at the top of the ruleset")
+    result = "".join(out)
+    parsed = parse_ruleset(result, source="<ruleset with new thresholds>")
+    if (parsed.thresholds.challenge, parsed.thresholds.deny) != (challenge, deny):
+        raise RulesetError("the thresholds did not end up in the ruleset")
+    return result
 
 
 def _parse_lists(raw: Any, *, where: str) -> Lists:

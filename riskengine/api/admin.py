@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from importlib import resources
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from riskengine.api.security import require
 from riskengine.auth import Scope
-from riskengine.rules import RulesetError, parse_ruleset
+from riskengine.rules import RulesetError, parse_ruleset, with_thresholds
 from riskengine.service import Built
 from riskengine.wire import ERROR_RESPONSES, InvalidRequest
 
@@ -97,9 +96,9 @@ def export_ruleset(
     source = built.rules.live if built.rules is not None else None
     text = source.read_text() if source is not None else resources.files(
         "riskengine.data").joinpath("default_rules.yaml").read_text()
-    block = f"thresholds:\n  challenge: {challenge:.4f}\n  deny: {deny:.4f}\n"
-    new = re.sub(r"(?m)^thresholds:\n(?:[ \t]+.*\n)+", block, text, count=1)
     try:
+        # The page's slider gives long fractions; four places are what a person reads.
+        new = with_thresholds(text, challenge=round(challenge, 4), deny=round(deny, 4))
         parsed = parse_ruleset(new, source="exported")
     except RulesetError as exc:
         return JSONResponse(status_code=422, content={

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
+from riskengine.rules import load_ruleset, parse_ruleset
 from riskengine.settings import Settings
 
 SHIPPED = (Path(__file__).parents[2] / "riskengine" / "data" / "default_rules.yaml").read_text()
@@ -122,8 +123,15 @@ def test_per_tenant_thresholds_and_overrides(tmp_path) -> None:
 
 def test_export_of_chosen_thresholds_is_a_valid_ruleset(tmp_path) -> None:
     with app_with(tmp_path, rules_watch_s=0) as client:
-        text = client.get("/v1/admin/ui/ruleset", params={"challenge": 0.3, "deny": 0.8}).text
-        assert "challenge: 0.3000" in text and "deny: 0.8000" in text
+        text = client.get("/v1/admin/ui/ruleset",
+                          params={"challenge": 0.30004, "deny": 0.8}).text
+        exported = parse_ruleset(text)
+        assert (exported.thresholds.challenge, exported.thresholds.deny) == (0.3, 0.8)
+        # Only the thresholds change: every rule and comment of the live file stays.
+        shipped = load_ruleset()
+        assert exported.version == shipped.version
+        assert [r.id for r in exported.rules] == [r.id for r in shipped.rules]
+        assert "#" in text
         bad = client.get("/v1/admin/ui/ruleset", params={"challenge": 0.9, "deny": 0.5})
         assert bad.status_code == 422
 
