@@ -53,7 +53,16 @@ def test_two_instances_one_user_one_model(cluster: Cluster) -> None:
         versions = {call(f"{s}/readyz")[1]["checks"]["model"]["version"] for s in (a, b)}
         return versions if len(versions) == 1 and "+s" in next(iter(versions)) else None
 
-    [published] = wait_for(both_on_published, "the published model on both instances", 30)
+    def settled() -> set[str] | None:
+        # The learner publishes every 0.5 s while lessons remain and the instances look
+        # every second: both may be on an earlier version just before the last one comes.
+        first = both_on_published()
+        if first is None:
+            return None
+        time.sleep(2.0)
+        return first if both_on_published() == first else None
+
+    [published] = wait_for(settled, "the published model on both instances", 45)
     status, body = call(f"{a}/v1/score", {**login(0), "event_id": "after"})
     assert status == 200 and body["model_version"] == published
 
