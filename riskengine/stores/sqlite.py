@@ -58,6 +58,9 @@ WAL_AUTOCHECKPOINT_PAGES = 65_536
 # (a few kilobytes each); the text is compared every time, so another process's writes
 # are never missed.
 PARSED_PROFILES = 4096
+# Rows one purge transaction deletes at most: each holds the file's write lock (and this
+# store's lock) for milliseconds, so scoring on the same file goes on between them.
+PURGE_CHUNK_ROWS = 2000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -177,7 +180,6 @@ _BUMP_MINUTE = (
 )
 _PRUNE_MINUTES = "DELETE FROM tenant_minutes WHERE minute <= ?"
 _PRUNE_DECISIONS = "DELETE FROM decisions WHERE ts <= ?"
-_PRUNE_PROFILES = "DELETE FROM profiles WHERE updated_ts <= ?"
 _USER_DECISIONS = (
     "SELECT event_id FROM decisions WHERE tenant = ? AND user_key = ? ORDER BY ts, event_id"
 )
@@ -187,6 +189,26 @@ _ERASE = tuple(
 )
 _PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
 _PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
+# A purge's chunk of a table, oldest first through the index on its time column. Profiles
+# have no such index (every login would pay for its upkeep): they are read in key order.
+_PURGE_CHUNK = {
+    table: f"DELETE FROM {table} WHERE ({key}) IN"
+           f" (SELECT {key} FROM {table} WHERE {column} <= ? LIMIT ?)"
+    for table, key, column in (
+        ("decisions", "tenant, event_id", "ts"),
+        ("attempts", "rowid", "ts"),
+        ("device_accounts", "tenant, device_key, user_key", "last_ts"),
+        ("tenant_minutes", "tenant, minute", "minute"),
+    )
+}
+_PROFILES_FIRST = (
+    "SELECT tenant, user_key, updated_ts FROM profiles ORDER BY tenant, user_key LIMIT ?"
+)
+_PROFILES_AFTER = (
+    "SELECT tenant, user_key, updated_ts FROM profiles WHERE (tenant, user_key) > (?, ?)"
+    " ORDER BY tenant, user_key LIMIT ?"
+)
+_DELETE_PROFILE = "DELETE FROM profiles WHERE tenant = ? AND user_key = ?"
 
 
 def _dumps(value: Any) -> str:
@@ -522,17 +544,43 @@ class SqliteStore:
             return sum(conn.execute(sql, (tenant, user_key)).rowcount for sql in _ERASE)
 
     def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
-        with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
-            self._parsed.clear()  # purged profiles must not live on in memory
-            return {
-                "profiles": conn.execute(_PRUNE_PROFILES, (now - profile_retention_s,)).rowcount,
-                "decisions": conn.execute(_PRUNE_DECISIONS, (now - self.retention_s,)).rowcount,
-                "attempts": conn.execute(_PRUNE_ATTEMPTS, (now - ATTEMPT_RETENTION_S,)).rowcount,
-                "device_accounts": conn.execute(
-                    _PRUNE_DEVICES, (now - DEVICE_WINDOW_S,)).rowcount,
-                "tenant_minutes": conn.execute(
-                    _PRUNE_MINUTES, ((now - ATTEMPT_RETENTION_S) // MINUTE_S,)).rowcount,
-            }
+        """Delete what retention no longer allows, ``PURGE_CHUNK_ROWS`` rows a transaction:
+        a purge of millions of rows never holds up scoring on the same file for long. A
+        purge cut short leaves only whole chunks done; running it again finishes it."""
+        report = {"profiles": self._purge_profiles(now - profile_retention_s)}
+        for table, horizon in (
+            ("decisions", now - self.retention_s),
+            ("attempts", now - ATTEMPT_RETENTION_S),
+            ("device_accounts", now - DEVICE_WINDOW_S),
+            ("tenant_minutes", (now - ATTEMPT_RETENTION_S) // MINUTE_S),
+        ):
+            report[table] = 0
+            while True:
+                with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
+                    deleted = conn.execute(
+                        _PURGE_CHUNK[table], (horizon, PURGE_CHUNK_ROWS)).rowcount
+                report[table] += deleted
+                if deleted < PURGE_CHUNK_ROWS:
+                    break
+        return report
+
+    def _purge_profiles(self, horizon: float) -> int:
+        purged = 0
+        after: tuple[str, str] | None = None
+        while True:
+            with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
+                page = conn.execute(
+                    _PROFILES_FIRST if after is None else _PROFILES_AFTER,
+                    (PURGE_CHUNK_ROWS,) if after is None else (*after, PURGE_CHUNK_ROWS),
+                ).fetchall()
+                expired = [(tenant, user) for tenant, user, ts in page if ts <= horizon]
+                conn.executemany(_DELETE_PROFILE, expired)
+                for user in expired:  # purged profiles must not live on in memory
+                    self._parsed.pop(user, None)
+            purged += len(expired)
+            if len(page) < PURGE_CHUNK_ROWS:
+                return purged
+            after = (page[-1][0], page[-1][1])
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock, self._errors("get_decision"):

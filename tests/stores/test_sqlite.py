@@ -214,3 +214,42 @@ def test_decisions_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
     assert store.get_decision("t1", "old") is None  # past its day of retention
     assert store.get_decision("t1", "e0") is not None
     store.close()
+
+
+def test_purge_goes_in_chunks_and_lets_other_writers_in_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from riskengine.stores import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "PURGE_CHUNK_ROWS", 4)
+    path = tmp_path / "p.db"
+    store, other = SqliteStore(path), SqliteStore(path)
+    now = T0 + 200 * 86_400.0
+    for i in range(11):
+        record(store, f"old{i}", user=f"old{i}", device=f"d{i}", ts=T0, update=bump)
+    for i in range(3):
+        record(store, f"new{i}", user=f"new{i}", ts=now - 60, update=bump)
+
+    # Another process scores on the same file while the purge runs: when the purge begins
+    # its second chunk, that writer must already be able to commit (no lock held).
+    begun, during = [], []
+
+    def on_statement(sql: str) -> None:
+        if sql == "BEGIN IMMEDIATE":
+            begun.append(sql)
+            if len(begun) == 2:
+                during.append(record(other, "during", user="late", ts=now, update=bump))
+
+    store._conn.set_trace_callback(on_statement)
+    report = store.purge(now=now, profile_retention_s=100 * 86_400.0)
+    store._conn.set_trace_callback(None)
+
+    assert during and other.get_decision("t1", "during") == during[0]
+    assert report == {"profiles": 11, "decisions": 11, "attempts": 11, "device_accounts": 11,
+                      "tenant_minutes": 1}
+    assert all(store.get_profile("t1", f"old{i}") is None for i in range(11))
+    assert all(store.get_profile("t1", f"new{i}") is not None for i in range(3))
+    assert store.get_profile("t1", "late") == UserProfile(logins=1)
+    assert store.purge(now=now, profile_retention_s=100 * 86_400.0) == dict.fromkeys(report, 0)
+    store.close()
+    other.close()
