@@ -115,6 +115,7 @@ def _learner(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
     model, card = load_model(settings)
     learner = Learner(settings.store, model=model, version=str(card["model_version"]),
+                      training=card.get("training"),
                       key=settings.signing_key(), folder=settings.model_dir or Path(
                           "model-snapshots"), snapshot_every_s=args.snapshot_every_s)
     stop = threading.Event()

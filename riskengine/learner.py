@@ -117,8 +117,9 @@ class Learner:
     ----------
     url, prefix
         The Redis the scoring instances share.
-    model, version
-        The model to start from when nothing is published yet.
+    model, version, training
+        The model to start from when nothing is published yet, and what its lineage was
+        trained on (its card's ``training``), carried on to every published card.
     key, folder
         Snapshot signing key and the folder snapshots are written to.
     gate
@@ -129,11 +130,12 @@ class Learner:
     """
 
     def __init__(self, url: str, *, model: Any, version: str, key: bytes, folder: Path,
-                 gate: LearningGate | None = None, prefix: str = "re", lock_ttl_s: float = 5.0,
-                 snapshot_every_s: float = 10.0, batch: int = 500) -> None:
+                 training: dict[str, Any] | None = None, gate: LearningGate | None = None,
+                 prefix: str = "re", lock_ttl_s: float = 5.0, snapshot_every_s: float = 10.0,
+                 batch: int = 500) -> None:
         self._r = connect(url, timeout_s=max(1.0, lock_ttl_s / 4))
         self._keys = Keys(prefix)
-        self.model, self.version = model, version
+        self.model, self.version, self.training = model, version, training
         self.key, self.folder = key, Path(folder)
         self.gate = gate or LearningGate()
         self.lock_ttl_ms = int(lock_ttl_s * 1000)
@@ -163,6 +165,7 @@ class Learner:
                 card = json.loads(card_path(self.folder / f"{version}.joblib").read_text()) \
                     if (self.folder / f"{version}.card.json").exists() else {}
             self.cursor = str(card.get("stream_cursor", "0-0"))
+            self.training = card.get("training", self.training)
         log.warning("learner %s leads from model %s, stream position %s", self.node[:8],
                     self.version, self.cursor)
 
@@ -195,9 +198,11 @@ class Learner:
         taken = {s.version for s in snapshots.list_snapshots(self.folder)} \
             if self.folder.exists() else set()
         version = snapshots.next_version(self.version, taken)
+        card: dict[str, Any] = {"stream_cursor": self.cursor}
+        if self.training is not None:
+            card["training"] = self.training
         artifact = snapshots.save_snapshot(self.model, self.folder, version=version,
-                                           parent=self.version, key=self.key,
-                                           card={"stream_cursor": self.cursor})
+                                           parent=self.version, key=self.key, card=card)
         _publish(self._r, self._keys, artifact)
         self.version = version
         self._pending = 0

@@ -65,6 +65,9 @@ def test_two_instances_one_user_one_model(cluster: Cluster) -> None:
     [published] = wait_for(settled, "the published model on both instances", 45)
     status, body = call(f"{a}/v1/score", {**login(0), "event_id": "after"})
     assert status == 200 and body["model_version"] == published
+    # The published model's card, as /readyz shows it: its parent and the lineage's training.
+    model = call(f"{b}/readyz")[1]["checks"]["model"]
+    assert model["parent"] and model["trained_on"]["events"] > 0
 
 
 def test_redis_down_then_up(cluster: Cluster) -> None:
