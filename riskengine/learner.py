@@ -36,7 +36,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from models import snapshots
-from models.persistence import card_path
+from models.persistence import card_path, read_card
 from riskengine.learning import LearningGate
 from riskengine.stores.base import StoreError
 
@@ -162,8 +162,8 @@ class Learner:
                 self.model, card = fetch(self._r, self._keys, version, self.folder, key=self.key)
                 self.version = version
             else:
-                card = json.loads(card_path(self.folder / f"{version}.joblib").read_text()) \
-                    if (self.folder / f"{version}.card.json").exists() else {}
+                artifact = self.folder / f"{version}.joblib"
+                card = read_card(artifact) if card_path(artifact).exists() else {}
             self.cursor = str(card.get("stream_cursor", "0-0"))
             self.training = card.get("training", self.training)
         log.warning("learner %s leads from model %s, stream position %s", self.node[:8],
