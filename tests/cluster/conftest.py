@@ -110,13 +110,14 @@ class Cluster:
     tmp: Path
     servers: list[str] = field(default_factory=list)
     procs: list[subprocess.Popen] = field(default_factory=list)
+    store_timeout_s: float = 0.05  # the product's default
 
     def env(self, name: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
         return {**base, **KEYS, "RISKENGINE_MODEL_DIR": str(self.tmp / name),
                 "RISKENGINE_API_KEYS": str(self.tmp / "keys.json"),
                 "RISKENGINE_OUTBOX": str(self.tmp / f"{name}-outbox.db"),
-                "RISKENGINE_STORE_TIMEOUT_S": "0.05"}
+                "RISKENGINE_STORE_TIMEOUT_S": str(self.store_timeout_s)}
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
@@ -145,12 +146,15 @@ class Cluster:
 
 
 @pytest.fixture()
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     redis_server = RedisServer(free_port())
     redis_server.start()
     rules = tmp_path / "quiet.yaml"
     rules.write_text(QUIET_RULES)
+    deadline = request.node.get_closest_marker("store_timeout")
     c = Cluster(redis_server, tmp_path)
+    if deadline is not None:
+        c.store_timeout_s = float(deadline.args[0])
     _, API_KEY["key"] = KeyStore(tmp_path / "keys.json").create("cluster-test", ["admin"])
     try:
         c.spawn("learner", "learner", "--store", redis_server.url, "--snapshot-every-s", "0.5")

@@ -6,6 +6,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from riskengine.privacy import Kind, Pseudonymizer
 from riskengine.stores import RedisStore
 from tests.cluster.conftest import KEYS, Cluster, call, wait_for
@@ -32,6 +34,10 @@ def login(i: int) -> dict:
             "timestamp": (T0 + timedelta(days=3, minutes=20 * k)).isoformat()}
 
 
+# Exact shared state is the point here, not the deadline (test_redis_down_then_up keeps the
+# default): a burst of 16 callers on two cores can take a Redis call past 50 ms, and the
+# failover answer it then gets is right but not what this test looks at.
+@pytest.mark.store_timeout(1.0)
 def test_two_instances_one_user_one_model(cluster: Cluster) -> None:
     a, b = cluster.servers
     requests = [(a if i % 2 else b, login(i)) for i in range(150)]
