@@ -65,16 +65,18 @@ def _sig_path(artifact: Path) -> Path:
 
 def save_snapshot(
     model: Any | Frozen, folder: str | Path, *, version: str, parent: str | None, key: bytes,
-    card: dict[str, Any] | None = None,
+    card: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
 ) -> Path:
     """Write a signed snapshot of ``model`` (or a frozen one) as ``version``; returns the
-    artifact path."""
+    artifact path. ``training``, what the lineage was first trained on (the base model's
+    card says), goes on the snapshot's card when known."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     artifact = folder / f"{version}.joblib"
     frozen = freeze(model)
     save(frozen, artifact, version=version, card={
         **(card or {}),
+        **({} if training is None else {"training": training}),
         "parent": parent,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "learned": frozen.learned,

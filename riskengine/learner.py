@@ -198,11 +198,10 @@ class Learner:
         taken = {s.version for s in snapshots.list_snapshots(self.folder)} \
             if self.folder.exists() else set()
         version = snapshots.next_version(self.version, taken)
-        card: dict[str, Any] = {"stream_cursor": self.cursor}
-        if self.training is not None:
-            card["training"] = self.training
         artifact = snapshots.save_snapshot(self.model, self.folder, version=version,
-                                           parent=self.version, key=self.key, card=card)
+                                           parent=self.version, key=self.key,
+                                           card={"stream_cursor": self.cursor},
+                                           training=self.training)
         _publish(self._r, self._keys, artifact)
         self.version = version
         self._pending = 0

@@ -192,11 +192,9 @@ class ModelKeeper:
             parent = self.engine.model_version
             version = snapshots.next_version(parent, taken)
             frozen = self.engine.model_frozen()
-            # What the lineage was trained on stays on each snapshot's card.
-            training = self.engine.model_card.get("training")
             artifact = snapshots.save_snapshot(
                 frozen, self.folder, version=version, parent=parent, key=self.key,
-                card={} if training is None else {"training": training})
+                training=self.engine.model_card.get("training"))
             if snapshots.active_version(self.folder) not in (None, parent):
                 # An operator promoted or rolled back while this snapshot was written: theirs
                 # wins; this one stays on disk, listed but not active.
