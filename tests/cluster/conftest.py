@@ -135,6 +135,14 @@ class Cluster:
         self.servers.append(base)
         return base
 
+    def logs(self, lines: int = 40) -> str:
+        """The last lines of every process's log, for a failure message."""
+        tails = []
+        for path in sorted(self.tmp.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            tails.append(f"--- {path.name}\n" + "\n".join(tail))
+        return "\n".join(tails)
+
     def stop_all(self) -> None:
         for proc in self.procs:
             proc.terminate()
