@@ -38,7 +38,7 @@ from models import persistence
 from models.anomaly import AnomalyModel
 from models.freeman import ATTRIBUTES, FreemanModel, freeman_attributes
 from models.sklearn_models import DEPENDS_ON, ClassifierModel, IsolationForestModel
-from riskengine.engine import Engine, Scored
+from riskengine.engine import Engine, FailoverReason, Scored
 from riskengine.learning import verified_good
 from riskengine.replay import CHALLENGE_RATES, CUSTOMER, Replayer, Scores, read_jsonl
 from riskengine.rules import SHIPPED_RULES, Action, Outcome, Ruleset, load_ruleset
@@ -51,8 +51,7 @@ FEATURE_NAMES = tuple(f.name for f in FEATURES)
 MODEL_FEATURE_NAMES = tuple(f.name for f in MODEL_FEATURES)
 FREEMAN_COLUMNS = tuple(f"fm_{a}" for a in ATTRIBUTES)
 # Decision reasons that are not rules.
-_NOT_RULES = frozenset({"anomaly_model", "cold_start", "no_risk_signals", "store_unavailable",
-                        "internal_error"})
+_NOT_RULES = frozenset({"anomaly_model", "cold_start", "no_risk_signals", *FailoverReason})
 _RANK = {None: 0, Action.ALLOW: 0, Action.CHALLENGE: 1, Action.DENY: 2}
 
 

@@ -47,6 +47,7 @@ from riskengine.stores.base import (
     LoadQuery,
     ProfileUpdate,
     Store,
+    StoreContended,
     StoredDecision,
     StoreError,
     UserData,
@@ -58,6 +59,15 @@ log = logging.getLogger("riskengine.decision")
 
 class RuleFault(RuntimeError):
     """A rule raised while being evaluated."""
+
+
+class FailoverReason(StrEnum):
+    """Why an answer is the failover decision: the one reason code it carries."""
+
+    STORE_UNAVAILABLE = "store_unavailable"  # the store failed, or its breaker is open
+    USER_CONTENDED = "user_contended"  # too many logins of one account at once
+    RULE_ERROR = "rule_error"
+    INTERNAL_ERROR = "internal_error"
 
 
 class LessonSink(Protocol):
@@ -245,7 +255,7 @@ class Engine:
         started = self._clock() if started is None else started
         ip = ip or self.ipintel.lookup(event.ip)
         if self.breaker is not None and not self.breaker.allow():
-            scored = self._failover(event, started, "store_unavailable",
+            scored = self._failover(event, started, FailoverReason.STORE_UNAVAILABLE,
                                     "The profile store is failing (circuit open); failover "
                                     "decision")
             self._queue_attempt(event, ip, scored)
@@ -255,21 +265,32 @@ class Engine:
             scored = self._score(event, ip, started)
             if self.breaker is not None:
                 self.breaker.success()
+        except StoreContended as exc:
+            # The store answered: one account's burst must not open the breaker for all.
+            if self.breaker is not None:
+                self.breaker.success()
+            log.warning(json.dumps({"event": "store_contended", "cause": str(exc)}))
+            scored = self._failover(event, started, FailoverReason.USER_CONTENDED,
+                                    "Too many logins of this account at once; failover "
+                                    "decision")
+            self._queue_attempt(event, ip, scored)  # counted once the burst has passed
         except StoreError as exc:
             if self.breaker is not None:
                 self.breaker.failure()
-            log.warning(json.dumps({"event": "store_error", "error": type(exc).__name__}))
-            scored = self._failover(event, started, "store_unavailable",
+            # The store's messages name no identifier (its keys are hashed, passwords masked).
+            log.warning(json.dumps({"event": "store_error", "error": type(exc).__name__,
+                                    "cause": str(exc)}))
+            scored = self._failover(event, started, FailoverReason.STORE_UNAVAILABLE,
                                     "The profile store did not answer; failover decision")
             self._queue_attempt(event, ip, scored)
         except RuleFault as exc:
             log.error(json.dumps({"event": "rule_error", "event_id": event.event_id,
                                   "error": str(exc)}))
-            scored = self._failover(event, started, "rule_error",
+            scored = self._failover(event, started, FailoverReason.RULE_ERROR,
                                     "A rule could not be evaluated; failover decision")
         except Exception:  # an internal fault must give the failover answer, not a 5xx
             log.exception(json.dumps({"event": "internal_error", "event_id": event.event_id}))
-            scored = self._failover(event, started, "internal_error",
+            scored = self._failover(event, started, FailoverReason.INTERNAL_ERROR,
                                     "Internal error while scoring; failover decision")
         self._log(event, scored)
         return scored
@@ -325,7 +346,9 @@ class Engine:
 
         result = self.outbox.drain(apply, limit=limit)
         if self.breaker is not None:
-            (self.breaker.failure if result.failed else self.breaker.success)()
+            # A replay refused for its user's burst still had the store answer.
+            failing = result.failed and not isinstance(result.error, StoreContended)
+            (self.breaker.failure if failing else self.breaker.success)()
         return result.applied
 
     def _score(self, event: LoginEvent, ip: IpInfo, started: float) -> Scored:
@@ -533,7 +556,9 @@ class Engine:
             self.shadow = shadow if isinstance(shadow, Ruleset) else None
             self.shadow_stats = ShadowStats()
 
-    def _failover(self, event: LoginEvent, started: float, code: str, message: str) -> Scored:
+    def _failover(
+        self, event: LoginEvent, started: float, code: FailoverReason, message: str
+    ) -> Scored:
         action = self.failover
         thresholds = self.ruleset.for_tenant(event.tenant).thresholds
         decision = Decision(
@@ -541,7 +566,7 @@ class Engine:
             action=action,
             score=thresholds.deny if action is Action.DENY else thresholds.challenge,
             challenge=choose_challenge(event, {}, []) if action is Action.CHALLENGE else None,
-            reasons=(Reason(code, message, 0.0, {}),),
+            reasons=(Reason(code.value, message, 0.0, {}),),
             rules_version=self.ruleset.label,
             model_version=self.model_version,
             failover=True,

@@ -19,7 +19,7 @@ import threading
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
-from riskengine.engine import Scored
+from riskengine.engine import FailoverReason, Scored
 
 # A decision takes a few milliseconds; the buckets span 0.5 ms to 250 ms, the range where a
 # change of latency matters to a login page, and past 250 ms only the +Inf bucket counts.
@@ -30,9 +30,6 @@ LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 MAX_TENANT_LABELS = 100
 OTHER_TENANTS = "other"
 
-STORE_UNAVAILABLE = "store_unavailable"
-FAILOVER_REASONS = (STORE_UNAVAILABLE, "internal_error")  # the engine's failover reason codes
-
 
 class ServiceMetrics:
     """The service's counters and latency histogram, and their text exposition.
@@ -41,9 +38,9 @@ class ServiceMetrics:
       replayed for an ``event_id`` already scored is not a new decision and is not counted.
     - ``riskengine_score_latency_seconds``: time to answer ``/v1/score``, every answer.
     - ``riskengine_failovers_total{reason}``: failover answers by reason
-      (``store_unavailable``, ``internal_error``).
+      (``store_unavailable``, ``user_contended``, ``rule_error``, ``internal_error``).
     - ``riskengine_store_errors_total``: failover answers because the store failed or its
-      circuit breaker was open.
+      circuit breaker was open (``store_unavailable``).
     """
 
     def __init__(self, *, max_tenant_labels: int = MAX_TENANT_LABELS) -> None:
@@ -61,8 +58,8 @@ class ServiceMetrics:
         self.failovers = Counter(
             "riskengine_failovers", "Failover answers, by reason", ["reason"],
             registry=self.registry)
-        for reason in FAILOVER_REASONS:  # exported at 0 from the start, for rate() alerts
-            self.failovers.labels(reason=reason)
+        for reason in FailoverReason:  # exported at 0 from the start, for rate() alerts
+            self.failovers.labels(reason=reason.value)
         self._tenants: set[str] = set()
         self._lock = threading.Lock()
 
@@ -92,7 +89,7 @@ class ServiceMetrics:
             reasons = body.get("reasons") or [{}]
             reason = str(reasons[0].get("code", "unknown"))
             self.failovers.labels(reason=reason).inc()
-            if reason == STORE_UNAVAILABLE:
+            if reason == FailoverReason.STORE_UNAVAILABLE:
                 self.store_errors.inc()
 
     def exposition(self) -> tuple[bytes, str]:

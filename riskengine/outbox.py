@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -78,11 +78,13 @@ class OutboxItem:
 @dataclass(frozen=True, slots=True)
 class DrainResult:
     """What one :meth:`Outbox.drain` did: items applied and removed, items that failed (0 or
-    1, as a drain stops at the first failure), and items left in the outbox."""
+    1, as a drain stops at the first failure), items left in the outbox, and the exception
+    that stopped it, if one did."""
 
     applied: int
     failed: int
     left: int
+    error: Exception | None = field(default=None, compare=False, repr=False)
 
 
 def _open(path: str) -> sqlite3.Connection:
@@ -244,7 +246,8 @@ class Outbox:
 
         On the first exception from ``apply`` the drain stops, as the store is most likely
         still down: that item's attempts go up and it, and every later item, stays queued in
-        order for the next drain. The exception is not raised; it shows as ``failed=1``.
+        order for the next drain. The exception is not raised; it shows as ``failed=1`` and
+        ``error``.
 
         One drain runs at a time: a call made while another drain runs returns at once with
         nothing applied, so replays cannot overtake one another.
@@ -256,9 +259,9 @@ class Outbox:
             for item in self.pending(limit):
                 try:
                     apply(item)
-                except Exception:
+                except Exception as exc:
                     self.retry_later(item.id)
-                    return DrainResult(applied=applied, failed=1, left=len(self))
+                    return DrainResult(applied=applied, failed=1, left=len(self), error=exc)
                 self.done(item.id)
                 applied += 1
             return DrainResult(applied=applied, failed=0, left=len(self))

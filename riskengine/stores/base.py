@@ -51,6 +51,11 @@ class StoreError(RuntimeError):
     """The store could not answer (unreachable, corrupt, timed out)."""
 
 
+class StoreContended(StoreError):
+    """The store answered, but one user's data had too many writers at once to take this
+    write: a matter of that user, not a failing store."""
+
+
 @dataclass(frozen=True, slots=True)
 class LoadQuery:
     """What one scoring pass needs to read, in one round trip."""

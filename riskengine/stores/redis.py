@@ -8,6 +8,7 @@ import math
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -30,6 +31,7 @@ from riskengine.stores.base import (
     Loaded,
     LoadQuery,
     ProfileUpdate,
+    StoreContended,
     StoredDecision,
     StoreError,
     UserData,
@@ -43,6 +45,13 @@ Write = tuple[str, str, int | None]
 # Tries of an optimistic write (a WATCH transaction, or the check-and-set of ``record``)
 # before giving up: each failed try means another client's write went through.
 WATCH_TRIES = 50
+# Writes of one user from this instance's threads take turns (a lock per stripe of users):
+# left to race, a burst of them all read one profile and retry each other's check-and-set,
+# each try a profile update in Python, and the unlucky ones run out of tries. Taking turns,
+# instances contend with one writer each. A turn is waited for at most TURN_WAIT_CALLS
+# socket timeouts, a bound that follows the operator's one deadline knob.
+USER_STRIPES = 256
+TURN_WAIT_CALLS = 5
 # Raw profiles that ``load`` read, kept for the ``record`` of the same event that follows
 # it; the oldest go first, so loads never followed by a record cannot pile up.
 LOADED_KEEP = 1024
@@ -83,6 +92,11 @@ end
 redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return {'stored'}
 """
+
+
+def _stripe(tenant: str, user_key: str) -> int:
+    """The user's stripe of turns: the same in every process and run (unlike ``hash``)."""
+    return zlib.crc32(f"{tenant}\0{user_key}".encode()) % USER_STRIPES
 
 
 def _part(value: object) -> str:
@@ -279,6 +293,7 @@ class RedisStore:
         # in a thread pool, hence the lock.
         self._loaded: dict[tuple[str, str, str], tuple[str | None]] = {}
         self._loaded_lock = threading.Lock()
+        self._turns = [threading.Lock() for _ in range(USER_STRIPES)]
 
     def _key(self, tenant: str, kind: str, name: object, *rest: object) -> str:
         """``prefix:{t:tenant:kind:name}:rest...``; the braces are the Cluster hash tag."""
@@ -328,6 +343,20 @@ class RedisStore:
             # from None: the chained original would print its text unmasked.
             raise StoreError(f"redis store {self._where}: {action} failed: {message}") from None
 
+    @contextmanager
+    def _turn(self, action: str, tenant: str, user_key: str) -> Iterator[None]:
+        """Wait for this instance's other writes of the user to finish (bounded)."""
+        turn = self._turns[_stripe(tenant, user_key)]
+        wait_s = TURN_WAIT_CALLS * self.timeout_s
+        if not turn.acquire(timeout=wait_s):
+            raise StoreContended(f"redis store {self._where}: {action} waited {wait_s:g} s "
+                                 "for this instance's other writes of the user: the user is "
+                                 "updated too often at once")
+        try:
+            yield
+        finally:
+            turn.release()
+
     def _transact(
         self,
         action: str,
@@ -351,8 +380,8 @@ class RedisStore:
                 except redis.WatchError:
                     # Jitter: contenders that collided once should not collide again.
                     time.sleep(random.uniform(0.0, 0.005))
-        raise StoreError(f"redis store {self._where}: {action} gave up after {WATCH_TRIES} "
-                         "tries: the user is updated too often at once")
+        raise StoreContended(f"redis store {self._where}: {action} gave up after "
+                             f"{WATCH_TRIES} tries: the user is updated too often at once")
 
     def _read_decision(
         self, action: str, tenant: str, event_id: str, owner: str
@@ -444,26 +473,31 @@ class RedisStore:
                     return stored
             elif raw_decision is not None:
                 return self._recorded(raw_decision, index, decision, set_index=owner is None)
-        for _ in range(WATCH_TRIES):
-            profile = ""
-            if update is not None:
-                current = _profile(raw_profile, tenant, user_key) or UserProfile()
-                profile = _dump_profile(update(current), raw_profile, decision.ts)
-            with self._errors("record"):
-                verdict, *value = self._record(
-                    keys=keys,
-                    args=[_digest(raw_profile), body, self._retention,
-                          int(update is not None), profile],
-                )
-            if verdict == "stored":
-                self._count(event_id, attempt, index)
-                return decision
-            if verdict == "recorded":  # by another client, with this event id and user
-                return self._recorded(value[0], index, decision, set_index=True)
-            # "changed": another client updated the profile since it was read.
-            raw_profile = value[0] if value else None
-        raise StoreError(f"redis store {self._where}: record gave up after {WATCH_TRIES} "
-                         "tries: the user is updated too often at once")
+        with self._turn("record", tenant, user_key):
+            for _ in range(WATCH_TRIES):
+                profile = ""
+                if update is not None:
+                    current = _profile(raw_profile, tenant, user_key) or UserProfile()
+                    profile = _dump_profile(update(current), raw_profile, decision.ts)
+                with self._errors("record"):
+                    verdict, *value = self._record(
+                        keys=keys,
+                        args=[_digest(raw_profile), body, self._retention,
+                              int(update is not None), profile],
+                    )
+                if verdict == "stored":
+                    break
+                if verdict == "recorded":  # by another client, with this event id and user
+                    return self._recorded(value[0], index, decision, set_index=True)
+                # "changed": another client updated the profile since it was read.
+                raw_profile = value[0] if value else None
+            else:
+                raise StoreContended(f"redis store {self._where}: record gave up after "
+                                     f"{WATCH_TRIES} tries: the user is updated too often "
+                                     "at once")
+        # The shared windows are not the user's: counting them needs no turn.
+        self._count(event_id, attempt, index)
+        return decision
 
     def _recorded(
         self, raw: str, index: str, decision: StoredDecision, *, set_index: bool
@@ -543,7 +577,8 @@ class RedisStore:
                 writes.append((keys[0], profile, self._retention))
             return (FeedbackOutcome.APPLIED, before), writes
 
-        return self._transact("apply_feedback", keys, step)
+        with self._turn("apply_feedback", tenant, owner):
+            return self._transact("apply_feedback", keys, step)
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._errors("get_decision"):

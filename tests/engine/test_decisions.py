@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from datetime import timedelta
 from pathlib import Path
@@ -115,12 +117,18 @@ class _DeadStore:
 
 class TestFailover:
     @pytest.mark.parametrize("failover", [Action.CHALLENGE, Action.DENY])
-    def test_a_dead_store_gives_the_configured_failover(self, make_engine, failover):
-        body = score(make_engine(store=_DeadStore(), failover=failover),
-                     **{**HOME, "timestamp": at(T0)})
+    def test_a_dead_store_gives_the_configured_failover(self, make_engine, failover, caplog):
+        with caplog.at_level(logging.WARNING, logger="riskengine.decision"):
+            body = score(make_engine(store=_DeadStore(), failover=failover),
+                         **{**HOME, "timestamp": at(T0)})
         assert body["decision"] == failover.value
         assert body["failover"] is True
         assert body["reasons"][0]["code"] == "store_unavailable"
+        # The operator's log says why: a timeout, a refused connection, a contended user.
+        [line] = [json.loads(r.getMessage()) for r in caplog.records
+                  if "store_error" in r.getMessage()]
+        assert line == {"event": "store_error", "error": "StoreError",
+                        "cause": "connection refused"}
 
     def test_allow_is_never_a_failover(self, make_engine):
         with pytest.raises(ValueError):

@@ -192,6 +192,7 @@ def test_drain_stops_at_the_first_failure_and_keeps_the_rest_in_order(outbox: Ou
     result = outbox.drain(apply)
 
     assert result == DrainResult(applied=2, failed=1, left=3)
+    assert isinstance(result.error, ConnectionError)  # what stopped it, for the caller to judge
     assert apply.seen == ["e1", "e2", "e3"]  # nothing after the failure was tried
     items = outbox.pending()
     assert keys(items) == ["e3", "e4", "e5"]
