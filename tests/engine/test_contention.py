@@ -4,78 +4,84 @@ account, its attempts counted later, and the breaker kept shut for everyone else
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
+from features.profile import UserProfile
 from riskengine.breaker import BreakerState, CircuitBreaker
 from riskengine.metrics import ServiceMetrics
 from riskengine.outbox import Outbox
-from riskengine.stores import SqliteStore, StoreContended
+from riskengine.stores import Attempt, RedisStore, StoredDecision
+from riskengine.stores import redis as redis_store
 from riskengine.wire import ScoreRequest
 from tests.engine.conftest import HOME, T0, at
+from tests.stores.test_contract import REDIS_URL, empty_redis
 
 VICTIM = "+8613800138000"
 OTHER = "+8613900139000"
 
 
-class Contended:
-    """A store whose writes of one user are refused as contended while ``busy``."""
-
-    embedded = True
-
-    def __init__(self, inner: SqliteStore, user_key: str) -> None:
-        self.inner, self.user_key, self.busy = inner, user_key, True
-
-    def record(self, decision: Any, attempt: Any, update: Any) -> Any:
-        if self.busy and decision.user_key == self.user_key:
-            raise StoreContended("record gave up after 50 tries: the user is updated too "
-                                 "often at once")
-        return self.inner.record(decision, attempt, update)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def test_one_accounts_burst_fails_over_that_account_only(make_engine, tmp_path: Path,
-                                                         caplog) -> None:
+                                                         caplog, monkeypatch) -> None:
+    monkeypatch.setattr(redis_store, "TURN_WAIT_CALLS", 1)  # a turn is waited for 0.1 s
     victim_key = make_engine().user_keys("default", VICTIM)[0]
-    store = Contended(SqliteStore(tmp_path / "shared.db"), victim_key)
-    breaker = CircuitBreaker(failure_threshold=5, reset_after_s=60.0)
-    outbox = Outbox(tmp_path / "outbox.db")
-    engine = make_engine(store=store, breaker=breaker, outbox=outbox)
-    metrics = ServiceMetrics()
+    inside, leave = threading.Event(), threading.Event()
 
-    with caplog.at_level(logging.WARNING, logger="riskengine.decision"):
-        for i in range(10):  # twice the breaker's threshold, all failed password attempts
-            scored = engine.score(ScoreRequest(**{
-                **HOME, "event_id": f"burst-{i}", "auth_result": "failure",
-                "timestamp": at(T0 + timedelta(seconds=i))}))
-            metrics.record(scored, tenant="default")
-            assert scored.body["failover"] is True
-            assert [r["code"] for r in scored.body["reasons"]] == ["user_contended"]
-    assert breaker.state is BreakerState.CLOSED
-    assert sum("store_contended" in r.getMessage() for r in caplog.records) == 10
+    def holding(profile: UserProfile) -> UserProfile:
+        inside.set()  # this write has the victim's turn, and keeps it until told
+        leave.wait(30)
+        return profile
 
-    # Everyone else is scored as usual meanwhile.
-    other = engine.score(ScoreRequest(**{**HOME, "user_id": OTHER, "phone": OTHER,
-                                         "timestamp": at(T0 + timedelta(minutes=1))}))
-    assert other.body["failover"] is False and other.body["decision"] == "allow"
+    with empty_redis(), ThreadPoolExecutor(max_workers=1) as pool:
+        store = RedisStore(REDIS_URL, timeout_s=0.1)
+        breaker = CircuitBreaker(failure_threshold=5, reset_after_s=60.0)
+        outbox = Outbox(tmp_path / "outbox.db")
+        engine = make_engine(store=store, breaker=breaker, outbox=outbox)
+        metrics = ServiceMetrics()
+        before = T0.timestamp() - 60
+        holder = pool.submit(
+            store.record,
+            StoredDecision(event_id="holder", tenant="default", user_key=victim_key,
+                           ts=before, decision={}, features={}),
+            Attempt(tenant="default", user_key=victim_key, ip_key="ip", asn=None,
+                    device_key=None, ts=before, failed=False),
+            holding)
+        assert inside.wait(10)
 
-    # The metrics tell a contended account from a failing store.
-    text = metrics.exposition()[0].decode()
-    assert 'riskengine_failovers_total{reason="user_contended"} 10.0' in text
-    assert "riskengine_store_errors_total 0.0" in text
+        with caplog.at_level(logging.WARNING, logger="riskengine.decision"):
+            for i in range(10):  # twice the breaker's threshold, all failed passwords
+                scored = engine.score(ScoreRequest(**{
+                    **HOME, "event_id": f"burst-{i}", "auth_result": "failure",
+                    "timestamp": at(T0 + timedelta(seconds=i))}))
+                metrics.record(scored, tenant="default")
+                assert scored.body["failover"] is True
+                assert [r["code"] for r in scored.body["reasons"]] == ["user_contended"]
+        assert breaker.state is BreakerState.CLOSED
+        assert sum("store_contended" in r.getMessage() for r in caplog.records) == 10
 
-    # A replay refused for the same burst does not open the breaker either ...
-    assert len(outbox) == 10
-    for _ in range(6):
-        assert engine.drain_outbox() == 0
-    assert breaker.state is BreakerState.CLOSED and len(outbox) == 10
+        # Everyone else is scored as usual meanwhile.
+        other = engine.score(ScoreRequest(**{**HOME, "user_id": OTHER, "phone": OTHER,
+                                             "timestamp": at(T0 + timedelta(minutes=1))}))
+        assert other.body["failover"] is False and other.body["decision"] == "allow"
 
-    # ... and once the burst has passed, its attempts count: every failure, once.
-    store.busy = False
-    assert engine.drain_outbox() == 10
-    profile = store.get_profile("default", victim_key)
-    assert profile is not None and len(profile.failures) == 10
-    outbox.close()
+        # The metrics tell a contended account from a failing store.
+        text = metrics.exposition()[0].decode()
+        assert 'riskengine_failovers_total{reason="user_contended"} 10.0' in text
+        assert "riskengine_store_errors_total 0.0" in text
+
+        # A replay refused for the same burst does not open the breaker either ...
+        assert len(outbox) == 10
+        for _ in range(6):
+            assert engine.drain_outbox() == 0
+        assert breaker.state is BreakerState.CLOSED and len(outbox) == 10
+
+        # ... and once the burst has passed, its attempts count: every failure, once.
+        leave.set()
+        holder.result(timeout=10)
+        assert engine.drain_outbox() == 10
+        profile = store.get_profile("default", victim_key)
+        assert profile is not None and len(profile.failures) == 10
+        outbox.close()
+        store.close()

@@ -261,8 +261,11 @@ def test_one_instances_burst_on_one_user_takes_turns_instead_of_racing(store: Re
     assert max(Counter(updates).values()) <= 2
 
 
-def test_a_write_waits_for_its_turn_only_so_long(client: redis.Redis) -> None:
-    store = RedisStore(REDIS_URL, timeout_s=0.02)  # a turn is waited for 0.1 s at most
+def test_a_write_waits_for_its_turn_only_so_long(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "TURN_WAIT_CALLS", 1)
+    store = RedisStore(REDIS_URL, timeout_s=0.1)  # a turn is waited for 0.1 s at most
     inside, leave = threading.Event(), threading.Event()
 
     def holding(profile: UserProfile) -> UserProfile:
