@@ -171,6 +171,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
         (0.0, 50.0),
     ),
     FeatureSpec(
+        "ip_failures_per_user_10m",
+        "float",
+        "ip_failures_10m / ip_users_10m: about one or more for a bot trying stolen "
+        "credentials, a small fraction behind a busy carrier NAT where people mistype.",
+    ),
+    FeatureSpec(
         "asn_users_10m",
         "int",
         "Distinct accounts tried from this ASN in 10 minutes, this one included, among the "

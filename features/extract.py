@@ -263,6 +263,8 @@ def extract(
         / (velocity.tenant_attempts_10m + 1),
         "ip_users_10m": velocity.ip_users_10m + 1,
         "ip_failures_10m": velocity.ip_failures_10m + int(failed),
+        "ip_failures_per_user_10m": (velocity.ip_failures_10m + int(failed))
+        / (velocity.ip_users_10m + 1),
         "asn_users_10m": velocity.asn_users_10m + 1 if ip.asn is not None else None,
         "asn_failures_10m": (
             velocity.asn_failures_10m + int(failed) if ip.asn is not None else None

@@ -26,7 +26,8 @@ IP_WINDOW_S = 600.0
 # count is never more than the truth, so the rules' messages stay true. On a network busier
 # than this in ten minutes the ASN rule reads "50 of its latest 200 attempts failed", a
 # quarter of its recent traffic, which typing errors alone do not reach; the IP rule's 10
-# failures are 5 % of 200, which a busy carrier-NAT address can reach that way (README).
+# failures are 5 % of 200, which a busy carrier-NAT address can reach that way, so that rule
+# also asks for a failure per two accounts (ip_failures_per_user_10m).
 WINDOW_SCAN_MAX = 200
 # Decisions are kept this long by default, so that labels arriving late still find them.
 DECISION_RETENTION_S = 30 * 86_400.0

@@ -80,6 +80,23 @@ class TestVelocity:
         assert last["decision"] == "challenge" and last["challenge"] == "captcha"
         assert "ip_credential_stuffing" in {r["code"] for r in last["reasons"]}
 
+    def test_a_busy_carrier_nat_address_is_not_credential_stuffing(self, make_engine):
+        # 190 customers behind one carrier-NAT address within ten minutes, one in fifteen
+        # mistyping the password: many accounts and a dozen failures, but far fewer failures
+        # than accounts.
+        engine = make_engine()
+        bodies = [
+            score(engine, user_id=f"+86139{i:08d}", ip="112.96.1.7",
+                  network={"type": "cellular"},
+                  auth_result="failure" if i % 15 == 14 else "success",
+                  timestamp=at(T0 + timedelta(seconds=3 * i)))
+            for i in range(190)
+        ]
+        assert sum(i % 15 == 14 for i in range(190)) == 12
+        fired = [i for i, b in enumerate(bodies)
+                 if "ip_credential_stuffing" in {r["code"] for r in b["reasons"]}]
+        assert fired == []
+
     def test_brute_force_on_one_account(self, make_engine):
         engine = make_engine()
         last = home_history(engine, 5)
