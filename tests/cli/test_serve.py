@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from riskengine.settings import Settings
+from tests.servers import free_port, riskengine, wait_until_up
 
 README_EXAMPLE = {
     "user_id": "+8613800138000",
@@ -26,17 +23,9 @@ README_EXAMPLE = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
-    return subprocess.Popen([sys.executable, "-m", "riskengine.cli", *args],
-                            env={**clean, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return riskengine(*args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                      text=True)
 
 
 def _get(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:
@@ -57,7 +46,7 @@ def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
     made = _cli("keys", "create", "--name", "ci", "--scope", "score", "--file", str(keys))
     key = made.communicate(timeout=60)[0].strip().splitlines()[-1]
     assert made.returncode == 0 and key.startswith("rk_")
-    port = _free_port()
+    port = free_port()
     proc = _cli("serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
                 env={"RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef",
                      "RISKENGINE_MODEL_SIGNING_KEY": "ci-signing-key-0123456789",
@@ -65,15 +54,8 @@ def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
                      "RISKENGINE_API_KEYS": str(keys)})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, ready = _get(f"{base}/readyz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                assert time.monotonic() < deadline, "server did not come up in 60 s"
-                time.sleep(0.2)
+        wait_until_up(base, proc)
+        status, ready = _get(f"{base}/readyz")
         assert status == 200 and ready["status"] == "ready"
         status, body = _get(f"{base}/v1/score", README_EXAMPLE)
         assert status == 401
@@ -106,7 +88,7 @@ def test_serve_refuses_an_invalid_ruleset(tmp_path: Path) -> None:
 
 
 def test_production_refuses_to_start_without_a_key() -> None:
-    proc = _cli("serve", "--port", str(_free_port()))
+    proc = _cli("serve", "--port", str(free_port()))
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 2
     assert "RISKENGINE_PSEUDONYM_KEY" in out

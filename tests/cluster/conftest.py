@@ -4,11 +4,9 @@ can be stopped and started), a learner, and two scoring servers."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 
 from riskengine.auth import KeyStore
+from tests.servers import free_port, riskengine, wait_until_up
 
 KEYS = {"RISKENGINE_PSEUDONYM_KEY": "cluster-test-key-0123456789",
         "RISKENGINE_MODEL_SIGNING_KEY": "cluster-signing-key-0123456789"}
@@ -36,12 +35,6 @@ rules:
     when: {feature: ip_is_tor, op: is_true}
     score: 0.1
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -113,25 +106,23 @@ class Cluster:
     store_timeout_s: float = 0.05  # the product's default
 
     def env(self, name: str) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
-        return {**base, **KEYS, "RISKENGINE_MODEL_DIR": str(self.tmp / name),
+        return {**KEYS, "RISKENGINE_MODEL_DIR": str(self.tmp / name),
                 "RISKENGINE_API_KEYS": str(self.tmp / "keys.json"),
                 "RISKENGINE_OUTBOX": str(self.tmp / f"{name}-outbox.db"),
                 "RISKENGINE_STORE_TIMEOUT_S": str(self.store_timeout_s)}
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "riskengine.cli", *args],
-                                env=self.env(name), stdout=log, stderr=subprocess.STDOUT)
+        proc = riskengine(*args, env=self.env(name), stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
 
     def start_server(self, name: str, rules: Path) -> str:
         port = free_port()
-        self.spawn(name, "serve", "--port", str(port), "--store", self.redis.url,
-                   "--rules", str(rules))
+        proc = self.spawn(name, "serve", "--port", str(port), "--store", self.redis.url,
+                          "--rules", str(rules))
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: call(f"{base}/healthz")[0] == 200, f"server {name}")
+        wait_until_up(base, proc)
         self.servers.append(base)
         return base
 

@@ -4,11 +4,8 @@ the model folder, made active, and then used by a running service without a rest
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +24,7 @@ from riskengine.cli import main
 from riskengine.promote import promote
 from riskengine.simulate import Simulator
 from tests.notebooks.runner import import_analysis
+from tests.servers import free_port, riskengine, wait_until_up
 
 KEY = b"promote-test-signing-key-0123456789"
 SIGNING_KEY = "ci-signing-key-0123456789"
@@ -167,17 +165,9 @@ def test_the_cli_promotes_and_lists(artifact: Path, tmp_path: Path, monkeypatch,
 # -- a running service swaps the promoted model in ------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
-    return subprocess.Popen([sys.executable, "-m", "riskengine.cli", *args],
-                            env={**clean, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return riskengine(*args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                      text=True)
 
 
 def _post(url: str, body: dict[str, Any] | None, key: str | None = None) -> tuple[int, dict]:
@@ -212,21 +202,13 @@ def test_a_running_service_swaps_in_the_promoted_model(
            "RISKENGINE_MODEL_DIR": str(folder),
            "RISKENGINE_API_KEYS": str(tmp_path / "keys.json"),
            "RISKENGINE_SNAPSHOT_INTERVAL_S": "0.5"}
-    port = _free_port()
+    port = free_port()
     server = _cli("serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
                   env=env)
     base = f"http://127.0.0.1:{port}"
     promoted = persistence.load(trained)[1]["model_version"]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, _ = _post(f"{base}/readyz", None)
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                assert time.monotonic() < deadline, "the service did not come up in 60 s"
-                time.sleep(0.2)
+        wait_until_up(base, server)
         status, body = _post(f"{base}/v1/score", _login(0), key)
         assert status == 200 and body["model_version"].startswith("hst-default-")
         # That first login taught the shipped model; let the service snapshot it first, so

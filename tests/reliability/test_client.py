@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from riskengine.client import RiskClient, RiskServiceError
+from tests.servers import free_port
 
 LOGIN = {"user_id": "+8613800138000", "ip": "123.120.5.9"}
 
@@ -59,12 +59,6 @@ def service() -> Iterator[tuple[Behaviour, str]]:
     server.shutdown()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_answer_is_passed_through_with_connections_reused(service) -> None:
     behaviour, url = service
     with RiskClient(url) as client:
@@ -86,7 +80,7 @@ def test_a_slow_service_gives_the_failover_within_the_deadline(service) -> None:
 
 
 def test_a_stopped_service_gives_the_failover(service) -> None:
-    with RiskClient(f"http://127.0.0.1:{_closed_port()}", deadline_s=0.25) as client:
+    with RiskClient(f"http://127.0.0.1:{free_port()}", deadline_s=0.25) as client:
         result = client.score(LOGIN)
     assert result.failover and result.decision == "challenge" and result.cause == "connect"
 
@@ -111,12 +105,12 @@ def test_a_retry_that_succeeds_is_the_answer(service) -> None:
 
 @pytest.mark.parametrize("failover", ["allow", "deny"])
 def test_the_failover_decision_is_configurable(failover) -> None:
-    with RiskClient(f"http://127.0.0.1:{_closed_port()}", failover=failover) as client:
+    with RiskClient(f"http://127.0.0.1:{free_port()}", failover=failover) as client:
         assert client.score(LOGIN).decision == failover
 
 
 def test_raise_instead_of_a_decision() -> None:
-    client = RiskClient(f"http://127.0.0.1:{_closed_port()}", failover="raise")
+    client = RiskClient(f"http://127.0.0.1:{free_port()}", failover="raise")
     with pytest.raises(RiskServiceError, match="connect"):
         client.score(LOGIN)
     client.close()

@@ -4,22 +4,14 @@ every update that was answered 200 is in it."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import serve
 
 
 def _post(url: str, body: dict) -> int:
@@ -34,22 +26,9 @@ def _post(url: str, body: dict) -> int:
 
 def test_sigkill_during_writes_loses_no_answered_update(tmp_path: Path) -> None:
     db = tmp_path / "crash.db"
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
-    env.update({"RISKENGINE_ENV": "development", "RISKENGINE_AUTH": "open",
-                "RISKENGINE_MODEL_DIR": str(tmp_path / "m")})
-    proc = subprocess.Popen([sys.executable, "-m", "riskengine.cli", "serve", "--port",
-                             str(port), "--store", f"sqlite:{db}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    proc, base = serve("--store", f"sqlite:{db}", env={
+        "RISKENGINE_ENV": "development", "RISKENGINE_AUTH": "open",
+        "RISKENGINE_MODEL_DIR": str(tmp_path / "m")})
 
     answered: list[str] = []
 

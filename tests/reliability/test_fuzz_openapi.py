@@ -3,12 +3,6 @@ against a real server: never a 5xx, and every answer matches its documented sche
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -19,34 +13,16 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from riskengine.auth import KeyStore
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import serve
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
     _, key = KeyStore(tmp / "keys.json").create("fuzz", ["admin"])
-    env.update({"RISKENGINE_ENV": "development", "RISKENGINE_API_KEYS": str(tmp / "keys.json"),
-                "RISKENGINE_MODEL_DIR": str(tmp / "m")})
-    proc = subprocess.Popen([sys.executable, "-m", "riskengine.cli", "serve", "--port",
-                             str(port), "--store", f"sqlite:{tmp / 'r.db'}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    proc, base = serve("--store", f"sqlite:{tmp / 'r.db'}", env={
+        "RISKENGINE_ENV": "development", "RISKENGINE_API_KEYS": str(tmp / "keys.json"),
+        "RISKENGINE_MODEL_DIR": str(tmp / "m")})
     yield schemathesis.openapi.from_url(f"{base}/openapi.json"), key
     proc.terminate()
     proc.wait(timeout=15)

@@ -4,7 +4,6 @@ slow, failing, trickling, or answering garbage. And a port where nothing listens
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
 from riskengine.settings import Settings
+from tests.servers import free_port
 
 
 @dataclass
@@ -103,10 +103,7 @@ def service() -> Iterator[Service]:
 @pytest.fixture
 def down_url() -> str:
     """An address where nothing listens: connections are refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1/phone-risk"
+    return f"http://127.0.0.1:{free_port()}/v1/phone-risk"
 
 
 def make_client(tmp_path: Path, **settings: Any) -> TestClient:

@@ -4,19 +4,16 @@ and the exported ruleset is valid. A screenshot is kept in test-artifacts/."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from riskengine.auth import KeyStore
 from riskengine.rules import parse_ruleset
+from tests.servers import clean_env, serve
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,17 +22,11 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("ui")
     events = tmp / "events.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
+    env = clean_env()
     cli = [sys.executable, "-m", "riskengine.cli"]
     subprocess.run([*cli, "simulate", "--users", "120", "--days", "25", "--seed", "4",
                     "--out", str(events)], check=True, env=env, capture_output=True)
@@ -44,21 +35,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                     "--json", str(report)], check=True, env=env, capture_output=True,
                    cwd=Path(__file__).parents[2])
     _, key = KeyStore(tmp / "keys.json").create("ui-test", ["admin"])
-    port = _port()
-    proc = subprocess.Popen(
-        [*cli, "serve", "--port", str(port), "--store", f"sqlite:{tmp / 'r.db'}"],
-        env={**env, "RISKENGINE_ENV": "development", "RISKENGINE_API_KEYS": str(tmp / "keys.json"),
-             "RISKENGINE_BACKTEST_REPORT": str(report), "RISKENGINE_MODEL_DIR": str(tmp / "m")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+    proc, base = serve(
+        "--store", f"sqlite:{tmp / 'r.db'}",
+        env={"RISKENGINE_ENV": "development", "RISKENGINE_API_KEYS": str(tmp / "keys.json"),
+             "RISKENGINE_BACKTEST_REPORT": str(report), "RISKENGINE_MODEL_DIR": str(tmp / "m")})
     yield base, key, json.loads(report.read_text())
     proc.terminate()
     proc.wait(timeout=15)

@@ -1,0 +1,68 @@
+"""Real ``riskengine`` processes for the tests: a free port, the command line run with the
+environment's own RISKENGINE_ settings left out, and a wait until a server answers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (connections to it are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without its RISKENGINE_ settings, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
+    return {**base, **(extra or {})}
+
+
+def riskengine(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
+    """``python -m riskengine.cli *args`` in a clean environment plus ``env``."""
+    return subprocess.Popen([sys.executable, "-m", "riskengine.cli", *args],
+                            env=clean_env(env), **popen)
+
+
+def wait_until_up(base: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """Return once ``base``/healthz answers; fail with the server's output if it exits
+    first, or if it does not answer within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, if not with 200
+        except OSError:
+            if proc.poll() is not None:
+                output = proc.stdout.read() if proc.stdout else ""
+                raise AssertionError(f"the server exited ({proc.returncode}): {output}") from None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not come up in {timeout_s:g} s") from None
+            time.sleep(0.2)
+
+
+def serve(*args: str, env: dict[str, str] | None = None, **popen: Any
+          ) -> tuple[subprocess.Popen, str]:
+    """``riskengine serve`` on a free port with ``args``, once it answers: the process and
+    its base URL. Its output goes nowhere unless ``popen`` says otherwise."""
+    port = free_port()
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    proc = riskengine("serve", "--port", str(port), *args, env=env, **popen)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, proc)
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
+    return proc, base
