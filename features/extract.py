@@ -202,6 +202,8 @@ def extract(
             distance = haversine_km(p.last_lat, p.last_lon, ip.latitude or 0.0, ip.longitude or 0.0)
             speed = max(0.0, distance - GEO_TOLERANCE_KM) / max(hours_since, MIN_TRAVEL_HOURS)
 
+    # This attempt counts in its own IP window.
+    ip_users, ip_failures = velocity.ip_users_10m + 1, velocity.ip_failures_10m + int(failed)
     values: dict[str, Value] = {
         "auth_failed": failed,
         "event_type": event.event_type.value,
@@ -261,10 +263,9 @@ def extract(
         "tenant_failures_10m": velocity.tenant_failures_10m + int(failed),
         "tenant_failure_ratio_10m": (velocity.tenant_failures_10m + int(failed))
         / (velocity.tenant_attempts_10m + 1),
-        "ip_users_10m": velocity.ip_users_10m + 1,
-        "ip_failures_10m": velocity.ip_failures_10m + int(failed),
-        "ip_failures_per_user_10m": (velocity.ip_failures_10m + int(failed))
-        / (velocity.ip_users_10m + 1),
+        "ip_users_10m": ip_users,
+        "ip_failures_10m": ip_failures,
+        "ip_failures_per_user_10m": ip_failures / ip_users,
         "asn_users_10m": velocity.asn_users_10m + 1 if ip.asn is not None else None,
         "asn_failures_10m": (
             velocity.asn_failures_10m + int(failed) if ip.asn is not None else None

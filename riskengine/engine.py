@@ -263,26 +263,21 @@ class Engine:
             return scored
         try:
             scored = self._score(event, ip, started)
-            if self.breaker is not None:
-                self.breaker.success()
-        except StoreContended as exc:
-            # The store answered: one account's burst must not open the breaker for all.
-            if self.breaker is not None:
-                self.breaker.success()
-            log.warning(json.dumps({"event": "store_contended", "cause": str(exc)}))
-            scored = self._failover(event, started, FailoverReason.USER_CONTENDED,
-                                    "Too many logins of this account at once; failover "
-                                    "decision")
-            self._queue_attempt(event, ip, scored)  # counted once the burst has passed
+            self._tell_breaker(None)
         except StoreError as exc:
-            if self.breaker is not None:
-                self.breaker.failure()
+            self._tell_breaker(exc)
+            contended = isinstance(exc, StoreContended)
             # The store's messages name no identifier (its keys are hashed, passwords masked).
-            log.warning(json.dumps({"event": "store_error", "error": type(exc).__name__,
-                                    "cause": str(exc)}))
-            scored = self._failover(event, started, FailoverReason.STORE_UNAVAILABLE,
-                                    "The profile store did not answer; failover decision")
-            self._queue_attempt(event, ip, scored)
+            log.warning(json.dumps({"event": "store_contended" if contended else "store_error",
+                                    "error": type(exc).__name__, "cause": str(exc)}))
+            if contended:
+                scored = self._failover(event, started, FailoverReason.USER_CONTENDED,
+                                        "Too many logins of this account at once; failover "
+                                        "decision")
+            else:
+                scored = self._failover(event, started, FailoverReason.STORE_UNAVAILABLE,
+                                        "The profile store did not answer; failover decision")
+            self._queue_attempt(event, ip, scored)  # counted once the store takes it
         except RuleFault as exc:
             log.error(json.dumps({"event": "rule_error", "event_id": event.event_id,
                                   "error": str(exc)}))
@@ -345,11 +340,18 @@ class Engine:
                 self.lessons.publish(data)
 
         result = self.outbox.drain(apply, limit=limit)
-        if self.breaker is not None:
-            # A replay refused for its user's burst still had the store answer.
-            failing = result.failed and not isinstance(result.error, StoreContended)
-            (self.breaker.failure if failing else self.breaker.success)()
+        self._tell_breaker(result.error)
         return result.applied
+
+    def _tell_breaker(self, error: Exception | None) -> None:
+        """Report a store call's outcome. A contended user is the store answering: one
+        account's burst must not open the breaker for everyone."""
+        if self.breaker is None:
+            return
+        if error is None or isinstance(error, StoreContended):
+            self.breaker.success()
+        else:
+            self.breaker.failure()
 
     def _score(self, event: LoginEvent, ip: IpInfo, started: float) -> Scored:
         loaded = self.store.load(

@@ -32,6 +32,12 @@ def riskengine(*args: str, env: dict[str, str] | None = None, **popen: Any) -> s
                             env=clean_env(env), **popen)
 
 
+def riskengine_piped(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``riskengine`` with its output (stdout and stderr, as text) to read back."""
+    return riskengine(*args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                      text=True)
+
+
 def wait_until_up(base: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
     """Return once ``base``/healthz answers; fail with the server's output if it exits
     first, or if it does not answer within ``timeout_s``."""

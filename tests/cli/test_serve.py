@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from riskengine.settings import Settings
-from tests.servers import free_port, riskengine, wait_until_up
+from tests.servers import free_port, riskengine_piped, wait_until_up
 
 README_EXAMPLE = {
     "user_id": "+8613800138000",
@@ -21,11 +20,6 @@ README_EXAMPLE = {
     "network": {"type": "wifi", "ssid": "Zhang-Home"},
     "phone": "+8613800138000",
 }
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return riskengine(*args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                      text=True)
 
 
 def _get(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:
@@ -43,15 +37,17 @@ def _get(url: str, body: dict | None = None, key: str | None = None) -> tuple[in
 
 def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
-    made = _cli("keys", "create", "--name", "ci", "--scope", "score", "--file", str(keys))
+    made = riskengine_piped("keys", "create", "--name", "ci", "--scope", "score", "--file",
+                            str(keys))
     key = made.communicate(timeout=60)[0].strip().splitlines()[-1]
     assert made.returncode == 0 and key.startswith("rk_")
     port = free_port()
-    proc = _cli("serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
-                env={"RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef",
-                     "RISKENGINE_MODEL_SIGNING_KEY": "ci-signing-key-0123456789",
-                     "RISKENGINE_MODEL_DIR": str(tmp_path / "snapshots"),
-                     "RISKENGINE_API_KEYS": str(keys)})
+    proc = riskengine_piped(
+        "serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
+        env={"RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef",
+             "RISKENGINE_MODEL_SIGNING_KEY": "ci-signing-key-0123456789",
+             "RISKENGINE_MODEL_DIR": str(tmp_path / "snapshots"),
+             "RISKENGINE_API_KEYS": str(keys)})
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, proc)
@@ -81,14 +77,14 @@ def test_serve_refuses_an_invalid_ruleset(tmp_path: Path) -> None:
     bad.write_text("version: x\nthresholds: {challenge: 0.5, deny: 0.9}\nrules:\n"
                    "  - {id: broken_rule, name: B, description: B, score: 0.2,\n"
                    "     when: {feature: nope, op: is_true}}\n")
-    proc = _cli("serve", "--rules", str(bad), "--env", "development")
+    proc = riskengine_piped("serve", "--rules", str(bad), "--env", "development")
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 2
     assert "broken_rule" in out and "nope" in out
 
 
 def test_production_refuses_to_start_without_a_key() -> None:
-    proc = _cli("serve", "--port", str(free_port()))
+    proc = riskengine_piped("serve", "--port", str(free_port()))
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 2
     assert "RISKENGINE_PSEUDONYM_KEY" in out

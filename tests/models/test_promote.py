@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +23,7 @@ from riskengine.cli import main
 from riskengine.promote import promote
 from riskengine.simulate import Simulator
 from tests.notebooks.runner import import_analysis
-from tests.servers import free_port, riskengine, wait_until_up
+from tests.servers import free_port, riskengine_piped, wait_until_up
 
 KEY = b"promote-test-signing-key-0123456789"
 SIGNING_KEY = "ci-signing-key-0123456789"
@@ -165,11 +164,6 @@ def test_the_cli_promotes_and_lists(artifact: Path, tmp_path: Path, monkeypatch,
 # -- a running service swaps the promoted model in ------------------------------------------
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return riskengine(*args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                      text=True)
-
-
 def _post(url: str, body: dict[str, Any] | None, key: str | None = None) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"}
     if key:
@@ -203,8 +197,8 @@ def test_a_running_service_swaps_in_the_promoted_model(
            "RISKENGINE_API_KEYS": str(tmp_path / "keys.json"),
            "RISKENGINE_SNAPSHOT_INTERVAL_S": "0.5"}
     port = free_port()
-    server = _cli("serve", "--port", str(port), "--store", f"sqlite:{tmp_path / 'r.db'}",
-                  env=env)
+    server = riskengine_piped("serve", "--port", str(port), "--store",
+                              f"sqlite:{tmp_path / 'r.db'}", env=env)
     base = f"http://127.0.0.1:{port}"
     promoted = persistence.load(trained)[1]["model_version"]
     try:
@@ -218,7 +212,7 @@ def test_a_running_service_swaps_in_the_promoted_model(
             assert time.monotonic() < deadline, "the service never snapshotted its model"
             time.sleep(0.1)
 
-        cli = _cli("models", "promote", str(trained), "--dir", str(folder), env=env)
+        cli = riskengine_piped("models", "promote", str(trained), "--dir", str(folder), env=env)
         out = cli.communicate(timeout=60)[0]
         assert cli.returncode == 0, out
         assert active_version(folder) == promoted
