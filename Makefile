@@ -54,7 +54,7 @@ lint: install-dev
 
 ## Rebuild the shipped default model (deterministic).
 model: install
-	$(BIN)/python -m riskengine.train
+	$(BIN)/python -m riskengine.tools.train
 
 ## Hot-path benchmarks (bench/README.md, "Hot path"): in-process scoring per store, the HTTP
 ## endpoint against a bare FastAPI one (wrk, installed from Debian when missing), and the

@@ -29,7 +29,7 @@ EVENTS_PER_USER_DAY = 1.2
 
 def simulate(*, events: int, users: int = 2000, seed: int = 1) -> list[dict[str, Any]]:
     """At least ``events`` simulated wire bodies (labels removed), in time order."""
-    from riskengine.simulate import Simulator
+    from riskengine.tools.simulate import Simulator
 
     days = max(3, math.ceil(events / (users * EVENTS_PER_USER_DAY)) + 2)
     while True:
@@ -43,7 +43,7 @@ def simulate(*, events: int, users: int = 2000, seed: int = 1) -> list[dict[str,
 def settings(store: str, tmp: Path, **overrides: Any) -> Any:
     """The service's settings for a local benchmark: development keys, open API, no
     snapshots, and every file it may write kept in ``tmp``."""
-    from riskengine.settings import Settings
+    from riskengine.service.settings import Settings
 
     fields: dict[str, Any] = {
         "env": "development", "auth": "open", "store": store, "model_dir": None,
@@ -54,8 +54,8 @@ def settings(store: str, tmp: Path, **overrides: Any) -> Any:
 
 
 def build(store: str, tmp: Path) -> Any:
-    """An engine assembled exactly as ``riskengine.service.build_engine`` does."""
-    from riskengine.service import build_engine
+    """An engine assembled exactly as ``riskengine.service.build.build_engine`` does."""
+    from riskengine.service.build import build_engine
 
     return build_engine(settings(store, tmp))
 
@@ -161,9 +161,9 @@ CONSTANT_ANSWER: dict[str, Any] = {
 
 def riskengine_app() -> Any:
     """The scoring service as ``riskengine serve`` builds it: ``create_app(settings)``,
-    logging configured the same way (``riskengine.logsetup``), with the store and files the
+    logging configured the same way (``riskengine.adapters.logsetup``), with the store and files the
     benchmark names in ``BENCH_HTTP_STORE`` and ``BENCH_HTTP_TMP``."""
-    from riskengine import logsetup
+    from riskengine.adapters import logsetup
     from riskengine.api import create_app
 
     tmp = Path(os.environ["BENCH_HTTP_TMP"])
@@ -175,13 +175,13 @@ def riskengine_app() -> Any:
 
 def bare_app() -> Any:
     """The limit of the stack, the baseline of the ratio: an ``async`` route (as the scoring
-    route is) that parses the same body model (``riskengine.wire.ScoreRequest``) and answers
+    route is) that parses the same body model (``riskengine.core.wire.ScoreRequest``) and answers
     a constant, serialized once, in the same way (``orjson``, a plain ``Response``)."""
     import orjson
     from fastapi import FastAPI
     from fastapi.responses import Response
 
-    from riskengine.wire import ScoreRequest
+    from riskengine.core.wire import ScoreRequest
 
     app = FastAPI()
     constant = orjson.dumps(CONSTANT_ANSWER)
@@ -202,7 +202,7 @@ def bare_sync_app() -> Any:
     same body and answers a constant through the response model ``ScoreResponse``."""
     from fastapi import FastAPI
 
-    from riskengine.wire import ScoreRequest, ScoreResponse
+    from riskengine.core.wire import ScoreRequest, ScoreResponse
 
     app = FastAPI()
 

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from models.freeman import FreemanModel
-from riskengine.replay import Replayer
-from riskengine.service import build_engine
-from riskengine.settings import Settings
-from riskengine.simulate import Simulator
+from riskengine.service.build import build_engine
+from riskengine.service.settings import Settings
+from riskengine.tools.replay import Replayer
+from riskengine.tools.simulate import Simulator
 
 TARGETS = {  # scenario: minimum blocked share (issue #3)
     "credential_stuffing": 0.99,

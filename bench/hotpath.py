@@ -1,11 +1,11 @@
 """In-process hot path: simulated logins through ``Engine.score`` with a warm store.
 
 For each store (memory, SQLite, Redis) an engine is built as the service builds it
-(``riskengine.service.build_engine``, development settings, open API, no snapshots; then
+(``riskengine.service.build.build_engine``, development settings, open API, no snapshots; then
 ``gc.freeze()``, as ``riskengine serve`` does once it is built), warmed with the first
 ``--warmup`` simulated events (untimed: users get their history, the model its lessons),
 then fed the next ``--events`` events one at a time: wire dict ->
-``riskengine.wire.ScoreRequest`` -> ``Engine.score``. Prints events/s, per-event latency
+``riskengine.core.wire.ScoreRequest`` -> ``Engine.score``. Prints events/s, per-event latency
 percentiles and where the time goes, and writes everything as JSON.
 
 Where the time goes is measured from outside, by wrapping in this process only the names
@@ -22,7 +22,7 @@ the engine calls (nothing in the package is changed):
     features  features.extract.extract and features.profile.sighting as the engine imports them
     rules     Ruleset.evaluate and the allow / deny list lookup
     model     AnomalyModel.score_one / risk / learn_one and the learning gate
-    policy    riskengine.policy.decide and engine.to_wire
+    policy    riskengine.core.policy.decide and engine.to_wire
     other     the rest of Engine.score (bookkeeping, logging check, dataclasses)
 
 Each step's time is exclusive of the other steps it calls.
@@ -105,8 +105,8 @@ class Probe:
         self._undo.append(undo)
 
     def attach(self, engine: Any) -> None:
-        import riskengine.engine as engine_module
-        from riskengine import rules
+        import riskengine.service.scorer as engine_module
+        from riskengine.core import rules
 
         for name, step in (("extract", "features"), ("sighting", "features"),
                            ("decide", "policy"), ("to_wire", "policy")):
@@ -136,8 +136,8 @@ class Probe:
 
 def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
               breakdown: bool) -> dict[str, Any]:
-    from riskengine.service import settle_heap
-    from riskengine.wire import ScoreRequest
+    from riskengine.core.wire import ScoreRequest
+    from riskengine.service.build import settle_heap
 
     with tempfile.TemporaryDirectory(prefix="hotpath-") as folder:
         tmp = Path(folder)

@@ -8,7 +8,7 @@ httptools as installed, no access log), each from a factory in ``bench/_common.p
                  with its one line per decision)
     bare         the limit of the stack and the baseline of the ratio: an async route (as
                  the scoring route is) parsing the same body model
-                 (``riskengine.wire.ScoreRequest``) and answering a constant, serialized
+                 (``riskengine.core.wire.ScoreRequest``) and answering a constant, serialized
                  once with orjson, as the scoring route serializes its answer
     bare-sync    for comparison: a sync route (run in the thread pool), same body model,
                  answering a constant through the response model ``ScoreResponse``
@@ -126,7 +126,7 @@ def prepare(
 ) -> tuple[Path, list[tuple[bytes, bytes]]]:
     """Warm the SQLite store with ``warmup`` logins in process, and write the next ``bodies``
     logins as ``prefix<TAB>suffix`` lines around the event id."""
-    from riskengine.wire import ScoreRequest
+    from riskengine.core.wire import ScoreRequest
 
     events = c.simulate(events=warmup + bodies, seed=seed)
     c.note(f"warming the SQLite store with {warmup:,} logins ...")

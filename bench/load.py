@@ -130,7 +130,7 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
     env.update({"RISKENGINE_ENV": "development", "RISKENGINE_AUTH": "open",
                 "RISKENGINE_MODEL_DIR": str(tmp / "m"), "RISKENGINE_LOG_LEVEL": "WARNING"})
-    proc = subprocess.Popen([sys.executable, "-m", "riskengine.cli", "serve", "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "riskengine.tools.cli", "serve", "--port",
                              str(port), "--store", f"sqlite:{tmp / 'load.db'}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

@@ -54,7 +54,7 @@ def user_key(rng: random.Random) -> str:
 
 def sample(users: int, days: int, seed: int, tmp: Path) -> dict[str, Any]:
     """Profiles, load queries and decision sizes from simulated traffic through the engine."""
-    from riskengine.wire import ScoreRequest
+    from riskengine.core.wire import ScoreRequest
 
     events = c.simulate(events=int(users * days * c.EVENTS_PER_USER_DAY * 0.9), users=users,
                         seed=seed)
@@ -142,7 +142,7 @@ class SqliteFill:
     kind = "sqlite"
 
     def __init__(self, tmp: Path) -> None:
-        from riskengine.stores import SqliteStore
+        from riskengine.adapters.stores import SqliteStore
 
         self.path = tmp / "scale.db"
         SqliteStore(self.path).close()  # the store makes its schema
@@ -178,7 +178,7 @@ class RedisFill:
     def __init__(self, tmp: Path) -> None:
         import redis
 
-        from riskengine.stores import RedisStore
+        from riskengine.adapters.stores import RedisStore
 
         c.redis_clean()
         self.client = redis.Redis.from_url(c.REDIS_URL)

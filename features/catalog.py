@@ -188,7 +188,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "Failed attempts from this ASN in 10 minutes, this one included, among the "
         "window's latest attempts (the stores' WINDOW_SCAN_MAX).",
     ),
-    # -- the phone number and external signals: set by the engine from riskengine.signals
+    # -- the phone number and external signals: set by the engine from riskengine.adapters.signals
     # (the extractor leaves them None). None: not asked (no phone number in the event, or
     # no such provider configured). "unknown": asked, but the lookup failed, timed out,
     # was skipped by an open circuit breaker, or did not answer within the scoring budget.

@@ -270,8 +270,8 @@ def extract(
         "asn_failures_10m": (
             velocity.asn_failures_10m + int(failed) if ip.asn is not None else None
         ),
-        # The engine fills these in from riskengine.signals: they need the raw phone number,
-        # which never reaches the event, or lookups outside the process.
+        # The engine fills these in from riskengine.adapters.signals: they need the raw phone
+        # number, which never reaches the event, or lookups outside the process.
         **_NO_SIGNALS,
     }
     return FeatureVector(values)

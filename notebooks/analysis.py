@@ -2,8 +2,8 @@
 small steps of training, evaluating and publishing that the three notebooks repeat.
 
 Glue only. Every feature comes from the engine itself: logins from a file are replayed
-through the engine the service runs (``riskengine.service.build_engine`` and
-``riskengine.replay.Replayer``: the same extractor, IP databases, rules and feedback loop),
+through the engine the service runs (``riskengine.service.build.build_engine`` and
+``riskengine.tools.replay.Replayer``: the same extractor, IP databases, rules and feedback loop),
 and decisions read back from the service's SQLite store carry the features the service
 computed when it decided. Nothing here computes a feature.
 
@@ -38,11 +38,11 @@ from models import persistence
 from models.anomaly import AnomalyModel
 from models.freeman import ATTRIBUTES, FreemanModel, freeman_attributes
 from models.sklearn_models import DEPENDS_ON, ClassifierModel, IsolationForestModel
-from riskengine.engine import Engine, FailoverReason, Scored
-from riskengine.learning import verified_good
-from riskengine.replay import CHALLENGE_RATES, CUSTOMER, Replayer, Scores, read_jsonl
-from riskengine.rules import SHIPPED_RULES, Action, Outcome, Ruleset, load_ruleset
-from riskengine.rules import with_thresholds as with_thresholds  # 03-thresholds calls it from here
+from riskengine.service.scorer import Engine, FailoverReason, Scored
+from riskengine.core.learning import verified_good
+from riskengine.tools.replay import CHALLENGE_RATES, CUSTOMER, Replayer, Scores, read_jsonl
+from riskengine.core.rules import SHIPPED_RULES, Action, Outcome, Ruleset, load_ruleset
+from riskengine.core.rules import with_thresholds as with_thresholds  # 03-thresholds calls it from here
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sim-150u-30d-seed42.jsonl.gz"
@@ -90,7 +90,7 @@ def read_logins(source: str, path: str | Path, *, limit: int | None = None
     if source == "jsonl":
         lines: Iterable[dict[str, Any]] = read_jsonl(path)
     elif source == "rba":
-        from riskengine.datasets.rba import RbaReader
+        from riskengine.tools.datasets.rba import RbaReader
 
         lines = RbaReader(path, validate=False).read()  # the replay validates each line
     else:
@@ -105,8 +105,8 @@ def engine_for(*, rules: str | Path | None = None, model: str | Path | None = No
                store: str = "memory:?retention_s=172800") -> Engine:
     """A fresh engine as the service builds it (its IP data, rules, model), with an empty
     store of its own. ``rules``/``model`` None: the shipped ones."""
-    from riskengine.service import build_engine
-    from riskengine.settings import Settings
+    from riskengine.service.build import build_engine
+    from riskengine.service.settings import Settings
 
     settings = Settings(env="development", store=store, rules=rules, model=model,
                         model_dir=None, _env_file=None)  # type: ignore[call-arg]
@@ -335,7 +335,7 @@ def _fit_and_calibration(train: pd.DataFrame, share: float) -> tuple[pd.DataFram
 def fit_river(train: pd.DataFrame, *, seed: int = 42, calibration_share: float = 0.2,
               **hyper: Any) -> AnomalyModel:
     """The service's online model, taught as the engine teaches it: verified-good logins in
-    time order, calibrated (as ``riskengine.train``) on the scores the last fifth of its
+    time order, calibrated (as ``riskengine.tools.train``) on the scores the last fifth of its
     lessons had before it learned them."""
     model = AnomalyModel(seed=seed, **hyper)
     lessons = feature_dicts(train[train["learnable"]])
@@ -515,7 +515,7 @@ def choose_thresholds(frame: pd.DataFrame, *, target_challenge_rate: float,
     exceed the target, no threshold meets it, ``reachable`` is False and the threshold adds
     nothing to the floors.
     """
-    from riskengine.backtest import recommend_threshold
+    from riskengine.tools.backtest import recommend_threshold
 
     customers, attacks = frame[~frame["attack"]], frame[frame["attack"]]
     if customers.empty:

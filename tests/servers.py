@@ -27,8 +27,8 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def riskengine(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
-    """``python -m riskengine.cli *args`` in a clean environment plus ``env``."""
-    return subprocess.Popen([sys.executable, "-m", "riskengine.cli", *args],
+    """``python -m riskengine.tools.cli *args`` in a clean environment plus ``env``."""
+    return subprocess.Popen([sys.executable, "-m", "riskengine.tools.cli", *args],
                             env=clean_env(env), **popen)
 
 

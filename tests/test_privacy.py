@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from riskengine.privacy import Kind, Pseudonymizer
+from riskengine.core.privacy import Kind, Pseudonymizer
 
 KEY = b"test-key-0123456789abcdef"
 

@@ -10,11 +10,11 @@ import yaml
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
+from riskengine.adapters.auth import Scope
 from riskengine.api.security import require
-from riskengine.auth import Scope
-from riskengine.rules import RulesetError, parse_ruleset, with_thresholds
-from riskengine.service import Built
-from riskengine.wire import ERROR_RESPONSES, InvalidRequest
+from riskengine.core.rules import RulesetError, parse_ruleset, with_thresholds
+from riskengine.core.wire import ERROR_RESPONSES, InvalidRequest
+from riskengine.service.build import Built
 
 router = APIRouter(tags=["tuning"], dependencies=[require(Scope.ADMIN)],
                    responses=ERROR_RESPONSES)

@@ -12,13 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from riskengine import __version__, service
+from riskengine import __version__
+from riskengine.adapters.auth import KeyStore, Scope
 from riskengine.api import admin, routes, users
+from riskengine.api.metrics import ServiceMetrics
 from riskengine.api.security import AdminPaths, AuthFailure, Gate, auth_failed
-from riskengine.auth import KeyStore, Scope
-from riskengine.metrics import ServiceMetrics
-from riskengine.service import Built, ModelKeeper, build_engine, drain_outbox_forever
-from riskengine.settings import Settings
+from riskengine.service import build as service
+from riskengine.service.build import Built, ModelKeeper, build_engine, drain_outbox_forever
+from riskengine.service.settings import Settings
 
 log = logging.getLogger("riskengine.api")
 
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None,
     """The scoring service. Pass ``built`` to serve an engine assembled elsewhere (tests).
 
     ``settle_heap`` (what ``riskengine serve`` asks for): once the engine is built, call
-    ``riskengine.service.settle_heap``. Not for tests: each app would freeze the whole test
+    ``riskengine.service.build.settle_heap``. Not for tests: each app would freeze the whole test
     process's heap.
     """
 

@@ -10,18 +10,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from riskengine.adapters.auth import Scope
+from riskengine.adapters.stores.base import FeedbackOutcome
+from riskengine.api.metrics import ServiceMetrics
 from riskengine.api.security import AUTH_RESPONSES, require
-from riskengine.auth import Scope
-from riskengine.engine import Engine, Label, Source
-from riskengine.metrics import ServiceMetrics
-from riskengine.stores.base import FeedbackOutcome
-from riskengine.wire import (
+from riskengine.core.wire import (
     ERROR_RESPONSES,
     FeedbackRequest,
     FeedbackResponse,
     ScoreRequest,
     ScoreResponse,
 )
+from riskengine.service.scorer import Engine, Label, Source
 
 router = APIRouter(responses=ERROR_RESPONSES)
 

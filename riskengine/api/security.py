@@ -26,7 +26,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as Scope_
 
-from riskengine.auth import KeyRecord, KeyStore, Scope
+from riskengine.adapters.auth import KeyRecord, KeyStore, Scope
 
 ADMIN_PATHS = ("/v1/users", "/v1/admin")
 

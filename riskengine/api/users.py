@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from riskengine.adapters.auth import Scope
 from riskengine.api.security import require
-from riskengine.auth import Scope
-from riskengine.engine import Engine
-from riskengine.rights import export_document
-from riskengine.wire import ERROR_RESPONSES
+from riskengine.core.wire import ERROR_RESPONSES
+from riskengine.service.rights import export_document
+from riskengine.service.scorer import Engine
 
 router = APIRouter(prefix="/v1/users", tags=["user rights"], responses=ERROR_RESPONSES,
                    dependencies=[require(Scope.ADMIN)])

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
-from riskengine.settings import Settings
+from riskengine.service.settings import Settings
 
 
 def make_app(db_path: Path) -> FastAPI:

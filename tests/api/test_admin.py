@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
-from riskengine.rules import load_ruleset, parse_ruleset
-from riskengine.settings import Settings
+from riskengine.core.rules import load_ruleset, parse_ruleset
+from riskengine.service.settings import Settings
 
 SHIPPED = (Path(__file__).parents[2] / "riskengine" / "data" / "default_rules.yaml").read_text()
 LOGIN = {"user_id": "+8613800138000", "ip": "123.120.5.9", "timestamp": "2026-11-02T01:00:00Z",
@@ -137,7 +137,7 @@ def test_export_of_chosen_thresholds_is_a_valid_ruleset(tmp_path) -> None:
 
 
 def test_admin_routes_need_the_admin_scope(tmp_path) -> None:
-    from riskengine.auth import KeyStore
+    from riskengine.adapters.auth import KeyStore
 
     keys = tmp_path / "keys.json"
     _, scorer = KeyStore(keys).create("scorer", ["score"])

@@ -16,10 +16,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from riskengine.adapters.auth import KeyStore, KeyStoreError, Scope
 from riskengine.api import create_app
 from riskengine.api.security import require
-from riskengine.auth import KeyStore, KeyStoreError, Scope
-from riskengine.settings import Settings
+from riskengine.service.settings import Settings
 
 LOGIN = {"user_id": "+8613800138000", "ip": "123.120.5.9", "event_id": "auth-1"}
 FEEDBACK = {"event_id": "auth-1", "label": "legit", "source": "analyst"}
@@ -50,7 +50,7 @@ def make_key(keys: KeyStore, *scopes: Scope) -> str:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
-    return subprocess.run([sys.executable, "-m", "riskengine.cli", *args], env=clean,
+    return subprocess.run([sys.executable, "-m", "riskengine.tools.cli", *args], env=clean,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -293,7 +293,7 @@ def test_serve_refuses_to_start_open_in_production() -> None:
     env = {**clean, "RISKENGINE_AUTH": "open",
            "RISKENGINE_PSEUDONYM_KEY": "ci-key-0123456789abcdef",
            "RISKENGINE_MODEL_SIGNING_KEY": "ci-signing-key-0123456789"}
-    proc = subprocess.run([sys.executable, "-m", "riskengine.cli", "serve", "--port", "1"],
+    proc = subprocess.run([sys.executable, "-m", "riskengine.tools.cli", "serve", "--port", "1"],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
 
     assert proc.returncode == 2

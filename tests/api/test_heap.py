@@ -9,8 +9,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
-from riskengine.service import FULL_COLLECTION_AFTER
-from riskengine.settings import Settings
+from riskengine.service.build import FULL_COLLECTION_AFTER
+from riskengine.service.settings import Settings
 
 LOGIN = {"event_id": "heap-1", "user_id": "heap@example.cn", "ip": "123.120.5.9"}
 

@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from riskengine.adapters.auth import KeyStore, Scope
+from riskengine.adapters.stores.base import StoreError
 from riskengine.api import create_app
-from riskengine.auth import KeyStore, Scope
-from riskengine.metrics import LATENCY_BUCKETS_S, MAX_TENANT_LABELS
-from riskengine.settings import Settings
-from riskengine.stores.base import StoreError
+from riskengine.api.metrics import LATENCY_BUCKETS_S, MAX_TENANT_LABELS
+from riskengine.service.settings import Settings
 
 LOGIN = {"user_id": "+8613800138000", "ip": "123.120.5.9"}
 

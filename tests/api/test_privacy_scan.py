@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from models.snapshots import list_snapshots, load_snapshot
 from riskengine.api import create_app
-from riskengine.settings import Settings
+from riskengine.service.settings import Settings
 
 IMEI, OAID = "868412034567899", "7d3c1e2a-9f8b-4c6d-a1e0-5b4f3c2d1e0f"
 IMSI, ICCID = "460017712345678", "89860177123456789012"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from riskengine.adapters.auth import KeyStore
 from riskengine.api import create_app
-from riskengine.auth import KeyStore
-from riskengine.settings import Settings
+from riskengine.service.settings import Settings
 
 LOGIN = {"user_id": "li.wei@example.cn", "ip": "123.120.5.9",
          "device": {"id": "490154203237518"}, "network": {"type": "wifi", "ssid": "Home"}}

@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from riskengine.auth import KeyStore, Scope
+from riskengine.adapters.auth import KeyStore, Scope
 
 KEY_RE = re.compile(r"^rk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 
 
 def keys(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
-    return subprocess.run([sys.executable, "-m", "riskengine.cli", "keys", *args],
+    return subprocess.run([sys.executable, "-m", "riskengine.tools.cli", "keys", *args],
                           env={**clean, **(env or {})}, capture_output=True, text=True,
                           timeout=60, check=False)
 

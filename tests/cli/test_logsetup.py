@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from riskengine import logsetup
+from riskengine.adapters import logsetup
 
 
 class StalledStream(io.StringIO):

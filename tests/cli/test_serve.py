@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.settings import Settings
+from riskengine.service.settings import Settings
 from tests.servers import free_port, riskengine_piped, wait_until_up
 
 README_EXAMPLE = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from riskengine.auth import KeyStore
+from riskengine.adapters.auth import KeyStore
 from tests.servers import free_port, riskengine, wait_until_up
 
 KEYS = {"RISKENGINE_PSEUDONYM_KEY": "cluster-test-key-0123456789",

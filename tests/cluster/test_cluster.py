@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from riskengine.privacy import Kind, Pseudonymizer
-from riskengine.stores import RedisStore
+from riskengine.adapters.stores import RedisStore
+from riskengine.core.privacy import Kind, Pseudonymizer
 from tests.cluster.conftest import KEYS, Cluster, call, wait_for
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.datasets import RBA_COLUMNS, RbaReader, read_rba
-from riskengine.wire import ScoreRequest
+from riskengine.core.wire import ScoreRequest
+from riskengine.tools.datasets import RBA_COLUMNS, RbaReader, read_rba
 
 SAMPLE = Path(__file__).parents[3] / "shared" / "data" / "rba-dataset-sample.csv"
 

@@ -9,10 +9,10 @@ import pytest
 
 from features.ipintel import IpIntel
 from models import persistence
-from riskengine.engine import Engine
-from riskengine.privacy import Pseudonymizer
-from riskengine.rules import load_ruleset
-from riskengine.stores import SqliteStore
+from riskengine.adapters.stores import SqliteStore
+from riskengine.core.privacy import Pseudonymizer
+from riskengine.core.rules import load_ruleset
+from riskengine.service.scorer import Engine
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
 
@@ -57,7 +57,7 @@ def make_engine(ipintel: IpIntel, tmp_path: Path) -> Callable[..., Engine]:
 
 def home_history(engine: Engine, n: int = 20, **changes: Any) -> datetime:
     """``n`` normal logins from home on consecutive days at usual hours; returns the last time."""
-    from riskengine.wire import ScoreRequest
+    from riskengine.core.wire import ScoreRequest
 
     when = T0
     for day in range(n):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from riskengine.wire import ScoreRequest
+from riskengine.core.wire import ScoreRequest
 from tests.engine.conftest import HOME, at, home_history
 
 

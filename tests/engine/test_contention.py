@@ -10,12 +10,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from features.profile import UserProfile
-from riskengine.breaker import BreakerState, CircuitBreaker
-from riskengine.metrics import ServiceMetrics
-from riskengine.outbox import Outbox
-from riskengine.stores import Attempt, RedisStore, StoredDecision
-from riskengine.stores import redis as redis_store
-from riskengine.wire import ScoreRequest
+from riskengine.adapters.breaker import BreakerState, CircuitBreaker
+from riskengine.adapters.outbox import Outbox
+from riskengine.adapters.stores import Attempt, RedisStore, StoredDecision
+from riskengine.adapters.stores import redis as redis_store
+from riskengine.api.metrics import ServiceMetrics
+from riskengine.core.wire import ScoreRequest
 from tests.engine.conftest import HOME, T0, at
 from tests.stores.test_contract import REDIS_URL, empty_redis
 

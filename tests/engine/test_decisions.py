@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.rules import Action
-from riskengine.stores.base import StoreError
-from riskengine.wire import ScoreRequest
+from riskengine.adapters.stores.base import StoreError
+from riskengine.core.rules import Action
+from riskengine.core.wire import ScoreRequest
 from tests.engine.conftest import HOME, T0, at, home_history
 
 
@@ -175,7 +175,7 @@ def test_a_deny_carries_a_message_for_the_customer_and_a_reference(make_engine):
 
 class TestInternalFaults:
     def test_a_rule_that_raises_gives_the_failover(self, make_engine):
-        from riskengine.rules import parse_ruleset
+        from riskengine.core.rules import parse_ruleset
 
         shipped = (Path(__file__).parents[2] / "riskengine" / "data" /
                    "default_rules.yaml").read_text()

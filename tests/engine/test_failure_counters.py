@@ -11,11 +11,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from features.ipintel import IpIntel
 from models import persistence
-from riskengine.engine import Engine
-from riskengine.privacy import Pseudonymizer
-from riskengine.rules import load_ruleset
-from riskengine.stores import MemoryStore
-from riskengine.wire import ScoreRequest
+from riskengine.adapters.stores import MemoryStore
+from riskengine.core.privacy import Pseudonymizer
+from riskengine.core.rules import load_ruleset
+from riskengine.core.wire import ScoreRequest
+from riskengine.service.scorer import Engine
 from tests.engine.conftest import T0
 
 INTEL = IpIntel.bundled()

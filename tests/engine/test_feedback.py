@@ -6,10 +6,10 @@ import copy
 import random
 from datetime import timedelta
 
-from riskengine.engine import Label, Source
-from riskengine.learning import LearningGate
-from riskengine.stores import MemoryStore
-from riskengine.wire import ScoreRequest
+from riskengine.adapters.stores import MemoryStore
+from riskengine.core.learning import LearningGate
+from riskengine.core.wire import ScoreRequest
+from riskengine.service.scorer import Label, Source
 from tests.engine.conftest import HOME, T0, at, home_history
 
 NEW_PHONE = {"id": "356938035643809", "model": "iPhone 15", "os_name": "iOS",

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.event import LoginEvent
-from riskengine.engine import Engine
-from riskengine.policy import decide
-from riskengine.rules import load_ruleset
-from riskengine.stores import MemoryStore
-from riskengine.wire import ScoreRequest
+from riskengine.adapters.stores import MemoryStore
+from riskengine.core.policy import decide
+from riskengine.core.rules import load_ruleset
+from riskengine.core.wire import ScoreRequest
+from riskengine.service.scorer import Engine
 from tests.engine.conftest import T0
 
 IPS = ["123.120.5.9", "114.88.3.4", "81.167.144.58", "185.220.101.1", "52.95.110.1",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from riskengine.privacy import Pseudonymizer, parse_key_file
-from riskengine.stores import MemoryStore
-from riskengine.wire import ScoreRequest
+from riskengine.adapters.stores import MemoryStore
+from riskengine.core.privacy import Pseudonymizer, parse_key_file
+from riskengine.core.wire import ScoreRequest
 from tests.engine.conftest import HOME, at, home_history
 
 OLD = b"old-key-0123456789abcdef"

@@ -6,9 +6,9 @@ import copy
 from datetime import timedelta
 
 from models.snapshots import list_snapshots, set_active
-from riskengine.service import ModelKeeper
-from riskengine.stores import MemoryStore
-from riskengine.wire import ScoreRequest
+from riskengine.adapters.stores import MemoryStore
+from riskengine.core.wire import ScoreRequest
+from riskengine.service.build import ModelKeeper
 from tests.engine.conftest import HOME, T0, at, home_history
 
 KEY = b"keeper-test-key-0123456789"

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from riskengine.replay import Replayer
-from riskengine.rules import with_thresholds
-from riskengine.service import build_engine
-from riskengine.settings import Settings
-from riskengine.simulate import Simulator
+from riskengine.core.rules import with_thresholds
+from riskengine.service.build import build_engine
+from riskengine.service.settings import Settings
+from riskengine.tools.replay import Replayer
+from riskengine.tools.simulate import Simulator
 
 USERS, DAYS, SEED = 300, 30, 16
 GOLDEN = Path(__file__).with_name("decisions.jsonl.gz")

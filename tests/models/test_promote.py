@@ -18,10 +18,10 @@ from models.anomaly import AnomalyModel
 from models.persistence import ModelArtifactError, card_path
 from models.sklearn_models import ClassifierModel, IsolationForestModel
 from models.snapshots import active_version, list_snapshots, load_snapshot
-from riskengine.auth import KeyStore
-from riskengine.cli import main
-from riskengine.promote import promote
-from riskengine.simulate import Simulator
+from riskengine.adapters.auth import KeyStore
+from riskengine.tools.cli import main
+from riskengine.tools.promote import promote
+from riskengine.tools.simulate import Simulator
 from tests.notebooks.runner import import_analysis
 from tests.servers import free_port, riskengine_piped, wait_until_up
 

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from models import persistence
-from riskengine.rules import parse_ruleset
+from riskengine.core.rules import parse_ruleset
 
 from .runner import NOTEBOOKS, run_notebook
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from riskengine.client import RiskClient, RiskServiceError
+from riskengine.adapters.client import RiskClient, RiskServiceError
 from tests.servers import free_port
 
 LOGIN = {"user_id": "+8613800138000", "ip": "123.120.5.9"}

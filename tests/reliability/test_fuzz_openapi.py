@@ -12,7 +12,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from riskengine.auth import KeyStore
+from riskengine.adapters.auth import KeyStore
 from tests.servers import serve
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from features.ipintel import IpIntel
 from models import persistence
-from riskengine.backtest import backtest, recommend_threshold
-from riskengine.engine import Engine
-from riskengine.privacy import Pseudonymizer
-from riskengine.replay import Replayer
-from riskengine.rules import load_ruleset, parse_ruleset
-from riskengine.simulate import Simulator
-from riskengine.stores import MemoryStore
+from riskengine.adapters.stores import MemoryStore
+from riskengine.core.privacy import Pseudonymizer
+from riskengine.core.rules import load_ruleset, parse_ruleset
+from riskengine.service.scorer import Engine
+from riskengine.tools.backtest import backtest, recommend_threshold
+from riskengine.tools.replay import Replayer
+from riskengine.tools.simulate import Simulator
 
 
 @pytest.fixture(scope="module")

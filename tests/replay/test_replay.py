@@ -15,13 +15,13 @@ import pytest
 from features.ipintel import IpIntel
 from models import persistence
 from models.freeman import FreemanModel
-from riskengine.datasets import read_rba
-from riskengine.engine import Engine
-from riskengine.privacy import Pseudonymizer
-from riskengine.replay import Replayer, Scores, format_report, read_jsonl
-from riskengine.rules import load_ruleset
-from riskengine.simulate import Simulator, write_jsonl
-from riskengine.stores import MemoryStore
+from riskengine.adapters.stores import MemoryStore
+from riskengine.core.privacy import Pseudonymizer
+from riskengine.core.rules import load_ruleset
+from riskengine.service.scorer import Engine
+from riskengine.tools.datasets import read_rba
+from riskengine.tools.replay import Replayer, Scores, format_report, read_jsonl
+from riskengine.tools.simulate import Simulator, write_jsonl
 
 RBA_SAMPLE = Path(__file__).parents[3] / "shared" / "data" / "rba-dataset-sample.csv"
 
@@ -116,7 +116,7 @@ def test_replay_runs_on_the_public_rba_format(intel: IpIntel) -> None:
 def test_cli_simulate_then_replay(tmp_path: Path) -> None:
     data, report = tmp_path / "t.jsonl", tmp_path / "r.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
-    run = [sys.executable, "-m", "riskengine.cli"]
+    run = [sys.executable, "-m", "riskengine.tools.cli"]
     subprocess.run([*run, "simulate", "--users", "60", "--days", "20", "--seed", "3",
                     "--out", str(data)], check=True, env=env, capture_output=True)
     done = subprocess.run([*run, "replay", str(data), "--json", str(report),
@@ -132,7 +132,7 @@ def test_cli_simulate_then_replay(tmp_path: Path) -> None:
 def test_cli_replays_the_rba_csv(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
     report = tmp_path / "r.json"
-    subprocess.run([sys.executable, "-m", "riskengine.cli", "replay", str(RBA_SAMPLE),
+    subprocess.run([sys.executable, "-m", "riskengine.tools.cli", "replay", str(RBA_SAMPLE),
                     "--warmup-days", "0", "--json", str(report)], check=True, env=env,
                    capture_output=True)
     assert json.loads(report.read_text())["events"] == 19

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from riskengine.breaker import BreakerState, CircuitBreaker
+from riskengine.adapters.breaker import BreakerState, CircuitBreaker
 
 THREADS = 8
 

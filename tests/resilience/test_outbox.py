@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.outbox import (
+from riskengine.adapters.outbox import (
     SCHEMA_VERSION,
     DrainResult,
     Outbox,
@@ -365,7 +365,7 @@ def test_works_as_a_context_manager(tmp_path: Path) -> None:
 
 
 def test_forget_removes_what_matches(tmp_path) -> None:
-    from riskengine.outbox import Outbox
+    from riskengine.adapters.outbox import Outbox
 
     box = Outbox(tmp_path / "o.db")
     box.put("record", "e1", {"decision": {"user_key": "u1"}})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from features.extract import FeatureVector
-from riskengine.rules import Outcome, parse_ruleset, render_message
+from riskengine.core.rules import Outcome, parse_ruleset, render_message
 
 RULES = parse_ruleset("""\
 version: "t1"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from riskengine.rules import Outcome, Ruleset, load_ruleset, render_message
+from riskengine.core.rules import Outcome, Ruleset, load_ruleset, render_message
 
 CASES: dict[str, dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "shipped_rule_cases.yaml").read_text()

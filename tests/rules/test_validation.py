@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from riskengine.rules import Outcome, RulesetError, parse_ruleset
+from riskengine.core.rules import Outcome, RulesetError, parse_ruleset
 
 HEADER = """\
 version: "t1"

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
-from riskengine.settings import Settings
+from riskengine.service.settings import Settings
 from tests.servers import free_port
 
 

@@ -7,12 +7,12 @@ import doctest
 import pytest
 
 import features.phone
-import riskengine.signals.base
-import riskengine.signals.lookups
+import riskengine.adapters.signals.base
+import riskengine.adapters.signals.lookups
 
 
-@pytest.mark.parametrize("module", [features.phone, riskengine.signals.base,
-                                    riskengine.signals.lookups])
+@pytest.mark.parametrize("module", [features.phone, riskengine.adapters.signals.base,
+                                    riskengine.adapters.signals.lookups])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

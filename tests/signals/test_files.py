@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.signals import (
+from riskengine.adapters.signals import (
     UNLISTED,
     IpReputationFile,
     PhoneRiskFile,
@@ -16,7 +16,7 @@ from riskengine.signals import (
     RecycledNumbersFile,
     SignalFileError,
 )
-from riskengine.signals.files import parse_date
+from riskengine.adapters.signals.files import parse_date
 
 
 def q(phone: str | None = None, ip: str = "123.120.5.9", asn: int | None = None) -> Query:

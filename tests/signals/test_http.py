@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from riskengine.signals import UNLISTED, HttpPhoneRisk, Query, SignalServiceError
-from riskengine.signals.files import parse_date
+from riskengine.adapters.signals import UNLISTED, HttpPhoneRisk, Query, SignalServiceError
+from riskengine.adapters.signals.files import parse_date
 
 PHONE = "+8613800138000"
 

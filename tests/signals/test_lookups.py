@@ -11,8 +11,8 @@ import pytest
 
 from features.event import LoginEvent
 from features.profile import UserProfile
-from riskengine.breaker import CircuitBreaker
-from riskengine.signals import (
+from riskengine.adapters.breaker import CircuitBreaker
+from riskengine.adapters.signals import (
     UNKNOWN,
     UNLISTED,
     Answer,
@@ -212,7 +212,7 @@ def test_accounts_per_number_slide_out_of_the_window_and_stay_bounded() -> None:
 def test_a_fault_in_the_signals_themselves_leaves_the_features_unset(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import riskengine.signals.lookups as lookups
+    import riskengine.adapters.signals.lookups as lookups
 
     def broken(e164: str) -> Any:
         raise RuntimeError("metadata missing")

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-import riskengine.signals.lookups as lookups
+import riskengine.adapters.signals.lookups as lookups
 from features.event import LoginEvent
 from features.phone import phone_facts
-from riskengine.privacy import Kind, Pseudonymizer
-from riskengine.signals import PhoneAccounts, Signals
-from riskengine.signals.lookups import PhoneFactsCache
+from riskengine.adapters.signals import PhoneAccounts, Signals
+from riskengine.adapters.signals.lookups import PhoneFactsCache
+from riskengine.core.privacy import Kind, Pseudonymizer
 
 PHONES = ["+8613800138000", "+445612345678", "+14155552671", "+819012345678", "+999123",
           "+33912345678", "+8613800138000"]

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from riskengine.replay import Replayer
-from riskengine.service import build_engine
-from riskengine.settings import Settings
-from riskengine.simulate import SCENARIOS, SIGNAL_SCENARIOS, Simulator, simulate_to
-from riskengine.wire import ScoreRequest
+from riskengine.core.wire import ScoreRequest
+from riskengine.service.build import build_engine
+from riskengine.service.settings import Settings
+from riskengine.tools.replay import Replayer
+from riskengine.tools.simulate import SCENARIOS, SIGNAL_SCENARIOS, Simulator, simulate_to
 
 USERS, DAYS, SEED = 200, 21, 7
 

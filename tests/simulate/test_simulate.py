@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from features.ipintel import IpIntel
-from riskengine import simdata as sd
-from riskengine.simulate import SCENARIOS, Simulator, simulate_to
-from riskengine.wire import ScoreRequest
+from riskengine.core.wire import ScoreRequest
+from riskengine.tools import simdata as sd
+from riskengine.tools.simulate import SCENARIOS, Simulator, simulate_to
 
 
 @pytest.fixture(scope="module")

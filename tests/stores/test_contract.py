@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from features.profile import Seen, UserProfile, Velocity
-from riskengine.stores import (
+from riskengine.adapters.stores import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
     MINUTE_S,
@@ -445,8 +445,8 @@ def test_the_learned_flag_is_stored_with_the_decision(store: Store) -> None:
 
 
 def test_memory_store_with_retention_forgets_old_decisions_and_hits() -> None:
-    from riskengine.stores import open_store
-    from riskengine.stores.memory import PRUNE_EVERY
+    from riskengine.adapters.stores import open_store
+    from riskengine.adapters.stores.memory import PRUNE_EVERY
 
     store = open_store("memory:?retention_s=3600")
     assert isinstance(store, MemoryStore)

@@ -14,9 +14,9 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-import riskengine.stores.redis as redis_store
+import riskengine.adapters.stores.redis as redis_store
 from features.profile import Seen, UserProfile
-from riskengine.stores import DEVICE_WINDOW_S, RedisStore, StoreError, open_store
+from riskengine.adapters.stores import DEVICE_WINDOW_S, RedisStore, StoreError, open_store
 
 from .test_contract import REDIS_URL, T0, bump, empty_redis, load, record
 

@@ -17,9 +17,9 @@ import pytest
 import redis
 import redis.connection
 
-import riskengine.stores.redis as redis_store
+import riskengine.adapters.stores.redis as redis_store
 from features.profile import UserProfile
-from riskengine.stores import WINDOW_SCAN_MAX, RedisStore
+from riskengine.adapters.stores import WINDOW_SCAN_MAX, RedisStore
 
 from .test_contract import REDIS_URL, T0, bump, empty_redis, load, record
 

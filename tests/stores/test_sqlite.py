@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from features.profile import UserProfile
-from riskengine.stores import MemoryStore, SqliteStore, StoreError, open_store
-from riskengine.stores.sqlite import PRUNE_EVERY_RECORDS, SCHEMA_VERSION
+from riskengine.adapters.stores import MemoryStore, SqliteStore, StoreError, open_store
+from riskengine.adapters.stores.sqlite import PRUNE_EVERY_RECORDS, SCHEMA_VERSION
 
 from .test_contract import T0, bump, load, record
 
@@ -204,7 +204,7 @@ def test_open_store_error_masks_passwords() -> None:
 
 
 def test_decisions_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
-    from riskengine.stores.sqlite import PRUNE_EVERY_RECORDS
+    from riskengine.adapters.stores.sqlite import PRUNE_EVERY_RECORDS
     from tests.stores.test_contract import T0, record
 
     store = SqliteStore(tmp_path / "r.db", retention_s=86_400.0)
@@ -219,7 +219,7 @@ def test_decisions_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
 def test_purge_goes_in_chunks_and_lets_other_writers_in_between(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from riskengine.stores import sqlite as sqlite_store
+    from riskengine.adapters.stores import sqlite as sqlite_store
 
     monkeypatch.setattr(sqlite_store, "PURGE_CHUNK_ROWS", 4)
     path = tmp_path / "p.db"

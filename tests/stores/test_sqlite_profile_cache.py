@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from features.profile import Seen, UserProfile
-from riskengine.stores import SqliteStore
+from riskengine.adapters.stores import SqliteStore
 
 from .test_contract import T0, bump, load, record
 

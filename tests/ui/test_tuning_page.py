@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.auth import KeyStore
-from riskengine.rules import parse_ruleset
+from riskengine.adapters.auth import KeyStore
+from riskengine.core.rules import parse_ruleset
 from tests.servers import clean_env, serve
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -27,7 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("ui")
     events = tmp / "events.jsonl"
     env = clean_env()
-    cli = [sys.executable, "-m", "riskengine.cli"]
+    cli = [sys.executable, "-m", "riskengine.tools.cli"]
     subprocess.run([*cli, "simulate", "--users", "120", "--days", "25", "--seed", "4",
                     "--out", str(events)], check=True, env=env, capture_output=True)
     report = tmp / "backtest.json"

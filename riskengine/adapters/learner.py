@@ -1,0 +1,250 @@
+"""One model for many instances: lessons on a Redis Stream, one elected learner, snapshots.
+
+Scoring instances do not learn in process when they share a Redis store. Each verified-good
+login becomes a *lesson* (its features, pseudonymous user, address block, ASN and time) on
+the stream ``<prefix>:lessons``. One learner, elected with a lock that expires unless its
+holder renews it, reads the stream, applies the learning caps, teaches the model, and
+publishes signed snapshots to Redis (and to its snapshot folder). Every instance follows
+``<prefix>:model:active`` and swaps in a new version without a restart, after checking
+its signature. A learner that dies stops renewing; another takes the lock within the lock's
+time to live and resumes from the stream position recorded in the last snapshot, so no
+lesson published after that snapshot is lost.
+
+::
+
+    instance 1 ─┐  XADD lesson          ┌──────────────┐  SET model:active, model:<v>
+    instance 2 ─┼───────────────────►   │ learner (1)  │ ─────────────────────────────┐
+    instance N ─┘  ◄── GET model:active └──────────────┘                              │
+         ▲               + verify signature, swap                                     │
+         └────────────────────────────────────────────────────────────────────────────┘
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from models import snapshots
+from models.persistence import card_path, read_card
+from riskengine.adapters.stores.base import StoreError
+from riskengine.core.learning import LearningGate
+
+log = logging.getLogger("riskengine.learner")
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+def connect(url: str, *, timeout_s: float) -> redis.Redis:
+    """A client whose every call fails within ``timeout_s`` (no hidden retries)."""
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
+                                retry=Retry(NoBackoff(), 0))
+
+
+class Keys:
+    def __init__(self, prefix: str = "re") -> None:
+        self.lessons = f"{prefix}:lessons"
+        self.lock = f"{prefix}:learner:lock"
+        self.active = f"{prefix}:model:active"
+        self.model = f"{prefix}:model:"
+
+    def version(self, version: str) -> str:
+        return self.model + version
+
+
+class RedisLessons:
+    """Where scoring instances put their lessons: the shared stream."""
+
+    def __init__(self, url: str, *, prefix: str = "re", timeout_s: float = 0.05,
+                 max_len: int = 1_000_000) -> None:
+        self._r = connect(url, timeout_s=timeout_s)
+        self._keys = Keys(prefix)
+        self.max_len = max_len
+
+    def publish(self, lesson: Mapping[str, Any]) -> None:
+        try:
+            self._r.xadd(self._keys.lessons, {"lesson": json.dumps(lesson)},
+                         maxlen=self.max_len, approximate=True)
+        except (redis.RedisError, OSError) as exc:
+            raise StoreError(f"publishing a lesson failed: {type(exc).__name__}") from None
+
+
+def _publish(r: redis.Redis, keys: Keys, artifact: Path) -> None:
+    """Copy a signed snapshot into Redis and make it the active version."""
+    version = artifact.stem
+    r.hset(keys.version(version), mapping={
+        "artifact": artifact.read_bytes(),
+        "card": card_path(artifact).read_bytes(),
+        "sig": artifact.with_suffix(".sig").read_bytes(),
+    })
+    r.set(keys.active, version)
+
+
+def fetch(
+    r: redis.Redis, keys: Keys, version: str, folder: Path, *, key: bytes
+) -> tuple[Any, dict[str, Any]]:
+    """Download version ``version`` into ``folder`` and load it after checking its signature."""
+    blob = r.hgetall(keys.version(version))
+    if not blob:
+        raise StoreError(f"model {version} is active but not published")
+    folder.mkdir(parents=True, exist_ok=True)
+    artifact = folder / f"{version}.joblib"
+    artifact.write_bytes(blob[b"artifact"])
+    card_path(artifact).write_bytes(blob[b"card"])
+    artifact.with_suffix(".sig").write_bytes(blob[b"sig"])
+    return snapshots.load_snapshot(artifact, key=key)
+
+
+class Learner:
+    """The one process that teaches the shared model (while it holds the lock).
+
+    Parameters
+    ----------
+    url, prefix
+        The Redis the scoring instances share.
+    model, version, training
+        The model to start from when nothing is published yet, and what its lineage was
+        trained on (its card's ``training``), carried on to every published card.
+    key, folder
+        Snapshot signing key and the folder snapshots are written to.
+    gate
+        The learning caps (``riskengine.core.learning.LearningGate``).
+    lock_ttl_s, snapshot_every_s
+        How long the lock outlives a silent holder; how often a snapshot is published
+        while lessons keep coming.
+    """
+
+    def __init__(self, url: str, *, model: Any, version: str, key: bytes, folder: Path,
+                 training: dict[str, Any] | None = None, gate: LearningGate | None = None,
+                 prefix: str = "re", lock_ttl_s: float = 5.0, snapshot_every_s: float = 10.0,
+                 batch: int = 500) -> None:
+        self._r = connect(url, timeout_s=max(1.0, lock_ttl_s / 4))
+        self._keys = Keys(prefix)
+        self.model, self.version, self.training = model, version, training
+        self.key, self.folder = key, Path(folder)
+        self.gate = gate or LearningGate()
+        self.lock_ttl_ms = int(lock_ttl_s * 1000)
+        self.snapshot_every_s = snapshot_every_s
+        self.batch = batch
+        self.node = uuid.uuid4().hex
+        self.leader = False
+        self.cursor = "0-0"
+        self._pending = 0
+        self._published_at = time.monotonic()
+        self._renew = self._r.register_script(_RENEW)
+
+    def _hold_lock(self) -> bool:
+        if self._r.set(self._keys.lock, self.node, nx=True, px=self.lock_ttl_ms):
+            return True
+        return bool(self._renew(keys=[self._keys.lock], args=[self.node, self.lock_ttl_ms]))
+
+    def _take_over(self) -> None:
+        """Start from the last published model and the stream position it had learned to."""
+        active = self._r.get(self._keys.active)
+        if active is not None:
+            version = active.decode()
+            if version != self.version:
+                self.model, card = fetch(self._r, self._keys, version, self.folder, key=self.key)
+                self.version = version
+            else:
+                artifact = self.folder / f"{version}.joblib"
+                card = read_card(artifact) if card_path(artifact).exists() else {}
+            self.cursor = str(card.get("stream_cursor", "0-0"))
+            self.training = card.get("training", self.training)
+        log.warning("learner %s leads from model %s, stream position %s", self.node[:8],
+                    self.version, self.cursor)
+
+    def step(self, block_ms: int = 200) -> int:
+        """One round: keep or take the lock, apply a batch of lessons, maybe publish."""
+        if not self._hold_lock():
+            self.leader = False
+            return 0
+        if not self.leader:
+            self._take_over()
+            self.leader = True
+        applied = 0
+        answer = self._r.xread({self._keys.lessons: self.cursor}, count=self.batch,
+                               block=block_ms)
+        for _, messages in answer or []:
+            for msg_id, fields in messages:
+                lesson = json.loads(fields[b"lesson"])
+                self.cursor = msg_id.decode()
+                if self.gate.admit(user=lesson["user"], block=lesson["block"],
+                                   asn=lesson.get("asn"), ts=float(lesson["ts"])):
+                    self.model.learn_one(lesson["values"])
+                    applied += 1
+        self._pending += applied
+        if self._pending and time.monotonic() - self._published_at >= self.snapshot_every_s:
+            self.publish()
+        return applied
+
+    def publish(self) -> str:
+        """Sign and publish the current model as the next version of its lineage."""
+        taken = {s.version for s in snapshots.list_snapshots(self.folder)} \
+            if self.folder.exists() else set()
+        version = snapshots.next_version(self.version, taken)
+        artifact = snapshots.save_snapshot(self.model, self.folder, version=version,
+                                           parent=self.version, key=self.key,
+                                           card={"stream_cursor": self.cursor},
+                                           training=self.training)
+        _publish(self._r, self._keys, artifact)
+        self.version = version
+        self._pending = 0
+        self._published_at = time.monotonic()
+        log.warning("published model %s", version)
+        return version
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except (redis.RedisError, OSError) as exc:
+                self.leader = False
+                log.warning("learner: redis unavailable (%s); retrying", type(exc).__name__)
+                stop.wait(1.0)
+        if self.leader and self._pending:
+            self.publish()
+
+
+class ModelFollower:
+    """Keeps a scoring instance on the published active model."""
+
+    def __init__(self, url: str, engine: Any, *, key: bytes, prefix: str = "re",
+                 timeout_s: float = 0.5) -> None:
+        self._r = connect(url, timeout_s=timeout_s)
+        self._keys = Keys(prefix)
+        self.engine = engine
+        self.key = key
+        self._folder = Path(tempfile.mkdtemp(prefix="riskengine-models-"))
+
+    def tick(self) -> bool:
+        """Swap in the active model if it is not the one serving; True when swapped."""
+        active = self._r.get(self._keys.active)
+        if active is None or active.decode() == self.engine.model_version:
+            return False
+        model, card = fetch(self._r, self._keys, active.decode(), self._folder, key=self.key)
+        self.engine.swap_model(model, str(card["model_version"]), card)
+        log.warning("now serving published model %s", card["model_version"])
+        return True
+
+    def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
+        while not stop.wait(interval_s):
+            try:
+                self.tick()
+            except Exception:  # a failed poll must not stop the next one
+                log.exception("model follow failed")

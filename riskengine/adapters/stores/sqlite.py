@@ -1,0 +1,642 @@
+"""The SQLite store: one file, safe across the API's threads and across processes on one host."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from features.profile import UserProfile, Velocity
+from riskengine.adapters.stores.base import (
+    DECISION_RETENTION_S,
+    DEVICE_WINDOW_S,
+    IP_WINDOW_S,
+    MINUTE_S,
+    WINDOW_SCAN_MAX,
+    Attempt,
+    FeedbackOutcome,
+    FeedbackPlan,
+    Loaded,
+    LoadQuery,
+    ProfileUpdate,
+    StoredDecision,
+    StoreError,
+    UserData,
+    minute_window,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+# The longest attempt window is IP_WINDOW_S (10 min); keeping an hour still counts events
+# that arrive late, and the table stays small.
+ATTEMPT_RETENTION_S = 3600.0
+PRUNE_EVERY_RECORDS = 1000
+# A background thread copies the write-ahead log into the database file this often, so the
+# scoring thread seldom waits for the copy and its two fsyncs (SQLite's automatic
+# checkpoint runs inside the commit that crosses 1,000 pages of log: a login writes about
+# 19 pages, so one in ~60 logins waited several milliseconds).
+CHECKPOINT_EVERY_S = 0.01
+# The log can only start over from its beginning once a commit finds it entirely copied,
+# which steady writes beside the background thread rarely allow: at this many pages of log
+# (4 KiB each, 256 MiB) the committing thread checkpoints the little that is left itself and
+# the log restarts. One login in a few thousand pays that (the fsyncs, a few milliseconds).
+WAL_AUTOCHECKPOINT_PAGES = 65_536
+# Profiles kept by user beside the text they were read or written as: a ``load`` that finds
+# the same text (the user's last login was scored here) and a ``record`` whose transaction
+# reads it again skip parsing it. Holds the users active in the last few thousand logins
+# (a few kilobytes each); the text is compared every time, so another process's writes
+# are never missed.
+PARSED_PROFILES = 4096
+# Rows one purge transaction deletes at most: each holds the file's write lock (and this
+# store's lock) for milliseconds, so scoring on the same file goes on between them.
+PURGE_CHUNK_ROWS = 2000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (
+    tenant TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    updated_ts REAL NOT NULL,
+    PRIMARY KEY (tenant, user_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    tenant TEXT NOT NULL,
+    ip_key TEXT NOT NULL,
+    asn INTEGER,
+    user_key TEXT NOT NULL,
+    ts REAL NOT NULL,
+    failed INTEGER NOT NULL
+);
+-- The windows' indexes cover what load counts, so that counting reads no table rows; they
+-- replace the narrower attempts_by_ip / attempts_by_asn of earlier files.
+DROP INDEX IF EXISTS attempts_by_ip;
+DROP INDEX IF EXISTS attempts_by_asn;
+CREATE INDEX IF NOT EXISTS attempts_ip_window ON attempts (tenant, ip_key, ts, user_key, failed);
+CREATE INDEX IF NOT EXISTS attempts_asn_window ON attempts (tenant, asn, ts, user_key, failed);
+CREATE INDEX IF NOT EXISTS attempts_by_ts ON attempts (ts);
+CREATE TABLE IF NOT EXISTS device_accounts (
+    tenant TEXT NOT NULL,
+    device_key TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    last_ts REAL NOT NULL,
+    PRIMARY KEY (tenant, device_key, user_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS device_accounts_by_ts ON device_accounts (last_ts);
+CREATE TABLE IF NOT EXISTS tenant_minutes (
+    tenant TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    tenant TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    ts REAL NOT NULL,
+    decision TEXT NOT NULL,
+    features TEXT NOT NULL,
+    sighting TEXT,
+    feedback TEXT,
+    learned INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS decisions_by_ts ON decisions (ts);
+CREATE INDEX IF NOT EXISTS decisions_by_user ON decisions (tenant, user_key, ts);
+CREATE INDEX IF NOT EXISTS attempts_by_user ON attempts (tenant, user_key);
+CREATE INDEX IF NOT EXISTS device_accounts_by_user ON device_accounts (tenant, user_key);
+"""
+
+_USER_VERSION = "PRAGMA user_version"
+# One velocity window (the IP's or the ASN's, by the column that is also the parameter's
+# name): users and failures among its latest ``scan_max`` attempts.
+_WINDOW = """(SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
+          COALESCE(SUM(failed), 0) AS failures
+     FROM (SELECT user_key, failed FROM attempts
+            WHERE tenant = :tenant AND {column} = :{column} AND ts > :start AND ts <= :now
+            ORDER BY ts DESC LIMIT :scan_max)
+  )"""
+# Everything ``load`` reads, in one statement: one step of the SQLite engine, one read
+# snapshot, and no BEGIN / COMMIT of its own. NULLIF drops the asking user from the distinct
+# count; failures count everyone's. A NULL ASN or device matches nothing, counting 0.
+_LOAD = """
+SELECT
+  (SELECT profile FROM profiles WHERE tenant = :tenant AND user_key = :user_key),
+  ip.users, ip.failures, asn.users, asn.failures,
+  (SELECT COUNT(*) FROM device_accounts
+    WHERE tenant = :tenant AND device_key = :device_key AND user_key != :user_key
+      AND last_ts > :device_start AND last_ts <= :now),
+  tm.attempts, tm.failures,
+  d.user_key, d.ts, d.decision, d.features, d.sighting, d.feedback, d.learned
+FROM
+  {window_ip} AS ip,
+  {window_asn} AS asn,
+  (SELECT COALESCE(SUM(attempts), 0) AS attempts, COALESCE(SUM(failures), 0) AS failures
+     FROM tenant_minutes WHERE tenant = :tenant AND minute BETWEEN :first AND :last
+  ) AS tm
+  LEFT JOIN decisions AS d ON d.tenant = :tenant AND d.event_id = :event_id
+""".format(window_ip=_WINDOW.format(column="ip_key"), window_asn=_WINDOW.format(column="asn"))
+_SELECT_PROFILE = "SELECT profile FROM profiles WHERE tenant = ? AND user_key = ?"
+_SELECT_DECISION = (
+    "SELECT user_key, ts, decision, features, sighting, feedback, learned FROM decisions"
+    " WHERE tenant = ? AND event_id = ?"
+)
+_UPSERT_PROFILE = (
+    "INSERT INTO profiles (tenant, user_key, profile, updated_ts) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (tenant, user_key)"
+    " DO UPDATE SET profile = excluded.profile, updated_ts = excluded.updated_ts"
+)
+_INSERT_DECISION = (
+    "INSERT INTO decisions"
+    " (tenant, event_id, user_key, ts, decision, features, sighting, learned)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, event_id) DO NOTHING"
+)
+_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (tenant, ip_key, asn, user_key, ts, failed) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_DEVICE = (
+    "INSERT INTO device_accounts (tenant, device_key, user_key, last_ts) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (tenant, device_key, user_key)"
+    " DO UPDATE SET last_ts = MAX(last_ts, excluded.last_ts)"
+)
+_SET_FEEDBACK = (
+    "UPDATE decisions SET feedback = ?, learned = ? WHERE tenant = ? AND event_id = ?"
+)
+_BUMP_MINUTE = (
+    "INSERT INTO tenant_minutes (tenant, minute, attempts, failures) VALUES (?, ?, 1, ?)"
+    " ON CONFLICT (tenant, minute)"
+    " DO UPDATE SET attempts = attempts + 1, failures = failures + excluded.failures"
+)
+_PRUNE_MINUTES = "DELETE FROM tenant_minutes WHERE minute <= ?"
+_PRUNE_DECISIONS = "DELETE FROM decisions WHERE ts <= ?"
+_USER_DECISIONS = (
+    "SELECT event_id FROM decisions WHERE tenant = ? AND user_key = ? ORDER BY ts, event_id"
+)
+_ERASE = tuple(
+    f"DELETE FROM {table} WHERE tenant = ? AND user_key = ?"
+    for table in ("profiles", "decisions", "attempts", "device_accounts")
+)
+_PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
+_PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
+# A purge's chunk of a table, oldest first through the index on its time column. Profiles
+# have no such index (every login would pay for its upkeep): they are read in key order.
+_PURGE_CHUNK = {
+    table: f"DELETE FROM {table} WHERE ({key}) IN"
+           f" (SELECT {key} FROM {table} WHERE {column} <= ? LIMIT ?)"
+    for table, key, column in (
+        ("decisions", "tenant, event_id", "ts"),
+        ("attempts", "rowid", "ts"),
+        ("device_accounts", "tenant, device_key, user_key", "last_ts"),
+        ("tenant_minutes", "tenant, minute", "minute"),
+    )
+}
+_PROFILES_FIRST = (
+    "SELECT tenant, user_key, updated_ts FROM profiles ORDER BY tenant, user_key LIMIT ?"
+)
+_PROFILES_AFTER = (
+    "SELECT tenant, user_key, updated_ts FROM profiles WHERE (tenant, user_key) > (?, ?)"
+    " ORDER BY tenant, user_key LIMIT ?"
+)
+_DELETE_PROFILE = "DELETE FROM profiles WHERE tenant = ? AND user_key = ?"
+
+
+def _dumps(value: Any) -> str:
+    """JSON text; orjson (several times faster than ``json`` on profiles and feature
+    vectors), and ``json`` for what orjson refuses (integers past 64 bits, keys that are not
+    strings), so that exactly what ``json`` accepts is accepted. Unlike ``json``, orjson
+    writes a NaN or an infinity as null; no stored value takes one."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def _loads(text: str | bytes) -> Any:
+    """Parse JSON text; ``json`` reads what orjson does not (NaN and Infinity literals,
+    which rows written by ``json.dumps`` may hold)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _decoded(what: str, build: Callable[[], T]) -> T:
+    """``build()``, with a malformed stored row reported as ``StoreError``."""
+    try:
+        return build()
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise StoreError(f"corrupt {what}: {exc}") from exc
+
+
+def _parse_profile(text: str, tenant: str, user_key: str) -> UserProfile:
+    return _decoded(
+        f"profile row {tenant}/{user_key}", lambda: UserProfile.from_dict(_loads(text))
+    )
+
+
+def _read_profile(conn: sqlite3.Connection, tenant: str, user_key: str) -> UserProfile | None:
+    row = conn.execute(_SELECT_PROFILE, (tenant, user_key)).fetchone()
+    if row is None:
+        return None
+    return _parse_profile(row[0], tenant, user_key)
+
+
+def _decision_of(
+    tenant: str, event_id: str, row: tuple[Any, ...]
+) -> StoredDecision:
+    user_key, ts, decision, features, seen, feedback, learned = row
+    return _decoded(
+        f"decision row {tenant}/{event_id}",
+        lambda: StoredDecision(
+            event_id,
+            tenant,
+            user_key,
+            ts,
+            _loads(decision),
+            _loads(features),
+            None if seen is None else _loads(seen),
+            feedback,
+            bool(learned),
+        ),
+    )
+
+
+def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> StoredDecision | None:
+    row = conn.execute(_SELECT_DECISION, (tenant, event_id)).fetchone()
+    return None if row is None else _decision_of(tenant, event_id, row)
+
+
+def _update_profile(
+    conn: sqlite3.Connection,
+    tenant: str,
+    user_key: str,
+    update: ProfileUpdate,
+    ts: float,
+    parsed: tuple[str, UserProfile] | None = None,
+) -> tuple[str, UserProfile]:
+    """Apply ``update`` to the stored profile; returns the text written and the profile.
+    ``parsed`` is a text and its parse, used when the stored text is still the same."""
+    row = conn.execute(_SELECT_PROFILE, (tenant, user_key)).fetchone()
+    if row is None:
+        current = UserProfile()
+    elif parsed is not None and parsed[0] == row[0]:
+        current = parsed[1]
+    else:
+        current = _parse_profile(row[0], tenant, user_key)
+    profile = update(current)
+    text = _dumps(profile.to_dict())
+    conn.execute(_UPSERT_PROFILE, (tenant, user_key, text, ts))
+    return text, profile
+
+
+def _round_trips(profile: UserProfile) -> bool:
+    """Parsing the profile's JSON gives back an equal profile. Every float in it is an
+    event time or a count except the location, the one that could be NaN or infinite
+    (which orjson writes as null)."""
+    return all(v is None or math.isfinite(v) for v in (profile.last_lat, profile.last_lon))
+
+
+def _open(path: str, timeout_s: float) -> sqlite3.Connection:
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # check_same_thread=False: the API calls in from a thread pool, and the store's lock
+    # serializes use. isolation_level=None: transactions are begun explicitly, so `record`
+    # can take the write lock (BEGIN IMMEDIATE) before it reads the profile it will update.
+    # `timeout` is SQLite's busy_timeout: wait that long for another process's write lock.
+    conn = sqlite3.connect(path, timeout=timeout_s, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # Durable against process crashes; a power loss can drop the last commits only.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoints run in the store's own thread (``_Checkpointer``); this is the limit
+        # at which a commit still does one itself.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        version = conn.execute(_USER_VERSION).fetchone()[0]
+        if version == 0:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} {_USER_VERSION} = {SCHEMA_VERSION}; COMMIT;"
+            )
+        elif version != SCHEMA_VERSION:
+            raise StoreError(
+                f"sqlite store {path} has schema version {version}; "
+                f"this riskengine reads version {SCHEMA_VERSION}"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SqliteStore:
+    """A :class:`~riskengine.adapters.stores.base.Store` in one SQLite file (or ``":memory:"``).
+
+    WAL mode lets reads run beside the one writer; ``record`` takes the write lock before it
+    reads the profile, so concurrent updates of one user, from threads or from processes
+    sharing the file, are never lost. Suits one host; several hosts need a network store.
+
+    Parameters
+    ----------
+    path
+        Database file, created with its parent folders when missing.
+    timeout_s
+        How long a call waits for another process's write lock before failing.
+    retention_s
+        How long decisions are kept for late labels, in event time (default 30 days).
+    """
+
+    embedded = True  # a local file, calls take microseconds: the API scores on its loop
+
+    def __init__(
+        self, path: str | Path, *, timeout_s: float = 5.0, retention_s: float = DECISION_RETENTION_S
+    ) -> None:
+        self.path = path
+        self.timeout_s = timeout_s
+        self.retention_s = retention_s
+        self._lock = threading.Lock()
+        self._records = 0
+        self._parsed: OrderedDict[tuple[str, str], tuple[str, UserProfile]] = OrderedDict()
+        with self._errors("open"):
+            self._conn = _open(str(path), timeout_s)
+        self._checkpointer = (
+            None if str(path) == ":memory:" else _Checkpointer(str(path), timeout_s)
+        )
+        if self._checkpointer is not None:
+            # A store dropped without close() must not leave its thread running.
+            weakref.finalize(self, self._checkpointer.stop_soon)
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"sqlite store {self.path}: {action} failed: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self, action: str, begin: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._errors(action):
+            self._conn.execute(begin)
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.rollback()
+                raise
+            self._conn.commit()  # a no-op when the body already rolled back
+
+    def load(self, query: LoadQuery) -> Loaded:
+        # One statement: every count comes from the same snapshot.
+        params = {
+            "tenant": query.tenant,
+            "user_key": query.user_key,
+            "ip_key": query.ip_key,
+            "asn": query.asn,
+            "device_key": query.device_key,
+            "event_id": query.event_id,
+            "now": query.now,
+            "start": query.now - IP_WINDOW_S,
+            "scan_max": WINDOW_SCAN_MAX,
+            "device_start": query.now - DEVICE_WINDOW_S,
+        }
+        params["first"], params["last"] = minute_window(query.now)
+        with self._lock, self._errors("load"):
+            row = self._conn.execute(_LOAD, params).fetchone()
+        (raw_profile, ip_users, ip_failures, asn_users, asn_failures, device_accounts,
+         tenant_attempts, tenant_failures) = row[:8]
+        profile = None
+        if raw_profile is not None:
+            user = (query.tenant, query.user_key)
+            parsed = self._kept(user, raw_profile)
+            if parsed is None:
+                parsed = _parse_profile(raw_profile, query.tenant, query.user_key)
+                self._keep_parsed(user, raw_profile, parsed)
+            profile = parsed.copy()  # the kept parse stays the store's own
+        previous = None if row[8] is None else _decision_of(query.tenant, query.event_id, row[8:])
+        return Loaded(
+            profile=profile,
+            velocity=Velocity(
+                ip_users_10m=int(ip_users),
+                ip_failures_10m=int(ip_failures),
+                asn_users_10m=int(asn_users),
+                asn_failures_10m=int(asn_failures),
+                device_accounts_30d=int(device_accounts),
+                tenant_attempts_10m=int(tenant_attempts),
+                tenant_failures_10m=int(tenant_failures),
+            ),
+            previous=previous,
+        )
+
+    def _kept(self, user: tuple[str, str], text: str) -> UserProfile | None:
+        """The kept parse of ``text`` for this user, if it is the text kept."""
+        with self._lock:
+            kept = self._parsed.get(user)
+            if kept is None or kept[0] != text:
+                return None
+            self._parsed.move_to_end(user)
+            return kept[1]
+
+    def _keep_parsed(self, user: tuple[str, str], text: str, profile: UserProfile) -> None:
+        with self._lock:
+            self._parsed[user] = (text, profile)
+            self._parsed.move_to_end(user)
+            while len(self._parsed) > PARSED_PROFILES:
+                self._parsed.popitem(last=False)
+
+    def record(
+        self, decision: StoredDecision, attempt: Attempt, update: ProfileUpdate | None
+    ) -> StoredDecision:
+        tenant, user_key = decision.tenant, decision.user_key
+        # Serialized before the write lock is taken: a decision that is not JSON fails here.
+        row = (
+            tenant,
+            decision.event_id,
+            user_key,
+            decision.ts,
+            _dumps(decision.decision),
+            _dumps(decision.features),
+            None if decision.sighting is None else _dumps(decision.sighting),
+            int(decision.learned),
+        )
+        written = None
+        with self._transaction("record", "BEGIN IMMEDIATE") as conn:
+            # Taken out: the update may change what it is given, and it is kept again
+            # below only as the profile now written.
+            parsed = self._parsed.pop((tenant, user_key), None)
+            # The insert is the duplicate check: nothing inserted, the event was recorded.
+            if conn.execute(_INSERT_DECISION, row).rowcount == 0:
+                stored = _read_decision(conn, tenant, decision.event_id)
+                conn.rollback()
+                if stored is None:  # cannot be: the insert met it under the write lock
+                    raise StoreError(f"sqlite store {self.path}: decision {decision.event_id}"
+                                     " both exists and does not")
+                return stored
+            if update is not None:
+                written = _update_profile(conn, tenant, user_key, update, decision.ts, parsed)
+            conn.execute(
+                _INSERT_ATTEMPT,
+                (
+                    attempt.tenant,
+                    attempt.ip_key,
+                    attempt.asn,
+                    attempt.user_key,
+                    attempt.ts,
+                    attempt.failed,
+                ),
+            )
+            conn.execute(
+                _BUMP_MINUTE, (attempt.tenant, int(attempt.ts // MINUTE_S), int(attempt.failed))
+            )
+            if attempt.device_key is not None:
+                conn.execute(
+                    _UPSERT_DEVICE,
+                    (attempt.tenant, attempt.device_key, attempt.user_key, attempt.ts),
+                )
+            self._records += 1
+            if self._records % PRUNE_EVERY_RECORDS == 0:
+                # Event time drives pruning so replays of old data keep their windows; the
+                # wall clock caps it so one event stamped far ahead cannot wipe the counters.
+                horizon = min(attempt.ts, time.time())
+                conn.execute(_PRUNE_ATTEMPTS, (horizon - ATTEMPT_RETENTION_S,))
+                conn.execute(_PRUNE_DEVICES, (horizon - DEVICE_WINDOW_S,))
+                conn.execute(_PRUNE_MINUTES, ((horizon - ATTEMPT_RETENTION_S) // MINUTE_S,))
+                conn.execute(_PRUNE_DECISIONS, (horizon - self.retention_s,))
+        if written is not None and _round_trips(written[1]):
+            # Committed: the user's next load finds this text and skips parsing it. A copy,
+            # since whoever made the update may still hold what it returned.
+            self._keep_parsed((tenant, user_key), written[0], written[1].copy())
+        elif parsed is not None and update is None:
+            self._keep_parsed((tenant, user_key), *parsed)  # unchanged: still good
+        return decision
+
+    def apply_feedback(
+        self, tenant: str, event_id: str, label: str, plan: FeedbackPlan
+    ) -> tuple[FeedbackOutcome, StoredDecision | None]:
+        with self._transaction("apply_feedback", "BEGIN IMMEDIATE") as conn:
+            stored = _read_decision(conn, tenant, event_id)
+            if stored is None:
+                return FeedbackOutcome.UNKNOWN_EVENT, None
+            if stored.feedback == label:
+                return FeedbackOutcome.DUPLICATE, stored
+            update, learned = plan(stored)
+            conn.execute(_SET_FEEDBACK, (label, int(learned), tenant, event_id))
+            if update is not None:
+                _update_profile(conn, tenant, stored.user_key, update, stored.ts)
+        return FeedbackOutcome.APPLIED, stored
+
+    def export_user(self, tenant: str, user_key: str) -> UserData:
+        with self._transaction("export_user", "BEGIN") as conn:
+            ids = [r[0] for r in conn.execute(_USER_DECISIONS, (tenant, user_key))]
+            decisions = tuple(d for i in ids if (d := _read_decision(conn, tenant, i)))
+            return UserData(_read_profile(conn, tenant, user_key), decisions)
+
+    def erase_user(self, tenant: str, user_key: str) -> int:
+        with self._transaction("erase_user", "BEGIN IMMEDIATE") as conn:
+            self._parsed.pop((tenant, user_key), None)  # nothing of the user stays in memory
+            return sum(conn.execute(sql, (tenant, user_key)).rowcount for sql in _ERASE)
+
+    def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
+        """Delete what retention no longer allows, ``PURGE_CHUNK_ROWS`` rows a transaction:
+        a purge of millions of rows never holds up scoring on the same file for long. A
+        purge cut short leaves only whole chunks done; running it again finishes it."""
+        report = {"profiles": self._purge_profiles(now - profile_retention_s)}
+        for table, horizon in (
+            ("decisions", now - self.retention_s),
+            ("attempts", now - ATTEMPT_RETENTION_S),
+            ("device_accounts", now - DEVICE_WINDOW_S),
+            ("tenant_minutes", (now - ATTEMPT_RETENTION_S) // MINUTE_S),
+        ):
+            report[table] = 0
+            while True:
+                with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
+                    deleted = conn.execute(
+                        _PURGE_CHUNK[table], (horizon, PURGE_CHUNK_ROWS)).rowcount
+                report[table] += deleted
+                if deleted < PURGE_CHUNK_ROWS:
+                    break
+        return report
+
+    def _purge_profiles(self, horizon: float) -> int:
+        purged = 0
+        after: tuple[str, str] | None = None
+        while True:
+            with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
+                page = conn.execute(
+                    _PROFILES_FIRST if after is None else _PROFILES_AFTER,
+                    (PURGE_CHUNK_ROWS,) if after is None else (*after, PURGE_CHUNK_ROWS),
+                ).fetchall()
+                expired = [(tenant, user) for tenant, user, ts in page if ts <= horizon]
+                conn.executemany(_DELETE_PROFILE, expired)
+                for user in expired:  # purged profiles must not live on in memory
+                    self._parsed.pop(user, None)
+            purged += len(expired)
+            if len(page) < PURGE_CHUNK_ROWS:
+                return purged
+            after = (page[-1][0], page[-1][1])
+
+    def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
+        with self._lock, self._errors("get_decision"):
+            return _read_decision(self._conn, tenant, event_id)
+
+    def get_profile(self, tenant: str, user_key: str) -> UserProfile | None:
+        with self._lock, self._errors("get_profile"):
+            return _read_profile(self._conn, tenant, user_key)
+
+    def ping(self) -> None:
+        with self._lock, self._errors("ping"):
+            self._conn.execute(_USER_VERSION).fetchone()
+
+    def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        with self._lock, self._errors("close"):
+            self._parsed.clear()
+            self._conn.close()
+
+
+class _Checkpointer:
+    """Copies the write-ahead log into the database file from a thread of its own.
+
+    A PASSIVE checkpoint never blocks readers or writers, and the sqlite3 module lets go of
+    the GIL while SQLite works, so scoring goes on while pages are copied and synced. It
+    uses its own connection; a failed round (the file busy with another process's
+    checkpoint, a full disk) is simply tried again at the next one.
+    """
+
+    def __init__(self, path: str, timeout_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(path, timeout_s), name="sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: str, timeout_s: float) -> None:
+        try:
+            conn = sqlite3.connect(path, timeout=timeout_s, check_same_thread=False,
+                                   isolation_level=None)
+        except sqlite3.Error:
+            return  # the committing thread's own checkpoints still bound the log
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    continue
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def stop_soon(self) -> None:
+        """Stop at the thread's next wake-up, without waiting for it."""
+        self._stop.set()

@@ -1,0 +1,186 @@
+"""Rules and model into one score, one decision, one step-up, and the reasons for it.
+
+Score
+    Each hit risk rule and the model contribute a risk ``r_i`` in [0, 1); they combine as
+    independent evidence, ``R = 1 - prod(1 - r_i)``. Hit trust rules (negative scores)
+    scale it down: ``score = R * prod(1 + t_j)``. Every reason's ``contribution`` is its
+    share of that score (the risk shares split ``R`` in proportion to ``-log(1 - r_i)``,
+    the trust shares split the reduction likewise), so the contributions add up to the
+    score exactly.
+Decision
+    ``deny`` at or above the deny threshold, ``challenge`` at or above the challenge
+    threshold, else ``allow``; a hit rule's ``action`` is a floor the decision cannot go
+    below.
+Step-up
+    The preference of the strongest hit rule that names one; otherwise an OTP to the
+    account's own channel (SMS for phone accounts or when a phone number came with the
+    event, e-mail for e-mail accounts), captcha as the last resort. Rules can rule a
+    channel out (``avoid``), and SMS is always ruled out right after a SIM change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from features.event import LoginEvent
+from riskengine.core.rules import Action, Challenge, Outcome, RuleResult, Ruleset, render_message
+
+MODEL_REASON = "anomaly_model"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    message: str
+    contribution: float
+    observed: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    event_id: str
+    action: Action
+    score: float
+    challenge: Challenge | None
+    reasons: tuple[Reason, ...]
+    rules_version: str
+    model_version: str
+    rule_results: tuple[RuleResult, ...] = ()
+    model_score: float | None = None
+    failover: bool = False
+
+
+def _share(weights: list[float], total: float) -> list[float]:
+    s = sum(weights)
+    return [total * w / s if s > 0 else 0.0 for w in weights]
+
+
+def decide(
+    *,
+    event: LoginEvent,
+    values: Mapping[str, Any],
+    results: list[RuleResult],
+    ruleset: Ruleset,
+    model_score: float | None,
+    model_risk: float,
+    model_version: str,
+) -> Decision:
+    """The decision for one event from its rule results and the model's view of it."""
+    hit_ = Outcome.HIT
+    hits = [r for r in results if r.outcome is hit_]
+    model_part = ruleset.model_weight * model_risk
+    th = ruleset.thresholds
+    if not hits and model_part <= 0:
+        # Nothing fired and the model adds nothing (most logins): score 0 and the quiet
+        # reason, as the general path below would give them, without its bookkeeping.
+        quiet = _quiet_reason(values)
+        score = 0.0
+        action = Action.DENY if score >= th.deny else Action.CHALLENGE \
+            if score >= th.challenge else Action.ALLOW
+        return Decision(
+            event_id=event.event_id,
+            action=action,
+            score=score,
+            challenge=choose_challenge(event, values, hits)
+            if action is Action.CHALLENGE else None,
+            reasons=(Reason(quiet.code, quiet.message, 0.0, _rounded(quiet.observed)),),
+            rules_version=ruleset.label,
+            model_version=model_version,
+            rule_results=tuple(results),
+            model_score=model_score,
+        )
+
+    # Each hit's observed values, picked out once: its message and its reason both use them.
+    risks: list[tuple[RuleResult, float, dict[str, Any]]] = []
+    trusts: list[tuple[RuleResult, float, dict[str, Any]]] = []
+    floor_only: list[tuple[RuleResult, float, dict[str, Any]]] = []
+    for r in hits:
+        weight = r.rule.score
+        entry = (r, weight, r.observed)
+        (risks if weight > 0 else trusts if weight < 0 else floor_only).append(entry)
+
+    risk_values = [s for _, s, _ in risks] + ([model_part] if model_part > 0 else [])
+    combined = 1.0 - math.prod(1.0 - s for s in risk_values)
+    trust_factor = math.prod(1.0 + t for _, t, _ in trusts)
+    score = min(1.0, max(0.0, combined * trust_factor))
+
+    risk_shares = _share([-math.log1p(-s) for s in risk_values], combined)
+    trust_shares = _share([-math.log1p(t) for _, t, _ in trusts], combined - score)
+    # (code, message, contribution, observed) of every reason, final once sorted.
+    reasons: list[tuple[str, str, float, dict[str, Any]]] = [
+        (r.rule.id, render_message(r.rule, seen), share, seen)
+        for (r, _, seen), share in zip(risks, risk_shares, strict=False)
+    ]
+    if model_part > 0:
+        reasons.append((
+            MODEL_REASON,
+            f"Unusual for verified-good logins (anomaly score {model_score:.2f})",
+            risk_shares[-1],
+            {"anomaly_score": round(model_score or 0.0, 4)},
+        ))
+    reasons += [
+        (r.rule.id, render_message(r.rule, seen), -share, seen)
+        for (r, _, seen), share in zip(trusts, trust_shares, strict=True)
+    ]
+    # Floors hold even when rules themselves lack a score: a hard rule stays hard.
+    reasons += [(r.rule.id, render_message(r.rule, seen), 0.0, seen)
+                for r, _, seen in floor_only]
+    reasons.sort(key=lambda x: -abs(x[2]))
+    if not reasons:  # an allow is explained too: say what was (not) found
+        quiet = _quiet_reason(values)
+        reasons.append((quiet.code, quiet.message, quiet.contribution, quiet.observed))
+
+    action = Action.DENY if score >= th.deny else Action.CHALLENGE if score >= th.challenge \
+        else Action.ALLOW
+    for r in hits:
+        if r.rule.action is not None and r.rule.action.rank > action.rank:
+            action = r.rule.action
+
+    return Decision(
+        event_id=event.event_id,
+        action=action,
+        score=round(score, 4),
+        challenge=choose_challenge(event, values, hits) if action is Action.CHALLENGE else None,
+        reasons=tuple(
+            Reason(code, message, round(contribution, 4), _rounded(seen))
+            for code, message, contribution, seen in reasons
+        ),
+        rules_version=ruleset.label,
+        model_version=model_version,
+        rule_results=tuple(results),
+        model_score=model_score,
+    )
+
+
+def _quiet_reason(values: Mapping[str, Any]) -> Reason:
+    if values.get("user_is_new"):
+        return Reason("cold_start", "No history for this account yet: judged on network and "
+                      "velocity signals only, none of which fired", 0.0, {"user_is_new": True})
+    return Reason("no_risk_signals", "No rule fired and the login looks like the user's usual "
+                  "ones", 0.0, {})
+
+
+def _rounded(observed: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in observed.items()}
+
+
+def choose_challenge(
+    event: LoginEvent, values: Mapping[str, Any], hits: list[RuleResult]
+) -> Challenge:
+    """The step-up that fits the case (see the module docstring)."""
+    avoid = {c for r in hits for c in r.rule.avoid}
+    if values.get("sim_changed"):
+        avoid.add(Challenge.SMS_OTP)
+    preferred = [r.rule.challenge for r in sorted(hits, key=lambda r: -r.rule.score)
+                 if r.rule.challenge is not None]
+    own = Challenge.EMAIL_OTP if event.account_kind == "email" else (
+        Challenge.SMS_OTP if event.account_kind == "phone" or event.phone_key else None
+    )
+    order = [*preferred, *([own] if own else []), Challenge.EMAIL_OTP, Challenge.CAPTCHA]
+    for option in order:
+        if option not in avoid:
+            return option
+    return Challenge.CAPTCHA

@@ -1,0 +1,645 @@
+"""Rules as data: load a YAML ruleset, validate it, compile it once, evaluate it per event.
+
+A rule has a stable ``id``, a ``name`` and ``description`` written for analysts, a condition
+over named features (``features.catalog``) built from a small operator set (no eval), a
+``score`` (positive adds risk, negative is trust that lowers it), and optionally an
+``action`` floor, a preferred ``challenge`` and challenges to ``avoid``. Each evaluation
+records every rule's outcome (hit, no hit, error) with the feature values it saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import operator
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+from features.catalog import BY_NAME, FeatureSpec
+from features.extract import FeatureVector
+
+Value = Any
+Predicate = Callable[[Mapping[str, Value]], bool]
+
+_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
+SHIPPED_RULES = "default_rules.yaml"
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    CHALLENGE = "challenge"
+    DENY = "deny"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Action.ALLOW: 0, Action.CHALLENGE: 1, Action.DENY: 2}
+
+
+class Challenge(StrEnum):
+    SMS_OTP = "sms_otp"
+    EMAIL_OTP = "email_otp"
+    CAPTCHA = "captcha"
+
+
+class Outcome(StrEnum):
+    HIT = "hit"
+    NO_HIT = "no_hit"
+    ERROR = "error"
+
+
+class RulesetError(ValueError):
+    """A ruleset file that cannot be used; the message names the rule, field and line."""
+
+
+def _num(v: Value) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _cmp(fn: Callable[[Any, Any], bool]) -> Callable[[Value, Value], bool]:
+    def op(observed: Value, expected: Value) -> bool:
+        return _num(observed) and fn(observed, expected)
+
+    return op
+
+
+# name -> (test(observed, expected), what `value` must be: "number", "list", "any", None)
+OPERATORS: dict[str, tuple[Callable[[Value, Value], bool], str | None]] = {
+    "eq": (lambda o, e: o is not None and o == e, "any"),
+    "ne": (lambda o, e: o is not None and o != e, "any"),
+    "gt": (_cmp(lambda o, e: o > e), "number"),
+    "gte": (_cmp(lambda o, e: o >= e), "number"),
+    "lt": (_cmp(lambda o, e: o < e), "number"),
+    "lte": (_cmp(lambda o, e: o <= e), "number"),
+    "in": (lambda o, e: o is not None and o in e, "list"),
+    "not_in": (lambda o, e: o is not None and o not in e, "list"),
+    "is_true": (lambda o, e: o is True, None),
+    "is_false": (lambda o, e: o is False, None),
+    "is_null": (lambda o, e: o is None, None),
+    "not_null": (lambda o, e: o is not None, None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    name: str
+    description: str
+    score: float
+    action: Action | None
+    challenge: Challenge | None
+    avoid: tuple[Challenge, ...]
+    message: str
+    features: tuple[str, ...]
+    test: Predicate
+    line: int
+
+
+class RuleResult(NamedTuple):
+    """One rule's outcome on one event's feature ``values``.
+
+    ``observed``, the values of the features the rule reads, is picked out when asked for:
+    every evaluation makes a result per rule, and only the few that fire are explained. A
+    NamedTuple rather than a frozen dataclass because ``evaluate`` builds one per rule per
+    event, and a tuple is built in one C call (a frozen dataclass's ``__init__`` costs six
+    times more).
+    """
+
+    rule: Rule
+    outcome: Outcome
+    values: Mapping[str, Value]
+    error: str | None = None
+
+    @property
+    def observed(self) -> dict[str, Value]:
+        get = self.values.get
+        return {name: get(name) for name in self.rule.features}
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    challenge: float
+    deny: float
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """An allow- or deny-listed network: a CIDR range or an ASN, until it expires."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    asn: int | None
+    expires: float | None
+    note: str
+
+    def matches(self, ip: str, asn: int | None, now: float) -> bool:
+        if self.expires is not None and now >= self.expires:
+            return False
+        if self.asn is not None:
+            return asn == self.asn
+        addr = ipaddress.ip_address(ip)
+        return self.network is not None and addr.version == self.network.version \
+            and addr in self.network
+
+    def describe(self) -> str:
+        return f"AS{self.asn}" if self.asn is not None else str(self.network)
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    allow: tuple[ListEntry, ...] = ()
+    deny: tuple[ListEntry, ...] = ()
+
+    def lookup(self, ip: str, asn: int | None, now: float) -> tuple[str | None, str | None]:
+        """(allow entry, deny entry) matching this address, as text; None when none."""
+        if not self.allow and not self.deny:  # the usual case: no lists configured
+            return None, None
+
+        def first(entries: tuple[ListEntry, ...]) -> str | None:
+            hit = next((e for e in entries if e.matches(ip, asn, now)), None)
+            return None if hit is None else hit.describe()
+
+        return first(self.allow), first(self.deny)
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """A validated, frozen ruleset; ``version`` is the file's own, ``sha256`` its content's.
+
+    ``tenants`` holds per-tenant variants (their own thresholds, rule overrides and lists);
+    ``for_tenant`` picks the one that applies.
+    """
+
+    version: str
+    sha256: str
+    thresholds: Thresholds
+    model_weight: float
+    rules: tuple[Rule, ...]
+    lists: Lists = Lists()
+    tenants: Mapping[str, Ruleset] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def label(self) -> str:
+        """What decisions record: version and a short content hash."""
+        return f"{self.version}+{self.sha256[:12]}"
+
+    def for_tenant(self, tenant: str) -> Ruleset:
+        return self.tenants.get(tenant, self)
+
+    def evaluate(self, values: Mapping[str, Value]) -> list[RuleResult]:
+        """Every rule's outcome on ``values``; a rule that raises is an error, not a crash.
+
+        The results refer to ``values`` (not a copy): it must not change while they are used.
+        """
+        # The compiled tests only call ``.get``: hand them the feature vector's own dict,
+        # whose ``get`` is a C call, rather than the Mapping wrapper around it.
+        data = values.values if isinstance(values, FeatureVector) else values
+        rules = self.rules
+        try:
+            hits = [rule.test(data) for rule in rules]
+        except Exception:  # a rule bug must not take the scoring path down
+            return [_checked(rule, data) for rule in rules]
+        hit_, no_hit = Outcome.HIT, Outcome.NO_HIT
+        return [_new_result(RuleResult, (rule, hit_ if hit else no_hit, data, None))
+                for rule, hit in zip(rules, hits, strict=True)]
+
+
+# Builds a RuleResult from its four fields without the NamedTuple's Python-level __new__.
+_new_result = tuple.__new__
+
+
+def _checked(rule: Rule, data: Mapping[str, Value]) -> RuleResult:
+    """One rule's result, with an exception it raises as the ``error`` outcome."""
+    try:
+        hit = rule.test(data)
+    except Exception as exc:
+        return RuleResult(rule, Outcome.ERROR, data, repr(exc))
+    return RuleResult(rule, Outcome.HIT if hit else Outcome.NO_HIT, data)
+
+
+# -- loading and validation -------------------------------------------------------------
+
+
+def load_ruleset(path: str | Path | None = None) -> Ruleset:
+    """Load and validate a ruleset file (the shipped default when ``path`` is None)."""
+    if path is None:
+        text = resources.files("riskengine.data").joinpath(SHIPPED_RULES).read_text("utf-8")
+        source = f"<shipped {SHIPPED_RULES}>"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise RulesetError(f"cannot read ruleset {path}: {exc.strerror}") from exc
+        source = str(path)
+    return parse_ruleset(text, source=source)
+
+
+def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesetError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RulesetError(f"{source}: a ruleset is a mapping with version, thresholds, rules")
+    lines = _rule_lines(root)
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise RulesetError(f"{source}: {msg}")
+
+    version = data.get("version")
+    need(isinstance(version, (str, int, float)) and str(version) != "", "'version' is required")
+    th = data.get("thresholds") or {}
+    need(isinstance(th, dict), "'thresholds' must be a mapping with challenge and deny")
+    challenge, deny = th.get("challenge"), th.get("deny")
+    need(
+        _num(challenge) and _num(deny) and 0 < challenge < deny <= 1,
+        "thresholds: need 0 < challenge < deny <= 1",
+    )
+    model = data.get("model") or {}
+    weight = model.get("weight", 0.0) if isinstance(model, dict) else None
+    need(_num(weight) and 0 <= weight <= 1, "model.weight must be a number in [0, 1]")
+    raw_rules = data.get("rules")
+    need(isinstance(raw_rules, list) and raw_rules, "'rules' must be a non-empty list")
+
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_rules):
+        line = lines[index] if index < len(lines) else 0
+        rule = _parse_rule(raw, index=index, line=line, source=source)
+        if rule.id in seen:
+            raise RulesetError(f"{source}: rule '{rule.id}' (line {line}): duplicate id")
+        seen.add(rule.id)
+        if raw.get("enabled", True):
+            rules.append(rule)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    base = Ruleset(
+        version=str(version),
+        sha256=digest,
+        thresholds=Thresholds(float(challenge), float(deny)),
+        model_weight=float(weight),
+        rules=tuple(rules),
+        lists=_parse_lists(data.get("lists"), where=f"{source}: lists"),
+        source=source,
+    )
+    tenants = data.get("tenants") or {}
+    need(isinstance(tenants, dict), "'tenants' must map tenant names to overrides")
+    return replace(base, tenants={
+        str(name): _tenant_variant(base, name, spec, source=source)
+        for name, spec in tenants.items()
+    })
+
+
+_OVERRIDABLE = {"enabled", "score", "action"}
+
+
+def _tenant_variant(base: Ruleset, name: str, spec: Any, *, source: str) -> Ruleset:
+    """The ruleset as tenant ``name`` sees it: its thresholds, rule overrides and lists."""
+    where = f"{source}: tenant '{name}'"
+    if not isinstance(spec, dict) or set(spec) - {"thresholds", "rules", "lists"}:
+        raise RulesetError(f"{where}: allowed keys are thresholds, rules, lists")
+    th = spec.get("thresholds") or {}
+    challenge = th.get("challenge", base.thresholds.challenge)
+    deny = th.get("deny", base.thresholds.deny)
+    if not (_num(challenge) and _num(deny) and 0 < challenge < deny <= 1):
+        raise RulesetError(f"{where}, field 'thresholds': need 0 < challenge < deny <= 1")
+    by_id = {r.id: r for r in base.rules}
+    rules = dict(by_id)
+    for rid, override in (spec.get("rules") or {}).items():
+        if rid not in by_id:
+            raise RulesetError(f"{where}: rule '{rid}' is not in the ruleset")
+        if not isinstance(override, dict) or set(override) - _OVERRIDABLE:
+            raise RulesetError(f"{where}, rule '{rid}': only {sorted(_OVERRIDABLE)} can be "
+                               "overridden")
+        rule = by_id[rid]
+        if override.get("enabled") is False:
+            del rules[rid]
+            continue
+        score = override.get("score", rule.score)
+        if not _num(score) or not -1 < score < 1:
+            raise RulesetError(f"{where}, rule '{rid}', field 'score': a number in (-1, 1)")
+        action = override.get("action", rule.action.value if rule.action else None)
+        if action is not None and action not in Action.__members__.values():
+            raise RulesetError(f"{where}, rule '{rid}', field 'action': "
+                               f"one of {[a.value for a in Action]}")
+        rules[rid] = replace(rule, score=float(score),
+                             action=Action(action) if action else None)
+    lists = base.lists
+    if "lists" in spec:
+        lists = _parse_lists(spec["lists"], where=f"{where}, lists")
+    return replace(base, thresholds=Thresholds(float(challenge), float(deny)),
+                   rules=tuple(rules[r.id] for r in base.rules if r.id in rules),
+                   lists=lists, tenants={})
+
+
+_NUMBER = r"[-+0-9.eE]+"
+
+
+def with_thresholds(text: str, *, challenge: float, deny: float,
+                    version: str | None = None) -> str:
+    """The ruleset file ``text`` with other thresholds (and another version, if given),
+    every comment and rule kept as it was: what staff ship after tuning. The result is
+    checked with ``parse_ruleset``; a ``RulesetError`` (a ``ValueError``) says why not."""
+    out, in_block, done = [], False, set()
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        top = line[:1] not in (" ", "\t", "#", "\n", "\r", "")
+        if top:
+            in_block = False
+        if top and version is not None and re.match(r"version\s*:", line):
+            line = f"version: {json.dumps(version)}\n"
+            done.add("version")
+        elif top and re.match(r"thresholds\s*:", line):
+            rest = line.split(":", 1)[1].strip()
+            if rest.startswith("{"):  # flow style on one line
+                line = f"thresholds: {{challenge: {challenge}, deny: {deny}}}\n"
+                done.update({"challenge", "deny"})
+            else:
+                in_block = True
+        elif in_block and stripped and not stripped.startswith("#"):
+            for name, value in (("challenge", challenge), ("deny", deny)):
+                m = re.match(rf"^(\s+{name}\s*:\s*){_NUMBER}(.*)$", line.rstrip("\r\n"))
+                if m:
+                    line = f"{m.group(1)}{value}{m.group(2)}\n"
+                    done.add(name)
+        out.append(line)
+    missing = {"challenge", "deny", *([] if version is None else ["version"])} - done
+    if missing:
+        raise RulesetError(f"could not find {sorted(missing)} at the top of the ruleset")
+    result = "".join(out)
+    parsed = parse_ruleset(result, source="<ruleset with new thresholds>")
+    if (parsed.thresholds.challenge, parsed.thresholds.deny) != (challenge, deny):
+        raise RulesetError("the thresholds did not end up in the ruleset")
+    return result
+
+
+def _parse_lists(raw: Any, *, where: str) -> Lists:
+    if raw is None:
+        return Lists()
+    if not isinstance(raw, dict) or set(raw) - {"allow", "deny"}:
+        raise RulesetError(f"{where}: a mapping with 'allow' and/or 'deny' lists")
+    out = {}
+    for kind in ("allow", "deny"):
+        entries = []
+        for i, item in enumerate(raw.get(kind) or []):
+            at = f"{where}.{kind}[{i}]"
+            if not isinstance(item, dict) or set(item) - {"cidr", "asn", "expires", "note"} or \
+                    ("cidr" in item) == ("asn" in item):
+                raise RulesetError(f"{at}: one of 'cidr' or 'asn', optional 'expires', 'note'")
+            network = None
+            if "cidr" in item:
+                try:
+                    network = ipaddress.ip_network(str(item["cidr"]), strict=False)
+                except ValueError:
+                    raise RulesetError(f"{at}, field 'cidr': not a CIDR range") from None
+            asn = item.get("asn")
+            if asn is not None and (not isinstance(asn, int) or isinstance(asn, bool)):
+                raise RulesetError(f"{at}, field 'asn': an AS number")
+            expires = item.get("expires")
+            if expires is not None:
+                try:
+                    from riskengine.core.wire import parse_timestamp
+
+                    expires = parse_timestamp(str(expires)).timestamp()
+                except ValueError:
+                    raise RulesetError(f"{at}, field 'expires': an RFC 3339 time") from None
+            entries.append(ListEntry(network, asn, expires, str(item.get("note", ""))))
+        out[kind] = tuple(entries)
+    return Lists(**out)
+
+
+def _rule_lines(root: yaml.Node | None) -> list[int]:
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _parse_rule(raw: Any, *, index: int, line: int, source: str) -> Rule:
+    rid = raw.get("id") if isinstance(raw, dict) else None
+    where = f"{source}: rule '{rid or f'#{index + 1}'}' (line {line})"
+
+    def fail(field: str, msg: str) -> RulesetError:
+        return RulesetError(f"{where}, field '{field}': {msg}")
+
+    if not isinstance(raw, dict):
+        raise fail("-", "a rule is a mapping")
+    if not isinstance(rid, str) or not _ID.match(rid):
+        raise fail("id", "must be lower_snake_case, 3-64 characters")
+    known_fields = {"id", "name", "description", "when", "score", "action", "challenge",
+                    "avoid", "message", "enabled"}
+    extra = set(raw) - known_fields
+    if extra:
+        raise fail(sorted(extra)[0], "unknown field")
+    for name in ("name", "description"):
+        if not isinstance(raw.get(name), str) or not raw[name].strip():
+            raise fail(name, "is required text")
+    score = raw.get("score", 0.0)
+    if not _num(score) or not -1 < score < 1:
+        raise fail("score", "must be a number in (-1, 1)")
+    action = raw.get("action")
+    if action is not None and action not in Action.__members__.values():
+        raise fail("action", f"must be one of {[a.value for a in Action]}")
+    if action is None and score == 0:
+        raise fail("score", "a rule needs a non-zero score or an action")
+    challenge = raw.get("challenge")
+    if challenge is not None and challenge not in Challenge.__members__.values():
+        raise fail("challenge", f"must be one of {[c.value for c in Challenge]}")
+    avoid = raw.get("avoid") or []
+    if not isinstance(avoid, list) or any(a not in Challenge.__members__.values() for a in avoid):
+        raise fail("avoid", f"must be a list of {[c.value for c in Challenge]}")
+    if "when" not in raw:
+        raise fail("when", "is required")
+    used: list[str] = []
+    try:
+        test = _compile(raw["when"], used)
+    except RulesetError as exc:
+        raise fail("when", str(exc)) from None
+    message = raw.get("message") or raw["name"]
+    if not isinstance(message, str):
+        raise fail("message", "must be text")
+    for _, name, spec, _ in string.Formatter().parse(message):
+        if name is not None and name not in BY_NAME:
+            raise fail("message", f"unknown feature '{name}' in the template")
+        if name and name not in used:
+            used.append(name)
+        if spec and not re.fullmatch(r"[,.]?\.?\d*[dfg%]?", spec):
+            raise fail("message", f"format '{spec}' not allowed")
+    return Rule(
+        id=rid,
+        name=raw["name"].strip(),
+        description=" ".join(raw["description"].split()),
+        score=float(score),
+        action=Action(action) if action else None,
+        challenge=Challenge(challenge) if challenge else None,
+        avoid=tuple(Challenge(a) for a in avoid),
+        message=message,
+        features=tuple(used),
+        test=test,
+        line=line,
+    )
+
+
+def _compile(node: Any, used: list[str]) -> Predicate:
+    """Turn a condition tree into one closure, checking names, operators and value types."""
+    if not isinstance(node, dict) or len(node) != 1 and "feature" not in node:
+        raise RulesetError("a condition is {all: [...]}, {any: [...]}, {not: ...} "
+                           "or {feature, op, value}")
+    if "all" in node or "any" in node:
+        key = "all" if "all" in node else "any"
+        items = node[key]
+        if not isinstance(items, list) or not items:
+            raise RulesetError(f"'{key}' needs a non-empty list")
+        parts = tuple(_compile(item, used) for item in items)
+        return _all(parts) if key == "all" else _any(parts)
+    if "not" in node:
+        inner = _compile(node["not"], used)
+        return lambda v: not inner(v)
+    name, op = node.get("feature"), node.get("op")
+    extra = set(node) - {"feature", "op", "value"}
+    if extra:
+        raise RulesetError(f"unknown key '{sorted(extra)[0]}' in a condition")
+    spec = BY_NAME.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise RulesetError(f"unknown feature '{name}'")
+    if op not in OPERATORS:
+        raise RulesetError(f"unknown operator '{op}' (known: {', '.join(OPERATORS)})")
+    fn, wants = OPERATORS[op]
+    expected = node.get("value")
+    _check_value(spec, op, wants, expected, has_value="value" in node)
+    if isinstance(expected, list):
+        expected = frozenset(expected)
+    if name not in used:
+        used.append(name)
+    return _leaf(op, fn, name, expected)
+
+
+def _all(parts: tuple[Predicate, ...]) -> Predicate:
+    """``all`` of the parts, short-circuiting, without a generator per call."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda v: bool(a(v) and b(v))
+
+    def test(v: Mapping[str, Value]) -> bool:
+        for p in parts:  # noqa: SIM110 - no generator per call
+            if not p(v):
+                return False
+        return True
+
+    return test
+
+
+def _any(parts: tuple[Predicate, ...]) -> Predicate:
+    """``any`` of the parts, short-circuiting, without a generator per call."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda v: bool(a(v) or b(v))
+
+    def test(v: Mapping[str, Value]) -> bool:
+        for p in parts:  # noqa: SIM110 - no generator per call
+            if p(v):
+                return True
+        return False
+
+    return test
+
+
+def _leaf(op: str, fn: Callable[[Value, Value], bool], name: str, expected: Any) -> Predicate:
+    """One ``{feature, op, value}`` test as a single closure: the operators that run on
+    every event are written out here (the same tests as ``OPERATORS``), so evaluating a
+    condition costs one call, not three."""
+    if op == "is_true":
+        return lambda v: v.get(name) is True
+    if op == "is_false":
+        return lambda v: v.get(name) is False
+    if op == "is_null":
+        return lambda v: v.get(name) is None
+    if op == "not_null":
+        return lambda v: v.get(name) is not None
+    if op in ("gt", "gte", "lt", "lte"):
+        compare = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt,
+                   "lte": operator.le}[op]
+
+        def numeric(v: Mapping[str, Value]) -> bool:
+            o = v.get(name)
+            return o.__class__ is not bool and isinstance(o, (int, float)) \
+                and compare(o, expected)
+
+        return numeric
+    return lambda v: fn(v.get(name), expected)
+
+
+def _check_value(spec: FeatureSpec, op: str, wants: str | None, value: Any, *, has_value: bool):
+    if wants is None:
+        if has_value:
+            raise RulesetError(f"operator '{op}' takes no value")
+        if op in ("is_true", "is_false") and spec.kind != "bool":
+            raise RulesetError(f"'{op}' needs a bool feature, '{spec.name}' is {spec.kind}")
+        return
+    if not has_value:
+        raise RulesetError(f"operator '{op}' needs a value")
+    if wants == "number" and (spec.kind not in ("int", "float") or not _num(value)):
+        raise RulesetError(f"'{op}' compares numbers: '{spec.name}' is {spec.kind}, "
+                           f"value {value!r}")
+    if wants == "list" and not isinstance(value, list):
+        raise RulesetError(f"'{op}' needs a list value")
+    items: Iterable[Any] = value if isinstance(value, list) else [value]
+    for item in items:
+        ok = {
+            "bool": isinstance(item, bool),
+            "int": _num(item),
+            "float": _num(item),
+            "str": isinstance(item, str),
+        }[spec.kind]
+        if not ok:
+            raise RulesetError(f"value {item!r} does not fit {spec.kind} feature '{spec.name}'")
+
+
+def render_message(rule: Rule, observed: Mapping[str, Value]) -> str:
+    """The rule's message with the observed values filled in ('?' for missing ones)."""
+    fixed = _fixed_text(rule.message)
+    if fixed is not None:
+        return fixed
+    try:
+        return rule.message.format_map(_Missing(observed))
+    except (ValueError, TypeError):
+        return rule.name
+
+
+@lru_cache(maxsize=1024)
+def _fixed_text(message: str) -> str | None:
+    """The message as rendered when it has no fields to fill in (most trust and device
+    rules), else None: it is then the same for every event."""
+    try:
+        if any(name is not None for _, name, _, _ in string.Formatter().parse(message)):
+            return None
+        return message.format_map({})
+    except (ValueError, TypeError):
+        return None
+
+
+class _Missing(dict[str, Any]):
+    def __init__(self, values: Mapping[str, Value]) -> None:
+        super().__init__({k: v for k, v in values.items() if v is not None})
+
+    def __missing__(self, key: str) -> str:
+        return "?"

@@ -1,0 +1,230 @@
+"""Composition root: build an ``Engine`` from ``Settings`` (stores, rules, model, IP data)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from features.ipintel import IpIntel
+from features.useragent import parse_user_agent
+from models import persistence, snapshots
+from riskengine.adapters.breaker import CircuitBreaker
+from riskengine.adapters.outbox import Outbox
+from riskengine.adapters.signals import from_settings as signals_from_settings
+from riskengine.adapters.stores import open_store
+from riskengine.core.rules import Action, RulesetError, load_ruleset
+from riskengine.service.scorer import Engine
+from riskengine.service.settings import Settings
+
+log = logging.getLogger("riskengine.model")
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    engine: Engine
+    follower: Any = None  # riskengine.adapters.learner.ModelFollower with a shared (Redis) store
+    rules: RulesManager | None = None
+
+
+class RulesManager:
+    """Reloads the live and shadow rulesets from their files without a restart.
+
+    A file is parsed and validated first; only a valid one replaces the set in use, so an
+    invalid edit is refused (with the rule and field named) while the old set keeps serving.
+    """
+
+    def __init__(self, engine: Engine, live: Path | None, shadow: Path | None) -> None:
+        self.engine, self.live, self.shadow = engine, live, shadow
+        self._seen = self._stamps()
+        self.last_error: str | None = None
+
+    def _stamps(self) -> tuple[float | None, float | None]:
+        return tuple(  # type: ignore[return-value]
+            p.stat().st_mtime if p is not None and p.exists() else None
+            for p in (self.live, self.shadow))
+
+    def reload(self) -> dict[str, Any]:
+        """Validate both files, then swap; raises ``RulesetError`` and changes nothing."""
+        live = load_ruleset(self.live)
+        shadow = load_ruleset(self.shadow) if self.shadow is not None else None
+        current = self.engine.shadow
+        changed = (shadow is None) != (current is None) or (
+            shadow is not None and current is not None and shadow.sha256 != current.sha256)
+        # An unchanged candidate keeps its shadow statistics; a new one starts afresh.
+        self.engine.swap_rules(live, shadow=shadow if changed else False)
+        self._seen = self._stamps()
+        self.last_error = None
+        log.warning("rules in force: %s (shadow %s)", live.label,
+                    shadow.label if shadow else "none")
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        e = self.engine
+        return {"live": e.ruleset.label, "live_file": str(self.live or "shipped"),
+                "shadow": e.shadow.label if e.shadow else None,
+                "tenants": sorted(e.ruleset.tenants), "last_error": self.last_error}
+
+    def watch(self, stop: threading.Event, interval_s: float) -> None:
+        while not stop.wait(interval_s):
+            if self._stamps() == self._seen:
+                continue
+            try:
+                self.reload()
+            except RulesetError as exc:
+                self._seen = self._stamps()  # report once per edit, keep serving the old set
+                self.last_error = str(exc)
+                log.error("ruleset change refused, the old set keeps serving: %s", exc)
+
+
+def load_model(settings: Settings) -> tuple[Any, dict[str, Any]]:
+    """The active signed snapshot if there is one, else the configured or shipped model."""
+    active = snapshots.active_version(settings.model_dir) if settings.model_dir else None
+    if active is not None and settings.model_dir is not None:
+        return snapshots.load_snapshot(settings.model_dir / f"{active}.joblib",
+                                       key=settings.signing_key())
+    return persistence.load(settings.model)
+
+
+def build_engine(settings: Settings) -> Built:
+    """Open the store, load and validate rules and model, open the IP databases and the
+    signal providers (an invalid signal file stops the start, naming its line)."""
+    ruleset = load_ruleset(settings.rules)
+    model, card = load_model(settings)
+    if settings.ipdata_city_mmdb is not None:
+        ipintel = IpIntel.from_mmdb(settings.ipdata_city_mmdb, settings.ipdata_asn_mmdb)
+    else:
+        ipintel = IpIntel.bundled(settings.ipdata_cache_dir)
+    _warm_up(ipintel)
+    store = open_store(settings.store, retention_s=settings.decision_retention_days * 86_400,
+                       timeout_s=settings.store_timeout_s)
+    engine = Engine(
+        store=store,
+        ruleset=ruleset,
+        model=model,
+        model_version=str(card["model_version"]),
+        model_card=card,
+        ipintel=ipintel,
+        pseudonymizer=settings.pseudonymizer(),
+        failover=Action(settings.failover_decision),
+        signals=signals_from_settings(settings),
+    )
+    follower = None
+    if shared_store(settings.store):
+        from riskengine.adapters.learner import ModelFollower, RedisLessons
+
+        engine.lessons = RedisLessons(settings.store, timeout_s=settings.store_timeout_s)
+        engine.breaker = CircuitBreaker()
+        engine.outbox = Outbox(settings.outbox)
+        follower = ModelFollower(settings.store, engine, key=settings.signing_key())
+        try:
+            follower.tick()  # serve the published model from the first request on
+        except Exception:  # Redis may be down at start; the follower retries
+            log.warning("no published model could be fetched at start; serving %s",
+                        engine.model_version)
+    if settings.shadow_rules is not None:
+        engine.swap_rules(shadow=load_ruleset(settings.shadow_rules))
+    return Built(engine, follower, RulesManager(engine, settings.rules, settings.shadow_rules))
+
+
+def shared_store(url: str) -> bool:
+    """A store several instances share: they learn through one learner."""
+    return url.startswith(("redis://", "rediss://"))
+
+
+# Collections of the middle generation between two full ones (CPython's default: 10).
+FULL_COLLECTION_AFTER = 100
+
+
+def settle_heap() -> None:
+    """Hide everything allocated so far from the cyclic garbage collector (``gc.freeze``),
+    once the engine is built. The model's trees, the IP databases and the imported
+    libraries are some 150,000 objects that live as long as the process; left in view,
+    every full collection walks them all, a pause of about 100 ms inside whichever request
+    set it off. Frozen objects are still freed by reference counting (a swapped-out model
+    goes); only cycles among them are not.
+
+    Full collections are then made ten times rarer (``FULL_COLLECTION_AFTER``): what they
+    walk is what serving keeps (parsed profiles, IP and phone facts: some 50,000 objects,
+    a pause of 45-150 ms here), and by default one falls due every ~50,000 logins.
+    Cycles that die young are still found by the two younger generations."""
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+
+
+def drain_outbox_forever(engine: Engine, stop: threading.Event, interval_s: float = 0.5) -> None:
+    """Replay the outbox whenever the shared store answers again."""
+    while not stop.wait(interval_s):
+        try:
+            engine.drain_outbox()
+        except Exception:  # still down: the breaker and the next round handle it
+            log.debug("outbox drain failed", exc_info=True)
+
+
+class ModelKeeper:
+    """Saves signed snapshots of the online model and follows the ``ACTIVE`` pointer.
+
+    ``tick`` (every ``snapshot_interval_s`` in the service, and once at shutdown) first
+    switches the engine to the snapshot ``ACTIVE`` names if an operator rolled back, then
+    snapshots the model if it learned anything since the last snapshot, making the new
+    snapshot the active one.
+    """
+
+    def __init__(self, engine: Engine, folder: Path, key: bytes) -> None:
+        self.engine = engine
+        self.folder = folder
+        self.key = key
+        self._saved_at = engine.model.n_learned_
+        self._lock = threading.Lock()
+
+    def tick(self) -> str | None:
+        """Follow a rollback, then snapshot; returns the version saved, if any."""
+        with self._lock:
+            self.follow()
+            if self.engine.model.n_learned_ == self._saved_at:
+                return None
+            taken = {s.version for s in snapshots.list_snapshots(self.folder)}
+            parent = self.engine.model_version
+            version = snapshots.next_version(parent, taken)
+            frozen = self.engine.model_frozen()
+            artifact = snapshots.save_snapshot(
+                frozen, self.folder, version=version, parent=parent, key=self.key,
+                training=self.engine.model_card.get("training"))
+            if snapshots.active_version(self.folder) not in (None, parent):
+                # An operator promoted or rolled back while this snapshot was written: theirs
+                # wins; this one stays on disk, listed but not active.
+                self.follow()
+                return None
+            snapshots.set_active(self.folder, version, key=self.key)
+            self.engine.name_model(version, persistence.read_card(artifact))
+            self._saved_at = frozen.learned
+            return version
+
+    def follow(self) -> bool:
+        """Switch to the snapshot ``ACTIVE`` names when it is not the one serving."""
+        active = snapshots.active_version(self.folder)
+        if active is None or active == self.engine.model_version:
+            return False
+        model, card = snapshots.load_snapshot(self.folder / f"{active}.joblib", key=self.key)
+        self.engine.swap_model(model, str(card["model_version"]), card)
+        self._saved_at = model.n_learned_
+        log.warning("now serving model %s (the ACTIVE snapshot)", active)
+        return True
+
+    def run(self, stop: threading.Event, interval_s: float) -> None:
+        while not stop.wait(interval_s):
+            try:
+                self.tick()
+            except Exception:  # a failed snapshot must not stop the next one
+                log.exception("model snapshot failed")
+
+
+def _warm_up(ipintel: IpIntel) -> None:
+    """Load the lazily built indexes now, so the first customer does not wait for them."""
+    ipintel.lookup("1.0.0.1")
+    parse_user_agent("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36")
