@@ -45,12 +45,18 @@ browser:
 	  { apt-get update -qq && apt-get install -y -q chromium >/dev/null; } || \
 	  echo "could not install chromium: the browser test will be skipped"; }
 
-## Install dev dependencies and run the whole default test suite.
+## Install dev dependencies, check the layers' import rules and the types (pyproject.toml:
+## tool.importlinter, tool.mypy: features, models, riskengine/core), run the default test suite.
 test: install-dev services browser
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+## Style (ruff), the layers' import rules (lint-imports) and the types (mypy).
 lint: install-dev
 	$(BIN)/ruff check features models riskengine tests
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## Rebuild the shipped default model (deterministic).
 model: install

@@ -26,12 +26,12 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import maxminddb
 
@@ -134,17 +134,22 @@ def _with_prefix_len(reader: Any, text: str) -> tuple[Any, int]:
     return rec, length
 
 
-# The IpInfo fields the databases give, between the address and its origin; a network's
-# answer keeps them in this order to build each address's IpInfo positionally (faster).
-_RECORD_FIELDS = tuple(f.name for f in fields(IpInfo))[1:-2]
+# The IpInfo fields the databases give, between the address and its origin: version,
+# is_private, country, region, city, latitude, longitude, timezone, asn, asn_org. A network's
+# answer keeps them in this order to build each address's IpInfo positionally (faster); the
+# tuple's type lets the type checker match them against IpInfo's fields.
+_RecordValues: TypeAlias = tuple[
+    int, bool, str | None, str | None, str | None, float | None, float | None, str | None,
+    int | None, str | None,
+]
 
 
 @dataclass(frozen=True, slots=True)
 class _Network:
-    """One network's answer: the ``_RECORD_FIELDS`` values, and the origin when it is the
-    same for the whole network (None: classify each address)."""
+    """One network's answer: the ``_RecordValues``, and the origin when it is the same for
+    the whole network (None: classify each address)."""
 
-    values: tuple[Any, ...]
+    values: _RecordValues
     origin: tuple[str, str] | None
 
 
@@ -270,26 +275,25 @@ class IpIntel:
         networks.put(addr.version, value, length, network)
         return network
 
-    def _values(self, version: int, rec: Any, asn_rec: Any) -> tuple[Any, ...]:
-        """The ``_RECORD_FIELDS`` a city and an ASN record give."""
+    def _values(self, version: int, rec: Any, asn_rec: Any) -> _RecordValues:
+        """The ``_RecordValues`` a city and an ASN record give."""
         rec = rec or {}
         loc = rec.get("location") or {}
         lat, lon = loc.get("latitude"), loc.get("longitude")
         subdivisions = rec.get("subdivisions") or [{}]
         asn_rec = asn_rec or {}
-        found = {
-            "version": version,
-            "is_private": False,
-            "country": (rec.get("country") or {}).get("iso_code"),
-            "region": _english(subdivisions[0]),
-            "city": _english(rec.get("city")),
-            "latitude": float(lat) if lat is not None else None,
-            "longitude": float(lon) if lon is not None else None,
-            "timezone": (loc.get("time_zone") or self._tz.at(lat, lon)),
-            "asn": asn_rec.get("autonomous_system_number"),
-            "asn_org": asn_rec.get("autonomous_system_organization"),
-        }
-        return tuple(found[name] for name in _RECORD_FIELDS)
+        return (
+            version,
+            False,  # is_private
+            (rec.get("country") or {}).get("iso_code"),
+            _english(subdivisions[0]),  # region
+            _english(rec.get("city")),
+            float(lat) if lat is not None else None,
+            float(lon) if lon is not None else None,
+            loc.get("time_zone") or self._tz.at(lat, lon),
+            asn_rec.get("autonomous_system_number"),
+            asn_rec.get("autonomous_system_organization"),
+        )
 
     def lookup(self, ip: str) -> IpInfo:
         """Facts about ``ip`` (a valid IPv4 or IPv6 address); cached."""
