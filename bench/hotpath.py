@@ -19,7 +19,7 @@ the engine calls (nothing in the package is changed):
               the engine calls it
     store     engine.store.load / record / get_profile (includes applying the profile update
               inside the store's transaction and the JSON of profile and decision)
-    features  features.extract.extract and features.profile.sighting as the engine imports them
+    features  features.extract.extract and features.profile.sighting as the core imports them
     rules     Ruleset.evaluate and the allow / deny list lookup
     model     AnomalyModel.score_one / risk / learn_one and the learning gate
     policy    riskengine.core.policy.decide and engine.to_wire
@@ -105,12 +105,14 @@ class Probe:
         self._undo.append(undo)
 
     def attach(self, engine: Any) -> None:
-        import riskengine.service.scorer as engine_module
+        import riskengine.service.scorer as shell
+        from riskengine.core import decide as core
         from riskengine.core import rules
 
         for name, step in (("extract", "features"), ("sighting", "features"),
-                           ("decide", "policy"), ("to_wire", "policy")):
-            self.patch(engine_module, name, step)
+                           ("decide", "policy")):
+            self.patch(core, name, step)
+        self.patch(shell, "to_wire", "policy")
         self.patch(rules.Ruleset, "evaluate", "rules")
         if hasattr(rules, "Lists"):
             self.patch(rules.Lists, "lookup", "rules")

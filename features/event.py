@@ -8,8 +8,7 @@ are replaced by keyed pseudonyms at the edge, so nothing downstream can leak the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -69,17 +68,6 @@ class LoginEvent:
     imsi_key: str | None = None
     iccid_key: str | None = None
     phone_key: str | None = None
-    # pseudonym -> the same identifier's pseudonyms under retired keys (during a rotation)
-    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def known_as(self, key: str | None, container: Mapping[str, object]) -> str | None:
-        """The form of ``key`` (current or under a retired key) that ``container`` holds."""
-        if key is None:
-            return None
-        if key in container:
-            return key
-        return next((old for old in self.aliases.get(key, ()) if old in container), None)
-
     @property
     def ts(self) -> float:
         """Event time in epoch seconds."""

@@ -38,6 +38,18 @@ _NO_SIGNALS: dict[str, Value] = dict.fromkeys(SIGNAL_FEATURES)
 
 
 @dataclass(frozen=True, slots=True)
+class Listed:
+    """The operator's allow and deny list entries the login's address matched, as text
+    (``riskengine.core.rules.Lists.lookup``); None where none did."""
+
+    allow: str | None = None
+    deny: str | None = None
+
+
+NOT_LISTED = Listed()
+
+
+@dataclass(frozen=True, slots=True)
 class FeatureVector(Mapping[str, Value]):
     """Named feature values; every name is in ``features.catalog.FEATURES``."""
 
@@ -119,8 +131,8 @@ def _differs(now: str | None, before: str | None) -> bool:
 TRUST_TTL_S = 180 * 86_400.0
 
 
-def _trusted(as_key: str | None, p: UserProfile, now: float) -> bool:
-    return as_key is not None and now - p.trusted[as_key] < TRUST_TTL_S
+def _trusted(key: str | None, p: UserProfile, now: float) -> bool:
+    return key is not None and key in p.trusted and now - p.trusted[key] < TRUST_TTL_S
 
 
 def _novel(known: bool | None) -> bool | None:
@@ -132,8 +144,14 @@ def extract(
     ip: IpInfo,
     profile: UserProfile | None,
     velocity: Velocity,
+    *,
+    listed: Listed = NOT_LISTED,
+    signals: Mapping[str, Value] | None = None,
 ) -> FeatureVector:
-    """Features of ``event`` against ``profile`` (None or empty for a user never seen).
+    """Features of ``event`` against ``profile`` (None or empty for a user never seen),
+    with the operator's list entries its address matched (``listed``) and the external
+    signals' values (``signals``, by name from ``SIGNAL_FEATURES``; a signal left out is
+    None: unknown).
 
     Novelty features are None for a new user: there is nothing to be new against, and
     the cold-start policy scores such users on population signals only.
@@ -142,16 +160,6 @@ def extract(
     is_new = p.logins == 0
     now = event.ts
     failed = event.failed
-    aliases = event.aliases
-
-    def known_as(key: str | None, container: Mapping[str, object]) -> str | None:
-        # ``event.known_as`` without its search of retired keys when there are none (no
-        # key rotation under way): extraction asks this a dozen times per login.
-        if key is None:
-            return None
-        if key in container:
-            return key
-        return event.known_as(key, container) if aliases else None
 
     ua = parse_user_agent(event.user_agent) if event.user_agent else None
     os_family = (event.os_name or (ua and ua.os) or "").strip() or None
@@ -161,7 +169,7 @@ def extract(
     def known(present: str | None, container: Mapping[str, object]) -> bool | None:
         if present is None or is_new:
             return None
-        return known_as(present, container) is not None
+        return present in container
 
     device_known = known(event.device_key, p.devices)
     ssid_known = known(event.ssid_key, p.ssids)
@@ -170,8 +178,8 @@ def extract(
     country_known = known(ip.country, p.countries)
     city_known = known(f"{ip.country}/{ip.city}" if ip.city else None, p.cities)
 
-    device_as = known_as(event.device_key, p.devices)
-    traits = p.device_traits.get(device_as) if device_as else None
+    device_key = event.device_key
+    traits = p.device_traits.get(device_key) if device_key in p.devices else None
     os_downgrade = device_mismatch = None
     if traits is not None:
         mine, theirs = version_tuple(os_version), version_tuple(traits.os_version)
@@ -182,15 +190,13 @@ def extract(
             or _differs(os_family, traits.os_family)
             or _differs(event.bluetooth_key, traits.bluetooth)
             # A device that always carried a SIM now shows another one, or none.
-            or (traits.sim is not None
-                and known_as(event.sim_key, {traits.sim: None}) is None)
+            or (traits.sim is not None and traits.sim != event.sim_key)
         )
 
     sim_changed: bool | None = None
     if event.phone_key and event.sim_key and not is_new:
-        phone_as = known_as(event.phone_key, p.sims)
-        sims = p.sims.get(phone_as) if phone_as else None
-        sim_changed = bool(sims) and known_as(event.sim_key, sims or {}) is None
+        sims = p.sims.get(event.phone_key)
+        sim_changed = bool(sims) and event.sim_key not in (sims or {})
 
     hour = local_hour(event.timestamp, ip.timezone)
     days_since = hours_since = distance = speed = None
@@ -214,9 +220,9 @@ def extract(
         "days_since_last_login": days_since,
         "device_id_present": event.device_key is not None,
         "device_known": bool(device_known),
-        "device_trusted": _trusted(known_as(event.device_key, p.trusted), p, now),
+        "device_trusted": _trusted(device_key, p, now),
         "marked_bad": bool(p.bad) and any(
-            known_as(k, p.bad) is not None
+            k is not None and k in p.bad
             for k in (event.device_key, event.ip_prefix_key, event.ssid_key)
         ),
         "new_device": _novel(device_known),
@@ -240,8 +246,8 @@ def extract(
         "ip_is_hosting": ip.is_hosting,
         "ip_is_vpn": ip.is_vpn,
         "ip_is_tor": ip.is_tor,
-        "ip_allowlisted": None,  # the engine fills the lists in: they are configuration
-        "ip_denylisted": None,
+        "ip_allowlisted": listed.allow,
+        "ip_denylisted": listed.deny,
         "new_ip_prefix": _novel(prefix_known),
         "new_asn": _novel(asn_known),
         "new_country": _novel(country_known),
@@ -270,8 +276,10 @@ def extract(
         "asn_failures_10m": (
             velocity.asn_failures_10m + int(failed) if ip.asn is not None else None
         ),
-        # The engine fills these in from riskengine.adapters.signals: they need the raw phone
-        # number, which never reaches the event, or lookups outside the process.
+        # Looked up outside (riskengine.adapters.signals): they need the raw phone number,
+        # which never reaches the event, or another service.
         **_NO_SIGNALS,
     }
+    if signals:
+        values.update(signals)
     return FeatureVector(values)

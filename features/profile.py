@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
@@ -292,6 +292,29 @@ def note_failure(profile: UserProfile, ts: float) -> UserProfile:
     out = profile.copy()
     out.failures = recent_failures([*profile.failures, ts], ts)
     return out
+
+
+def resolved(profile: UserProfile, aliases: Mapping[str, tuple[str, ...]]) -> UserProfile:
+    """A copy of ``profile`` where what it keeps under a retired pseudonym of one of the
+    ``aliases`` (current pseudonym -> its retired ones, during a key rotation) is also kept
+    under the current one. ``profile`` itself is left as it is."""
+    out = profile.copy()
+    old_to_new = {old: new for new, olds in aliases.items() for old in olds}
+    for new, olds in aliases.items():
+        for m in (out.devices, out.device_traits, out.bluetooth, out.ip_prefixes, out.ssids,
+                  out.trusted, out.bad, out.sims, *out.sims.values()):
+            _alias(m, new, olds)
+    for key, traits in out.device_traits.items():
+        if traits.sim in old_to_new:
+            out.device_traits[key] = replace(traits, sim=old_to_new[traits.sim])
+    return out
+
+
+def _alias(m: dict[str, Any], new: str, olds: tuple[str, ...]) -> None:
+    if new not in m:
+        old = next((o for o in olds if o in m), None)
+        if old is not None:
+            m[new] = m[old]
 
 
 @dataclass(frozen=True, slots=True)

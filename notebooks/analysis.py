@@ -33,23 +33,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalog import FEATURES, MODEL_FEATURES
+from features.catalog import FEATURES, MODEL_FEATURES, identity_features
 from models import persistence
 from models.anomaly import AnomalyModel
-from models.freeman import ATTRIBUTES, FreemanModel, freeman_attributes
+from models.freeman import ATTRIBUTES, USER_KEY, FreemanModel
 from models.sklearn_models import DEPENDS_ON, ClassifierModel, IsolationForestModel
-from riskengine.service.scorer import Engine, FailoverReason, Scored
 from riskengine.core.learning import verified_good
-from riskengine.tools.replay import CHALLENGE_RATES, CUSTOMER, Replayer, Scores, read_jsonl
+from riskengine.core.policy import FailoverReason
 from riskengine.core.rules import SHIPPED_RULES, Action, Outcome, Ruleset, load_ruleset
-from riskengine.core.rules import with_thresholds as with_thresholds  # 03-thresholds calls it from here
+from riskengine.core.rules import (
+    with_thresholds as with_thresholds,  # 03-thresholds calls it from here
+)
+from riskengine.service.scorer import Engine, Scored
+from riskengine.tools.replay import CHALLENGE_RATES, CUSTOMER, Replayer, Scores, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sim-150u-30d-seed42.jsonl.gz"
 SOURCES = ("jsonl", "rba", "decisions")
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 MODEL_FEATURE_NAMES = tuple(f.name for f in MODEL_FEATURES)
-FREEMAN_COLUMNS = tuple(f"fm_{a}" for a in ATTRIBUTES)
 # Decision reasons that are not rules.
 _NOT_RULES = frozenset({"anomaly_model", "cold_start", "no_risk_signals", *FailoverReason})
 _RANK = {None: 0, Action.ALLOW: 0, Action.CHALLENGE: 1, Action.DENY: 2}
@@ -64,8 +66,8 @@ class Logins:
     ``labelled``, the engine's ``decision``, ``score``, ``challenge``, ``rules_hit``
     (comma-separated rule ids), ``floor`` (0/1/2: the strongest action floor among them),
     ``learnable`` (verified good: what the engine lets its model learn), every feature of
-    ``features.catalog`` under its own name, and, for file sources, the Freeman model's
-    attributes as ``fm_ip``, ``fm_asn``...
+    ``features.catalog`` under its own name, and, for file sources, the identity features
+    (``features.catalog.IDENTITY_FEATURES``) that the Freeman model reads besides.
     """
 
     frame: pd.DataFrame
@@ -140,8 +142,6 @@ class _Recording:
         scenario = str((label or {}).get("scenario")
                        or ("attack" if (label or {}).get("attack") else CUSTOMER))
         hits = [r.rule for r in decision.rule_results if r.outcome is Outcome.HIT]
-        ipinfo = ip or self._engine.ipintel.lookup(event.ip)
-        attrs = freeman_attributes(event, ipinfo)
         self.rows.append({
             "ts": event.timestamp,
             "event_id": event.event_id,
@@ -160,7 +160,7 @@ class _Recording:
             "rules_version": body["rules_version"],
             "model_version": body["model_version"],
             **{name: fv.get(name) for name in FEATURE_NAMES},
-            **{f"fm_{a}": attrs.get(a) for a in ATTRIBUTES},
+            **identity_features(event),
         })
         return scored
 
@@ -383,19 +383,19 @@ def freeman_scores(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """Scores of the Freeman et al. model on ``test``, in its own setting (the paper's and
     ``riskengine replay --baseline freeman``'s): it learns every successful login after
     scoring it, over training and evaluation alike, so it only ever knows the past."""
-    if not set(FREEMAN_COLUMNS) <= set(train.columns):
+    if not set(ATTRIBUTES) <= set(train.columns):
         raise ValueError("this source carries no Freeman attributes (stored decisions do not)")
     model = FreemanModel()
     out = []
     for part, keep in ((train, False), (test, True)):
-        attrs = part[list(FREEMAN_COLUMNS)].itertuples(index=False, name=None)
+        attrs = part[list(ATTRIBUTES)].itertuples(index=False, name=None)
         for user, failed, row in zip(part["user"], part["auth_failed"], attrs, strict=True):
-            values = {a: (None if _missing(v) else v) for a, v in zip(ATTRIBUTES, row,
-                                                                     strict=True)}
+            x = {a: (None if _missing(v) else v) for a, v in zip(ATTRIBUTES, row, strict=True)}
+            x[USER_KEY] = user
             if keep:
-                out.append(model.score_one(user, values))
+                out.append(model.score_one(x))
             if not failed:
-                model.learn_one(user, values)
+                model.learn_one(x)
     return np.asarray(out, dtype=float)
 
 

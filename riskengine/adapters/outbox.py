@@ -11,14 +11,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # The item count is kept by triggers in a one-row table: COUNT(*) scans the table, which
 # costs a millisecond per put near a full queue, just when the store is down and puts pour
@@ -31,8 +31,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     queued_at REAL NOT NULL,
+    tenant TEXT,
+    user_key TEXT,
+    event_id TEXT,
     UNIQUE (kind, key)
 );
+CREATE INDEX IF NOT EXISTS outbox_user ON outbox (user_key);
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (tenant, event_id);
 CREATE TABLE IF NOT EXISTS outbox_size (
     only INTEGER PRIMARY KEY CHECK (only = 0),
     items INTEGER NOT NULL
@@ -47,7 +52,23 @@ BEGIN UPDATE outbox_size SET items = items - 1; END;
 _USER_VERSION = "PRAGMA user_version"
 _SIZE = "SELECT items FROM outbox_size"
 _EXISTS = "SELECT 1 FROM outbox WHERE kind = ? AND key = ?"
-_INSERT = "INSERT INTO outbox (kind, key, payload, queued_at) VALUES (?, ?, ?, ?)"
+_INSERT = ("INSERT INTO outbox (kind, key, payload, queued_at, tenant, user_key, event_id) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)")
+# Version 1 files had no owner columns: they are added, and filled from the payloads of the
+# kinds that version wrote.
+_MIGRATE_1 = """
+ALTER TABLE outbox ADD COLUMN tenant TEXT;
+ALTER TABLE outbox ADD COLUMN user_key TEXT;
+ALTER TABLE outbox ADD COLUMN event_id TEXT;
+UPDATE outbox SET tenant = json_extract(payload, '$.decision.tenant'),
+    user_key = json_extract(payload, '$.decision.user_key'),
+    event_id = json_extract(payload, '$.decision.event_id') WHERE kind = 'record';
+UPDATE outbox SET tenant = json_extract(payload, '$.tenant'),
+    event_id = json_extract(payload, '$.event_id') WHERE kind = 'feedback';
+UPDATE outbox SET user_key = json_extract(payload, '$.user') WHERE kind = 'lesson';
+CREATE INDEX IF NOT EXISTS outbox_user ON outbox (user_key);
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (tenant, event_id);
+"""
 _PENDING = "SELECT id, kind, key, payload, attempts, queued_at FROM outbox ORDER BY id LIMIT ?"
 _DELETE = "DELETE FROM outbox WHERE id = ?"
 _BUMP = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
@@ -59,6 +80,16 @@ class OutboxError(RuntimeError):
 
 class OutboxFull(OutboxError):
     """The outbox holds ``max_items`` items and refuses more."""
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whom a queued item concerns, as far as it says: kept beside the payload so that a
+    user's erasure finds the user's items by key."""
+
+    tenant: str | None = None
+    user_key: str | None = None
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +132,10 @@ def _open(path: str) -> sqlite3.Connection:
         if version == 0:
             conn.executescript(
                 f"BEGIN IMMEDIATE; {_SCHEMA} {_USER_VERSION} = {SCHEMA_VERSION}; COMMIT;"
+            )
+        elif version == 1:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {_MIGRATE_1} {_USER_VERSION} = {SCHEMA_VERSION}; COMMIT;"
             )
         elif version != SCHEMA_VERSION:
             raise OutboxError(
@@ -187,8 +222,9 @@ class Outbox:
                 raise
             self._conn.commit()
 
-    def put(self, kind: str, key: str, payload: dict[str, Any]) -> bool:
-        """Queue ``payload`` under ``(kind, key)``.
+    def put(self, kind: str, key: str, payload: dict[str, Any], owner: Owner | None = None
+            ) -> bool:
+        """Queue ``payload`` under ``(kind, key)``, concerning ``owner``.
 
         Returns
         -------
@@ -212,7 +248,9 @@ class Outbox:
                     f"outbox {self.path} is full ({self.max_items} items); "
                     f"refused an item of kind {kind!r}"
                 )
-            conn.execute(_INSERT, (kind, key, text, self.clock()))
+            who = owner or Owner()
+            conn.execute(_INSERT, (kind, key, text, self.clock(), who.tenant, who.user_key,
+                                   who.event_id))
         return True
 
     def pending(self, limit: int = 500) -> list[OutboxItem]:
@@ -268,13 +306,24 @@ class Outbox:
         finally:
             self._draining.release()
 
-    def forget(self, match: Callable[[OutboxItem], bool]) -> int:
-        """Remove every pending item ``match`` selects (a user's erasure reaches the outbox
-        too); returns how many went."""
-        doomed = [item.id for item in self.pending(limit=max(1, len(self))) if match(item)]
+    def forget(self, *, user_keys: Iterable[str], tenant: str | None = None,
+               event_ids: Iterable[str] = ()) -> int:
+        """Remove every pending item of these user pseudonyms, and of these events of
+        ``tenant`` (a user's erasure reaches the outbox too); returns how many went."""
+        users, events = list(user_keys), list(event_ids)
+        gone = 0
         with self._transaction("forget") as conn:
-            conn.executemany(_DELETE, [(i,) for i in doomed])
-        return len(doomed)
+            for i in range(0, len(users), 500):
+                part = users[i:i + 500]
+                gone += conn.execute(
+                    f"DELETE FROM outbox WHERE user_key IN ({','.join('?' * len(part))})",
+                    part).rowcount
+            for i in range(0, len(events), 500):
+                part = events[i:i + 500]
+                gone += conn.execute(
+                    "DELETE FROM outbox WHERE tenant = ? AND event_id IN "
+                    f"({','.join('?' * len(part))})", [tenant, *part]).rowcount
+        return gone
 
     def __len__(self) -> int:
         with self._lock, self._errors("len"):

@@ -19,7 +19,8 @@ import threading
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
-from riskengine.service.scorer import FailoverReason, Scored
+from riskengine.core.policy import FailoverReason
+from riskengine.service.scorer import Scored
 
 # A decision takes a few milliseconds; the buckets span 0.5 ms to 250 ms, the range where a
 # change of latency matters to a login page, and past 250 ms only the +Inf bucket counts.

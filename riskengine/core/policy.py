@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from features.event import LoginEvent
@@ -184,3 +185,43 @@ def choose_challenge(
         if option not in avoid:
             return option
     return Challenge.CAPTCHA
+
+
+class FailoverReason(StrEnum):
+    """Why an answer is the failover decision: the one reason code it carries."""
+
+    STORE_UNAVAILABLE = "store_unavailable"  # the store failed, or its breaker is open
+    USER_CONTENDED = "user_contended"  # too many logins of one account at once
+    RULE_ERROR = "rule_error"
+    INTERNAL_ERROR = "internal_error"
+
+
+_FAILOVER_MESSAGES = {
+    FailoverReason.STORE_UNAVAILABLE: "The profile store did not answer; failover decision",
+    FailoverReason.USER_CONTENDED: "Too many logins of this account at once; failover "
+                                   "decision",
+    FailoverReason.RULE_ERROR: "A rule could not be evaluated; failover decision",
+    FailoverReason.INTERNAL_ERROR: "Internal error while scoring; failover decision",
+}
+BREAKER_OPEN_MESSAGE = "The profile store is failing (circuit open); failover decision"
+
+
+def failover_decision(
+    event: LoginEvent, *, action: Action, ruleset: Ruleset, model_version: str,
+    reason: FailoverReason, message: str | None = None,
+) -> Decision:
+    """The answer when a dependency failed: ``action`` at its threshold's score, marked as
+    a failover, with ``reason`` as its one reason. It is never ``allow``."""
+    if action is Action.ALLOW:
+        raise ValueError("the failover decision may not be allow")
+    thresholds = ruleset.for_tenant(event.tenant).thresholds
+    return Decision(
+        event_id=event.event_id,
+        action=action,
+        score=thresholds.deny if action is Action.DENY else thresholds.challenge,
+        challenge=choose_challenge(event, {}, []) if action is Action.CHALLENGE else None,
+        reasons=(Reason(reason.value, message or _FAILOVER_MESSAGES[reason], 0.0, {}),),
+        rules_version=ruleset.label,
+        model_version=model_version,
+        failover=True,
+    )

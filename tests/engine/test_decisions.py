@@ -182,16 +182,18 @@ class TestInternalFaults:
         rules = parse_ruleset(shipped.replace("{feature: ip_is_tor, op: is_true}\n    score: 0.35",
                                               "{feature: ip_country, op: in, value: [DE]}\n"
                                               "    score: 0.35"))
-        engine = make_engine(ruleset=rules)
-        # an unhashable feature value makes the set lookup of that rule raise
-        original = engine._decide
+        class Unhashable:
+            """A signal source whose value makes the set lookup of that rule raise."""
 
-        def poisoned(event, fv, rules, anomaly, risk):
-            from features.extract import FeatureVector
-            return original(event, FeatureVector({**fv.values, "ip_country": ["not", "hashable"]}),
-                            rules, anomaly, risk)
+            guards: tuple = ()
 
-        engine._decide = poisoned
+            def start(self, event, **_):
+                pass
+
+            def collect(self, event, ip, profile):
+                return {"ip_country": ["not", "hashable"]}
+
+        engine = make_engine(ruleset=rules, signals=Unhashable())
         body = score(engine, **{**HOME, "timestamp": at(T0)})
         assert body["decision"] == "challenge" and body["failover"] is True
         assert body["reasons"][0]["code"] == "rule_error"

@@ -7,9 +7,9 @@ import random
 from datetime import timedelta
 
 from riskengine.adapters.stores import MemoryStore
+from riskengine.core.feedback import Label, Source
 from riskengine.core.learning import LearningGate
 from riskengine.core.wire import ScoreRequest
-from riskengine.service.scorer import Label, Source
 from tests.engine.conftest import HOME, T0, at, home_history
 
 NEW_PHONE = {"id": "356938035643809", "model": "iPhone 15", "os_name": "iOS",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from riskengine.core.feedback import Label, Source
 from riskengine.core.rules import load_ruleset, parse_ruleset
-from riskengine.service.scorer import Label, Source
 from riskengine.tools.replay import read_jsonl
 
 from .runner import import_analysis

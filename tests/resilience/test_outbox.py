@@ -18,6 +18,7 @@ from riskengine.adapters.outbox import (
     OutboxError,
     OutboxFull,
     OutboxItem,
+    Owner,
 )
 
 T0 = 1_700_000_000.0
@@ -364,13 +365,40 @@ def test_works_as_a_context_manager(tmp_path: Path) -> None:
         assert keys(reopened.pending()) == ["e1"]
 
 
-def test_forget_removes_what_matches(tmp_path) -> None:
-    from riskengine.adapters.outbox import Outbox
-
+def test_forget_finds_a_users_items_by_their_keys(tmp_path) -> None:
     box = Outbox(tmp_path / "o.db")
-    box.put("record", "e1", {"decision": {"user_key": "u1"}})
-    box.put("record", "e2", {"decision": {"user_key": "u2"}})
-    box.put("feedback", "f1", {"user_key": "u1"})
-    gone = box.forget(lambda item: "u1" in str(item.payload))
-    assert gone == 2 and [i.key for i in box.pending()] == ["e2"]
-    assert len(box) == 1
+    box.put("record", "e1", {}, Owner("t", "u1", "e1"))
+    box.put("record", "e2", {}, Owner("t", "u2", "e2"))
+    box.put("lesson", "u1:1.0", {}, Owner(None, "u1", None))
+    box.put("feedback", "t:e3:legit:user_report", {}, Owner("t", None, "e3"))
+    box.put("feedback", "s:e3:legit:user_report", {}, Owner("s", None, "e3"))
+    gone = box.forget(user_keys=["u1"], tenant="t", event_ids=["e3"])
+    assert gone == 3
+    assert [i.key for i in box.pending()] == ["e2", "s:e3:legit:user_report"]
+    assert len(box) == 2
+
+
+def test_a_version_1_outbox_is_migrated_with_its_owners(tmp_path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+            key TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            queued_at REAL NOT NULL, UNIQUE (kind, key));
+        CREATE TABLE outbox_size (only INTEGER PRIMARY KEY CHECK (only = 0),
+            items INTEGER NOT NULL);
+        INSERT INTO outbox_size VALUES (0, 3);
+        CREATE TRIGGER outbox_size_delete AFTER DELETE ON outbox
+        BEGIN UPDATE outbox_size SET items = items - 1; END;
+        INSERT INTO outbox (kind, key, payload, queued_at) VALUES
+            ('record', 'e1', '{"decision": {"tenant": "t", "user_key": "u1",
+              "event_id": "e1"}, "attempt": {}}', 1.0),
+            ('feedback', 't:e2:fraud:analyst', '{"tenant": "t", "event_id": "e2"}', 2.0),
+            ('lesson', 'u1:3.0', '{"user": "u1", "values": {}}', 3.0);
+        PRAGMA user_version = 1;
+    """)
+    conn.close()
+    with Outbox(path) as box:
+        assert len(box) == 3
+        assert box.forget(user_keys=["u1"], tenant="t", event_ids=["e2"]) == 3
+        assert len(box) == 0

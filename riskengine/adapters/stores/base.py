@@ -9,11 +9,21 @@ profile update land together or not at all, and a second ``record`` with the sam
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
-from features.profile import UserProfile, Velocity
+from features.profile import UserProfile, resolved
+from riskengine.core.records import (
+    Attempt,
+    FeedbackPlan,
+    Loaded,
+    LoadQuery,
+    ProfileUpdate,
+    StoredDecision,
+    UserData,
+    carry_over,
+)
 
 # Sliding windows of the shared velocity counters.
 IP_WINDOW_S = 600.0
@@ -42,12 +52,6 @@ def minute_window(now: float) -> tuple[int, int]:
     last = int(now // MINUTE_S)
     return last - int(IP_WINDOW_S // MINUTE_S), last
 
-ProfileUpdate = Callable[[UserProfile], UserProfile]
-# Given the stored decision, what a feedback does: the profile update (or None) and
-# whether the profile has learned the event afterwards.
-FeedbackPlan = Callable[["StoredDecision"], tuple[ProfileUpdate | None, bool]]
-
-
 class StoreError(RuntimeError):
     """The store could not answer (unreachable, corrupt, timed out)."""
 
@@ -57,36 +61,6 @@ class StoreContended(StoreError):
     write: a matter of that user, not a failing store."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoadQuery:
-    """What one scoring pass needs to read, in one round trip."""
-
-    tenant: str
-    user_key: str
-    ip_key: str
-    asn: int | None
-    device_key: str | None
-    event_id: str
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDecision:
-    """A decision as kept by ``event_id``: the answer given, the features it was based on,
-    what the login would teach the profile (``Sighting.to_dict()``), whether the profile has
-    learned it, and the latest outcome fed back for it (None until one arrives). All JSON."""
-
-    event_id: str
-    tenant: str
-    user_key: str
-    ts: float
-    decision: dict[str, Any]
-    features: dict[str, Any]
-    sighting: dict[str, Any] | None = None
-    feedback: str | None = None
-    learned: bool = False
-
-
 class FeedbackOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
@@ -94,34 +68,25 @@ class FeedbackOutcome(StrEnum):
     QUEUED = "queued"  # the store was unavailable: kept in the outbox, applied on recovery
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """What ``Store.load`` returns: everything one scoring pass reads."""
-
-    profile: UserProfile | None
-    velocity: Velocity
-    previous: StoredDecision | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UserData:
-    """Everything a store holds about one user, for the user's right of access."""
-
-    profile: UserProfile | None
-    decisions: tuple[StoredDecision, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One login attempt as counted by the sliding windows."""
-
-    tenant: str
-    user_key: str
-    ip_key: str
-    asn: int | None
-    device_key: str | None
-    ts: float
-    failed: bool
+def resolve_rotation(
+    loaded: Loaded, query: LoadQuery, get_profile: Callable[[str, str], UserProfile | None]
+) -> Loaded:
+    """``loaded`` in the current pseudonyms only: during a key rotation, the user's history
+    under a retired pseudonym when the current one has none, and the entries the profile
+    keeps under the login's retired pseudonyms read as the current ones. Every store's
+    ``load`` ends here, so features never see a retired key."""
+    if not query.aliases:
+        return loaded
+    profile, inherited = loaded.profile, None
+    if profile is None:
+        for old in query.aliases.get(query.user_key, ()):
+            inherited = get_profile(query.tenant, old)
+            if inherited is not None:
+                profile = inherited
+                break
+    if profile is None:
+        return loaded
+    return replace(loaded, profile=resolved(profile, query.aliases), inherited=inherited)
 
 
 class Store(Protocol):
@@ -177,3 +142,10 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+__all__ = [
+    "Attempt", "FeedbackOutcome", "FeedbackPlan", "LoadQuery", "Loaded", "ProfileUpdate",
+    "Store", "StoreContended", "StoreError", "StoredDecision", "UserData", "carry_over",
+    "resolve_rotation",
+]

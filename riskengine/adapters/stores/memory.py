@@ -27,6 +27,7 @@ from riskengine.adapters.stores.base import (
     StoredDecision,
     UserData,
     minute_window,
+    resolve_rotation,
 )
 
 # What the store keeps by the ten thousand is held in plain tuples of strings, numbers and
@@ -123,6 +124,9 @@ class MemoryStore:
         self._device_users: defaultdict[tuple[str, str], dict[str, float]] = defaultdict(dict)
 
     def load(self, query: LoadQuery) -> Loaded:
+        return resolve_rotation(self._load(query), query, self.get_profile)
+
+    def _load(self, query: LoadQuery) -> Loaded:
         tenant, user_key, now = query.tenant, query.user_key, query.now
         with self._lock:
             ip_hits = self._ip_hits.get((tenant, query.ip_key), [])

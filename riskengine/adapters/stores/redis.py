@@ -36,6 +36,7 @@ from riskengine.adapters.stores.base import (
     StoreError,
     UserData,
     minute_window,
+    resolve_rotation,
 )
 
 T = TypeVar("T")
@@ -392,6 +393,9 @@ class RedisStore:
         return _decision(raw, tenant, owner, event_id)
 
     def load(self, query: LoadQuery) -> Loaded:
+        return resolve_rotation(self._load(query), query, self.get_profile)
+
+    def _load(self, query: LoadQuery) -> Loaded:
         tenant, user_key, now = query.tenant, query.user_key, query.now
         since = f"({now - IP_WINDOW_S!r}"  # "(" makes the window start exclusive
         first, last = minute_window(now)

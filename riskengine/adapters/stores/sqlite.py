@@ -33,6 +33,7 @@ from riskengine.adapters.stores.base import (
     StoreError,
     UserData,
     minute_window,
+    resolve_rotation,
 )
 
 T = TypeVar("T")
@@ -394,6 +395,9 @@ class SqliteStore:
             self._conn.commit()  # a no-op when the body already rolled back
 
     def load(self, query: LoadQuery) -> Loaded:
+        return resolve_rotation(self._load(query), query, self.get_profile)
+
+    def _load(self, query: LoadQuery) -> Loaded:
         # One statement: every count comes from the same snapshot.
         params = {
             "tenant": query.tenant,

@@ -1,0 +1,154 @@
+"""One login through the decision core: features, rules, model, policy, shadow, and what
+the login teaches. Pure: given the same inputs, the same outcome; no store, lock, clock,
+thread or log.
+
+>>> from riskengine.core.decide import Context, evaluate  # doctest: +SKIP
+>>> outcome = evaluate(event, ip, loaded, context, now=event.ts)  # doctest: +SKIP
+>>> outcome.decision.action, [r.code for r in outcome.decision.reasons]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from features.event import LoginEvent
+from features.extract import FeatureVector, Listed, Value, extract
+from features.ipintel import IpInfo
+from features.profile import Sighting, learn, note_failure, sighting
+from riskengine.core.learning import otp_verified, verified_good
+from riskengine.core.policy import Decision, decide
+from riskengine.core.records import Loaded, ProfileUpdate
+from riskengine.core.rules import Action, Outcome, Ruleset
+
+
+class ScoringModel(Protocol):
+    """What the core asks of the anomaly model: a score for one vector, and its risk."""
+
+    def score_one(self, x: Mapping[str, Any]) -> float: ...
+
+    def risk(self, score: float) -> float: ...
+
+
+class RuleFault(RuntimeError):
+    """A rule raised while being evaluated: no decision is made without it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a login is judged with, besides itself and its history.
+
+    ``signals`` holds the external signals' values collected for this login (by feature
+    name; what did not answer is left out or ``"unknown"``).
+    """
+
+    ruleset: Ruleset
+    model: ScoringModel
+    model_version: str
+    shadow: Ruleset | None = None
+    signals: Mapping[str, Value] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Lesson:
+    """A verified-good login's features, for the model to learn, with who taught it (for
+    the learning caps: user, address block, ASN) and when."""
+
+    values: Mapping[str, Any]
+    user: str
+    block: str
+    asn: int | None
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": dict(self.values), "user": self.user, "block": self.block,
+                "asn": self.asn, "ts": self.ts}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Lesson:
+        return cls(values=data["values"], user=data["user"], block=data["block"],
+                   asn=data.get("asn"), ts=float(data["ts"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the core made of one login.
+
+    ``update`` is what the store applies to the user's profile with the decision (None:
+    nothing to learn); ``lesson`` what the model may learn (None unless the login was
+    allowed and verified good); ``learned`` whether the profile learns it now.
+    """
+
+    features: FeatureVector
+    decision: Decision
+    shadow: Decision | None
+    sighting: Sighting
+    update: ProfileUpdate | None
+    lesson: Lesson | None
+    anomaly: float
+
+    @property
+    def learned(self) -> bool:
+        return self.lesson is not None
+
+
+def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
+             now: float) -> Verdict:
+    """Judge ``event`` (from ``ip``) against what the store ``loaded`` for it.
+
+    Raises ``RuleFault`` when a rule cannot be evaluated and ``ValueError`` when the model's
+    score is not a number: the caller answers those with its failover decision.
+    """
+    rules = context.ruleset.for_tenant(event.tenant)
+    allow, deny = rules.lists.lookup(ip.ip, ip.asn, now)
+    fv = extract(event, ip, loaded.profile, loaded.velocity, listed=Listed(allow, deny),
+                 signals=context.signals)
+    anomaly = context.model.score_one(fv)
+    if not math.isfinite(anomaly):
+        raise ValueError("the anomaly model returned a non-finite score")
+    risk = context.model.risk(anomaly)
+    decision = _decide(event, fv, rules, anomaly, risk, context.model_version)
+    shadowed = None
+    if context.shadow is not None:
+        # The candidate sees the very same login and model score; only its own lists may
+        # make its features differ.
+        candidate = context.shadow.for_tenant(event.tenant)
+        c_listed = candidate.lists.lookup(ip.ip, ip.asn, now)
+        shadow_fv = fv if c_listed == (allow, deny) else extract(
+            event, ip, loaded.profile, loaded.velocity, listed=Listed(*c_listed),
+            signals=context.signals)
+        shadowed = _decide(event, shadow_fv, candidate, anomaly, risk, context.model_version)
+    # A detector must not learn from what it flags: only allowed, verified logins.
+    verified = decision.action is Action.ALLOW and verified_good(event, fv)
+    seen = sighting(event, ip, fv)
+    lesson = Lesson(values=fv, user=event.user_key, block=event.ip_prefix_key,
+                    asn=ip.asn, ts=event.ts) if verified else None
+    return Verdict(features=fv, decision=decision, shadow=shadowed, sighting=seen,
+                   update=_profile_update(event, seen, learn_it=verified,
+                                          trust=verified and otp_verified(event, fv)),
+                   lesson=lesson, anomaly=anomaly)
+
+
+def _decide(event: LoginEvent, fv: FeatureVector, rules: Ruleset, anomaly: float,
+            risk: float, model_version: str) -> Decision:
+    results = rules.evaluate(fv)
+    broken = next((r for r in results if r.outcome is Outcome.ERROR), None)
+    if broken is not None:
+        # A rule that cannot be evaluated may be the one that should have stopped this
+        # login: never decide without it.
+        raise RuleFault(f"rule {broken.rule.id} failed: {broken.error}")
+    return decide(event=event, values=fv, results=results, ruleset=rules,
+                  model_score=anomaly, model_risk=risk, model_version=model_version)
+
+
+def _profile_update(
+    event: LoginEvent, seen: Sighting, *, learn_it: bool, trust: bool
+) -> ProfileUpdate | None:
+    """What the store applies to the user's current profile, inside its transaction."""
+    if event.failed:
+        return lambda profile: note_failure(profile, event.ts)
+    if learn_it:
+        return lambda profile: learn(profile, seen, trust=trust)
+    return None
