@@ -7,27 +7,21 @@ from importlib import resources
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from riskengine.adapters.auth import Scope
+from riskengine.api.deps import BuiltDep, SettingsDep
 from riskengine.api.security import require
 from riskengine.core.rules import RulesetError, parse_ruleset, with_thresholds
 from riskengine.core.wire import ERROR_RESPONSES, InvalidRequest
-from riskengine.service.build import Built
+from riskengine.service.build import ruleset_text
 
 router = APIRouter(tags=["tuning"], dependencies=[require(Scope.ADMIN)],
                    responses=ERROR_RESPONSES)
 # The page itself holds no data (everything comes from the admin routes above it), so it is
 # served to anyone; it asks for an admin key and sends it with each of its requests.
 page = APIRouter()
-
-
-def _built(request: Request) -> Built:
-    return request.app.state.built  # type: ignore[no-any-return]
-
-
-BuiltDep = Annotated[Built, Depends(_built)]
 
 
 @router.post("/v1/admin/rules/reload")
@@ -63,9 +57,9 @@ def shadow_report(built: BuiltDep) -> Any:
 
 
 @router.get("/v1/admin/ui/data")
-def ui_data(request: Request, built: BuiltDep) -> Any:
+def ui_data(built: BuiltDep, settings: SettingsDep) -> Any:
     """What the tuning page plots: the latest backtest's score histograms and rule hit rates."""
-    path = request.app.state.settings_backtest_report
+    path = settings.backtest_report
     rules = built.engine.ruleset
     out: dict[str, Any] = {"rules_version": rules.label,
                            "thresholds": {"challenge": rules.thresholds.challenge,
@@ -93,9 +87,7 @@ def export_ruleset(
     deny: Annotated[float, Query(gt=0, le=1)],
 ) -> Any:
     """The live ruleset file with the chosen thresholds, validated, ready to ship."""
-    source = built.rules.live if built.rules is not None else None
-    text = source.read_text() if source is not None else resources.files(
-        "riskengine.data").joinpath("default_rules.yaml").read_text()
+    text = ruleset_text(built.rules.live if built.rules is not None else None)
     try:
         # The page's slider gives long fractions; four places are what a person reads.
         new = with_thresholds(text, challenge=round(challenge, 4), deny=round(deny, 4))

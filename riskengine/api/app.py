@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +17,6 @@ from riskengine.api import admin, routes, users
 from riskengine.api.metrics import ServiceMetrics
 from riskengine.api.security import AdminPaths, AuthFailure, Gate, auth_failed
 from riskengine.service import build as service
-from riskengine.service.build import Built, ModelKeeper, build_engine, drain_outbox_forever
 from riskengine.service.settings import Settings
 
 log = logging.getLogger("riskengine.api")
@@ -72,9 +70,8 @@ async def _too_large(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(settings: Settings | None = None, *, built: Built | None = None,
-               settle_heap: bool = False) -> FastAPI:
-    """The scoring service. Pass ``built`` to serve an engine assembled elsewhere (tests).
+def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -> FastAPI:
+    """The scoring service, with ``settings`` (else the environment's).
 
     ``settle_heap`` (what ``riskengine serve`` asks for): once the engine is built, call
     ``riskengine.service.build.settle_heap``. Not for tests: each app would freeze the whole test
@@ -83,63 +80,20 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal built
-        resolved_settings = settings if settings is not None or built is not None else Settings()
+        resolved = service.service_settings(settings)
+        app.state.settings = resolved
         # Callers first: an unreadable key file stops the start before anything is opened.
-        app.state.auth = _gate(resolved_settings)
-        if built is None:
-            assert resolved_settings is not None
-            resolved = resolved_settings
-            if resolved.env == "development" and resolved.pseudonym_key is None:
-                log.warning("development mode: identifiers are pseudonymized with a PUBLIC "
-                            "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
-            built = build_engine(resolved)
-        app.state.built = built
+        app.state.auth = _gate(resolved)
+        built = app.state.built = service.build_engine(resolved)
         if settle_heap:
             service.settle_heap()
-        app.state.settings_backtest_report = (
-            resolved_settings.backtest_report if resolved_settings is not None else None)
-        keeper = thread = None
-        stop = threading.Event()
-        drainer = watcher = None
-        if built.rules is not None and resolved_settings is not None and \
-                resolved_settings.rules_watch_s > 0:
-            watcher = threading.Thread(target=built.rules.watch,
-                                       args=(stop, resolved_settings.rules_watch_s),
-                                       name="rules-watch", daemon=True)
-            watcher.start()
-        if built.engine.outbox is not None:
-            drainer = threading.Thread(target=drain_outbox_forever, args=(built.engine, stop),
-                                       name="outbox-drainer", daemon=True)
-            drainer.start()
-        if built.follower is not None:
-            # A shared learner owns the model; this instance follows its snapshots.
-            thread = threading.Thread(target=built.follower.run, args=(stop,),
-                                      name="model-follower", daemon=True)
-            thread.start()
-        elif resolved_settings is not None and resolved_settings.model_dir is not None:
-            keeper = ModelKeeper(built.engine, resolved_settings.model_dir,
-                                 resolved_settings.signing_key())
-            thread = threading.Thread(
-                target=keeper.run, args=(stop, resolved_settings.snapshot_interval_s),
-                name="model-keeper", daemon=True)
-            thread.start()
-        app.state.keeper = keeper
+        background = service.Background(built, resolved)
+        background.start()
         try:
             yield
         finally:
-            stop.set()
-            for running in (thread, drainer, watcher):
-                if running is not None:
-                    running.join(timeout=5)
-            if keeper is not None:
-                try:
-                    keeper.tick()  # the snapshot on shutdown
-                except Exception:
-                    log.exception("model snapshot at shutdown failed")
-            built.engine.store.close()
-            if built.engine.outbox is not None:
-                built.engine.outbox.close()
+            background.stop()
+            service.close_engine(built.engine)
 
     app = FastAPI(
         title="riskengine",
@@ -159,10 +113,8 @@ def create_app(settings: Settings | None = None, *, built: Built | None = None,
     return app
 
 
-def _gate(settings: Settings | None) -> Gate:
+def _gate(settings: Settings) -> Gate:
     """How callers are checked; in development, the first start makes a key and logs it."""
-    if settings is None:  # an engine built elsewhere, no settings: keys, from the default file
-        return Gate("keys", KeyStore(Settings.model_fields["api_keys"].default))
     if settings.auth == "open":
         log.warning("RISKENGINE_AUTH=open: the API answers ANY caller, without a key "
                     "(development and tests only)")

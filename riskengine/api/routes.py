@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from riskengine.adapters.auth import Scope
 from riskengine.adapters.stores.base import FeedbackOutcome
-from riskengine.api.metrics import ServiceMetrics
+from riskengine.api.deps import EngineDep, MetricsDep
 from riskengine.api.security import AUTH_RESPONSES, require
 from riskengine.core.wire import (
     ERROR_RESPONSES,
@@ -21,23 +21,10 @@ from riskengine.core.wire import (
     ScoreRequest,
     ScoreResponse,
 )
-from riskengine.service.scorer import Engine, Label, Source
+from riskengine.service.scorer import Label, Source
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
-
-# The dependencies are async, though they do no I/O: FastAPI runs a sync one in the thread
-# pool, and that hop costs more than what they do.
-async def _engine(request: Request) -> Engine:
-    return request.app.state.built.engine  # type: ignore[no-any-return]
-
-
-async def _metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics  # type: ignore[no-any-return]
-
-
-EngineDep = Annotated[Engine, Depends(_engine)]
-MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
 
 @router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"],
              dependencies=[require(Scope.SCORE)], responses=AUTH_RESPONSES)

@@ -5,26 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from riskengine.adapters.auth import Scope
+from riskengine.api.deps import EngineDep
 from riskengine.api.security import require
 from riskengine.core.wire import ERROR_RESPONSES
 from riskengine.service.rights import export_document
-from riskengine.service.scorer import Engine
 
 router = APIRouter(prefix="/v1/users", tags=["user rights"], responses=ERROR_RESPONSES,
                    dependencies=[require(Scope.ADMIN)])
 
 UserId = Annotated[str, Path(min_length=1, max_length=256)]
 Tenant = Annotated[str, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-
-
-def _engine(request: Request) -> Engine:
-    return request.app.state.built.engine  # type: ignore[no-any-return]
-
-
-EngineDep = Annotated[Engine, Depends(_engine)]
 
 
 @router.get("/{user_id}/data")

@@ -1,11 +1,15 @@
-"""Composition root: build an ``Engine`` from ``Settings`` (stores, rules, model, IP data)."""
+"""Composition root: build an ``Engine`` from ``Settings`` (stores, rules, model, IP data),
+and the background work that runs beside it (``Background``)."""
 
 from __future__ import annotations
 
 import gc
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,12 @@ from riskengine.adapters.breaker import CircuitBreaker
 from riskengine.adapters.outbox import Outbox
 from riskengine.adapters.signals import from_settings as signals_from_settings
 from riskengine.adapters.stores import open_store
-from riskengine.core.rules import Action, RulesetError, load_ruleset
+from riskengine.core.rules import SHIPPED_RULES, Action, RulesetError, load_ruleset
 from riskengine.service.scorer import Engine
 from riskengine.service.settings import Settings
 
 log = logging.getLogger("riskengine.model")
+startup_log = logging.getLogger("riskengine.api")  # where the service says how it starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,26 @@ class RulesManager:
                 log.error("ruleset change refused, the old set keeps serving: %s", exc)
 
 
+def ruleset_text(path: Path | None) -> str:
+    """The text of the ruleset file at ``path``, or of the shipped one when ``path`` is None
+    (the file ``load_ruleset`` reads then)."""
+    if path is not None:
+        return path.read_text("utf-8")
+    return resources.files("riskengine.data").joinpath(SHIPPED_RULES).read_text("utf-8")
+
+
+def service_settings(settings: Settings | None = None) -> Settings:
+    """The settings the service runs with: those given, else the environment's.
+
+    Says so when development mode pseudonymizes identifiers with the public key.
+    """
+    resolved = settings if settings is not None else Settings()
+    if resolved.env == "development" and resolved.pseudonym_key is None:
+        startup_log.warning("development mode: identifiers are pseudonymized with a PUBLIC "
+                            "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
+    return resolved
+
+
 def load_model(settings: Settings) -> tuple[Any, dict[str, Any]]:
     """The active signed snapshot if there is one, else the configured or shipped model."""
     active = snapshots.active_version(settings.model_dir) if settings.model_dir else None
@@ -128,6 +153,13 @@ def build_engine(settings: Settings) -> Built:
     if settings.shadow_rules is not None:
         engine.swap_rules(shadow=load_ruleset(settings.shadow_rules))
     return Built(engine, follower, RulesManager(engine, settings.rules, settings.shadow_rules))
+
+
+def close_engine(engine: Engine) -> None:
+    """Close what the engine opened: its store, and its outbox if it has one."""
+    engine.store.close()
+    if engine.outbox is not None:
+        engine.outbox.close()
 
 
 def shared_store(url: str) -> bool:
@@ -222,6 +254,58 @@ class ModelKeeper:
                 self.tick()
             except Exception:  # a failed snapshot must not stop the next one
                 log.exception("model snapshot failed")
+
+
+class Background:
+    """The service's background threads, started and stopped together.
+
+    - ``rules-watch``: reloads the ruleset files when they change (``RulesManager.watch``),
+      if ``rules_watch_s`` is above 0;
+    - ``outbox-drainer``: replays the outbox once the shared store answers again, if the
+      engine has an outbox (``drain_outbox_forever``);
+    - ``model-follower``: with a shared store, follows the model the learner publishes;
+      otherwise ``model-keeper``: snapshots the online model into ``model_dir``, if set
+      (``ModelKeeper``).
+
+    ``stop`` ends them all through one event, joins each, then takes the keeper's snapshot
+    on shutdown.
+    """
+
+    def __init__(self, built: Built, settings: Settings, *, join_timeout_s: float = 5.0) -> None:
+        self.join_timeout_s = join_timeout_s
+        self.keeper: ModelKeeper | None = None
+        self._stop = threading.Event()
+        work: list[tuple[str, Callable[[], None]]] = []
+        if built.rules is not None and settings.rules_watch_s > 0:
+            work.append(("rules-watch",
+                         partial(built.rules.watch, self._stop, settings.rules_watch_s)))
+        if built.engine.outbox is not None:
+            work.append(("outbox-drainer", partial(drain_outbox_forever, built.engine, self._stop)))
+        if built.follower is not None:
+            # A shared learner owns the model; this instance follows its snapshots.
+            work.append(("model-follower", partial(built.follower.run, self._stop)))
+        elif settings.model_dir is not None:
+            self.keeper = ModelKeeper(built.engine, settings.model_dir, settings.signing_key())
+            work.append(("model-keeper",
+                         partial(self.keeper.run, self._stop, settings.snapshot_interval_s)))
+        self.threads = [threading.Thread(target=target, name=name, daemon=True)
+                        for name, target in work]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop and join every thread, then snapshot the model once more."""
+        self._stop.set()
+        for thread in self.threads:
+            if thread.is_alive():
+                thread.join(timeout=self.join_timeout_s)
+        if self.keeper is not None:
+            try:
+                self.keeper.tick()  # the snapshot on shutdown
+            except Exception:
+                log.exception("model snapshot at shutdown failed")
 
 
 def _warm_up(ipintel: IpIntel) -> None:
