@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import ItemsView, Iterator, KeysView, Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from features.event import LoginEvent
@@ -49,34 +50,48 @@ class Listed:
 NOT_LISTED = Listed()
 
 
-@dataclass(frozen=True, slots=True)
 class FeatureVector(Mapping[str, Value]):
-    """Named feature values; every name is in ``features.catalog.FEATURES``."""
+    """Named feature values; every name is in ``features.catalog.FEATURES``. Read-only."""
 
-    values: Mapping[str, Value]
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Value]) -> None:
+        self._values = values
+
+    @property
+    def mapping(self) -> Mapping[str, Value]:
+        """The values themselves, for a hot loop that only reads them: a dict's ``get`` is
+        a C call, this wrapper's a Python one."""
+        return self._values
 
     def __getitem__(self, name: str) -> Value:
-        return self.values[name]
+        return self._values[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"FeatureVector({self._values!r})"
 
     # Straight to the dict: rules, policy, model and store read features by name many
     # times per event, and Mapping's generic versions go through __getitem__ and KeyError.
-    def get(self, name: str, default: Value = None) -> Value:  # type: ignore[override]
-        return self.values.get(name, default)
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.values
+        return name in self._values
 
     def keys(self) -> KeysView[str]:
-        return self.values.keys()
+        return self._values.keys()
 
     def items(self) -> ItemsView[str, Value]:
-        return self.values.items()
+        return self._values.items()
+
+    def values(self) -> ValuesView[Value]:
+        return self._values.values()
 
 
 def ip_prefix(ip: str) -> str:

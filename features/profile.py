@@ -300,9 +300,10 @@ def resolved(profile: UserProfile, aliases: Mapping[str, tuple[str, ...]]) -> Us
     under the current one. ``profile`` itself is left as it is."""
     out = profile.copy()
     old_to_new = {old: new for new, olds in aliases.items() for old in olds}
+    maps: list[dict[str, Any]] = [out.devices, out.device_traits, out.bluetooth,
+                                  out.ip_prefixes, out.ssids, out.trusted, out.bad, out.sims]
     for new, olds in aliases.items():
-        for m in (out.devices, out.device_traits, out.bluetooth, out.ip_prefixes, out.ssids,
-                  out.trusted, out.bad, out.sims, *out.sims.values()):
+        for m in (*maps, *out.sims.values()):
             _alias(m, new, olds)
     for key, traits in out.device_traits.items():
         if traits.sim in old_to_new:
@@ -452,13 +453,12 @@ def _trust(out: UserProfile, seen: Sighting) -> None:
 
 
 def _untouch(m: dict[str, Seen], key: str | None) -> None:
-    item = m.get(key) if key is not None else None
-    if item is None:
+    if key is None or (item := m.get(key)) is None:
         return
     if item.count <= 1:
-        del m[key]  # type: ignore[arg-type]
+        del m[key]
     else:
-        m[key] = _seen(item.count - 1, item.first, item.last)  # type: ignore[index]
+        m[key] = _seen(item.count - 1, item.first, item.last)
 
 
 def unlearn(profile: UserProfile, seen: Sighting) -> UserProfile:

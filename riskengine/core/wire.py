@@ -19,17 +19,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from features import identifiers as ids
 
 
-def _text(max_length: int, min_length: int = 0) -> Any:
+def _strict(max_length: int, min_length: int = 0) -> StringConstraints:
     """A strict string (no numbers or booleans coerced) of bounded length."""
-    return Annotated[
-        str, StringConstraints(strict=True, min_length=min_length, max_length=max_length)
-    ]
+    return StringConstraints(strict=True, min_length=min_length, max_length=max_length)
 
 
-Text16, Text17, Text20, Text64, Text128, Text1024 = (
-    _text(n) for n in (16, 17, 20, 64, 128, 1024)
-)
-EventIdText, UserIdText = _text(128, 1), _text(256, 1)
+Text16 = Annotated[str, _strict(16)]
+Text17 = Annotated[str, _strict(17)]
+Text20 = Annotated[str, _strict(20)]
+Text64 = Annotated[str, _strict(64)]
+Text128 = Annotated[str, _strict(128)]
+Text1024 = Annotated[str, _strict(1024)]
+EventIdText = Annotated[str, _strict(128, 1)]
+UserIdText = Annotated[str, _strict(256, 1)]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
