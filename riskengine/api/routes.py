@@ -14,6 +14,7 @@ from riskengine.adapters.auth import Scope
 from riskengine.adapters.stores.base import FeedbackOutcome
 from riskengine.api.deps import EngineDep, MetricsDep
 from riskengine.api.security import AUTH_RESPONSES, require
+from riskengine.core.feedback import Label, Source
 from riskengine.core.wire import (
     ERROR_RESPONSES,
     FeedbackRequest,
@@ -21,7 +22,6 @@ from riskengine.core.wire import (
     ScoreRequest,
     ScoreResponse,
 )
-from riskengine.service.scorer import Label, Source
 
 router = APIRouter(responses=ERROR_RESPONSES)
 

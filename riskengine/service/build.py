@@ -18,7 +18,16 @@ from features.useragent import parse_user_agent
 from models import persistence, snapshots
 from riskengine.adapters.breaker import CircuitBreaker
 from riskengine.adapters.outbox import Outbox
-from riskengine.adapters.signals import from_settings as signals_from_settings
+from riskengine.adapters.signals import (
+    Guard,
+    HttpPhoneRisk,
+    IpReputationFile,
+    PhoneAccounts,
+    PhoneRiskFile,
+    Provider,
+    RecycledNumbersFile,
+    Signals,
+)
 from riskengine.adapters.stores import open_store
 from riskengine.core.rules import SHIPPED_RULES, Action, RulesetError, load_ruleset
 from riskengine.service.scorer import Engine
@@ -135,7 +144,7 @@ def build_engine(settings: Settings) -> Built:
         ipintel=ipintel,
         pseudonymizer=settings.pseudonymizer(),
         failover=Action(settings.failover_decision),
-        signals=signals_from_settings(settings),
+        signals=build_signals(settings),
     )
     follower = None
     if shared_store(settings.store):
@@ -312,3 +321,40 @@ def _warm_up(ipintel: IpIntel) -> None:
     """Load the lazily built indexes now, so the first customer does not wait for them."""
     ipintel.lookup("1.0.0.1")
     parse_user_agent("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36")
+
+
+def build_signals(settings: Settings) -> Signals | None:
+    """The signals the settings configure; None when there is nothing to do.
+
+    Raises ``SignalFileError`` for a configured file that is missing or invalid, and
+    ``ValueError`` for an unusable service URL or header: the service does not start.
+    """
+    providers: list[tuple[Provider, float]] = []
+    files = ((PhoneRiskFile, settings.signals_phone_risk_file),
+             (RecycledNumbersFile, settings.signals_recycled_file),
+             (IpReputationFile, settings.signals_ip_reputation_file))
+    for cls, path in files:
+        if path is not None:
+            providers.append((cls(path, check_interval_s=settings.signals_file_check_s), 0.0))
+    if settings.signals_http_url:
+        header = settings.signals_http_auth_header
+        providers.append((HttpPhoneRisk(
+            settings.signals_http_url, timeout_s=settings.signals_http_timeout_s,
+            auth_header=header.get_secret_value() if header is not None else None,
+        ), settings.signals_http_cache_ttl_s))
+    counting = settings.signals_phone_accounts_max > 0
+    if not providers and not settings.signals_phone_facts and not counting:
+        return None
+    guards = [
+        Guard(provider, cache_ttl_s=ttl, max_in_flight=settings.signals_max_in_flight,
+              breaker=CircuitBreaker(settings.signals_breaker_failures,
+                                     settings.signals_breaker_reset_s))
+        for provider, ttl in providers
+    ]
+    return Signals(
+        guards,
+        budget_s=settings.signals_budget_s,
+        phone_facts=settings.signals_phone_facts,
+        phone_accounts=PhoneAccounts(max_phones=settings.signals_phone_accounts_max)
+        if counting else None,
+    )
