@@ -21,11 +21,11 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import yaml
 
-from features.catalog import BY_NAME, FeatureSpec
+from features.catalog import BY_NAME, FeatureSpec, Kind
 from features.extract import FeatureVector
 
 Value = Any
@@ -64,32 +64,98 @@ class RulesetError(ValueError):
     """A ruleset file that cannot be used; the message names the rule, field and line."""
 
 
-def _num(v: Value) -> bool:
+def _num(v: object) -> TypeGuard[int | float]:
+    """A number, as rules compare them: an int or a float, never a bool."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _cmp(fn: Callable[[Any, Any], bool]) -> Callable[[Value, Value], bool]:
-    def op(observed: Value, expected: Value) -> bool:
-        return _num(observed) and fn(observed, expected)
-
-    return op
+# -- the operators ----------------------------------------------------------------------
 
 
-# name -> (test(observed, expected), what `value` must be: "number", "list", "any", None)
-OPERATORS: dict[str, tuple[Callable[[Value, Value], bool], str | None]] = {
-    "eq": (lambda o, e: o is not None and o == e, "any"),
-    "ne": (lambda o, e: o is not None and o != e, "any"),
-    "gt": (_cmp(lambda o, e: o > e), "number"),
-    "gte": (_cmp(lambda o, e: o >= e), "number"),
-    "lt": (_cmp(lambda o, e: o < e), "number"),
-    "lte": (_cmp(lambda o, e: o <= e), "number"),
-    "in": (lambda o, e: o is not None and o in e, "list"),
-    "not_in": (lambda o, e: o is not None and o not in e, "list"),
-    "is_true": (lambda o, e: o is True, None),
-    "is_false": (lambda o, e: o is False, None),
-    "is_null": (lambda o, e: o is None, None),
-    "not_null": (lambda o, e: o is not None, None),
-}
+class Takes(StrEnum):
+    """What an operator's ``value`` in the ruleset file must be."""
+
+    ANY = "any"  # a value of the feature's kind (or a list of them)
+    NUMBER = "number"  # an int or float, on an int or float feature
+    LIST = "list"  # a list of values of the feature's kind
+    NOTHING = "none"  # no value
+
+
+LeafFactory = Callable[[str, Value], Predicate]
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A condition operator: its name, the value it takes, and how it tests a feature.
+
+    ``make(feature, value)`` is the operator's one definition: it returns the leaf
+    predicate that reads ``feature`` from the values and tests it against ``value``, in a
+    single call per evaluation (a list ``value`` arrives as a frozenset). ``feature_kind``
+    is the kind of feature the operator needs, when it needs one.
+    """
+
+    name: str
+    takes: Takes
+    make: LeafFactory
+    feature_kind: Kind | None = None
+
+
+def _present(test: Callable[[Value, Value], bool]) -> LeafFactory:
+    """``test(observed, value)``; false when the feature is missing (None)."""
+
+    def make(feature: str, value: Value) -> Predicate:
+        def leaf(v: Mapping[str, Value]) -> bool:
+            o = v.get(feature)
+            return o is not None and test(o, value)
+
+        return leaf
+
+    return make
+
+
+def _numeric(compare: Callable[[Any, Any], bool]) -> LeafFactory:
+    """``compare(observed, value)`` when the observed value is a number; false for None,
+    for a bool (True is not 1 here) and for anything else."""
+
+    def make(feature: str, value: Value) -> Predicate:
+        def leaf(v: Mapping[str, Value]) -> bool:
+            o = v.get(feature)
+            # ``_num(o)`` written out: a numeric leaf runs on every event, in one call
+            return o.__class__ is not bool and isinstance(o, (int, float)) \
+                and compare(o, value)
+
+        return leaf
+
+    return make
+
+
+def _is(constant: bool | None) -> LeafFactory:
+    """The observed value is ``constant`` (True, False or None); the operator takes no value."""
+
+    def make(feature: str, value: Value) -> Predicate:
+        return lambda v: v.get(feature) is constant
+
+    return make
+
+
+def _not_null(feature: str, value: Value) -> Predicate:
+    return lambda v: v.get(feature) is not None
+
+
+OPERATORS: Mapping[str, Operator] = {op.name: op for op in (
+    Operator("eq", Takes.ANY, _present(operator.eq)),
+    Operator("ne", Takes.ANY, _present(operator.ne)),
+    Operator("gt", Takes.NUMBER, _numeric(operator.gt)),
+    Operator("gte", Takes.NUMBER, _numeric(operator.ge)),
+    Operator("lt", Takes.NUMBER, _numeric(operator.lt)),
+    Operator("lte", Takes.NUMBER, _numeric(operator.le)),
+    Operator("in", Takes.LIST, _present(lambda o, e: o in e)),
+    Operator("not_in", Takes.LIST, _present(lambda o, e: o not in e)),
+    Operator("is_true", Takes.NOTHING, _is(True), feature_kind="bool"),
+    Operator("is_false", Takes.NOTHING, _is(False), feature_kind="bool"),
+    Operator("is_null", Takes.NOTHING, _is(None)),
+    Operator("not_null", Takes.NOTHING, _not_null),
+)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +271,7 @@ class Ruleset:
         """
         # The compiled tests only call ``.get``: hand them the feature vector's own dict,
         # whose ``get`` is a C call, rather than the Mapping wrapper around it.
-        data = values.values if isinstance(values, FeatureVector) else values
+        data = values.mapping if isinstance(values, FeatureVector) else values
         rules = self.rules
         try:
             hits = [rule.test(data) for rule in rules]
@@ -256,24 +322,25 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
         raise RulesetError(f"{source}: a ruleset is a mapping with version, thresholds, rules")
     lines = _rule_lines(root)
 
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            raise RulesetError(f"{source}: {msg}")
+    def fail(msg: str) -> RulesetError:
+        return RulesetError(f"{source}: {msg}")
 
     version = data.get("version")
-    need(isinstance(version, (str, int, float)) and str(version) != "", "'version' is required")
+    if not (isinstance(version, (str, int, float)) and str(version) != ""):
+        raise fail("'version' is required")
     th = data.get("thresholds") or {}
-    need(isinstance(th, dict), "'thresholds' must be a mapping with challenge and deny")
+    if not isinstance(th, dict):
+        raise fail("'thresholds' must be a mapping with challenge and deny")
     challenge, deny = th.get("challenge"), th.get("deny")
-    need(
-        _num(challenge) and _num(deny) and 0 < challenge < deny <= 1,
-        "thresholds: need 0 < challenge < deny <= 1",
-    )
+    if not (_num(challenge) and _num(deny) and 0 < challenge < deny <= 1):
+        raise fail("thresholds: need 0 < challenge < deny <= 1")
     model = data.get("model") or {}
     weight = model.get("weight", 0.0) if isinstance(model, dict) else None
-    need(_num(weight) and 0 <= weight <= 1, "model.weight must be a number in [0, 1]")
+    if not (_num(weight) and 0 <= weight <= 1):
+        raise fail("model.weight must be a number in [0, 1]")
     raw_rules = data.get("rules")
-    need(isinstance(raw_rules, list) and raw_rules, "'rules' must be a non-empty list")
+    if not (isinstance(raw_rules, list) and raw_rules):
+        raise fail("'rules' must be a non-empty list")
 
     rules: list[Rule] = []
     seen: set[str] = set()
@@ -296,7 +363,8 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
         source=source,
     )
     tenants = data.get("tenants") or {}
-    need(isinstance(tenants, dict), "'tenants' must map tenant names to overrides")
+    if not isinstance(tenants, dict):
+        raise fail("'tenants' must map tenant names to overrides")
     return replace(base, tenants={
         str(name): _tenant_variant(base, name, spec, source=source)
         for name, spec in tenants.items()
@@ -473,11 +541,11 @@ def _parse_rule(raw: Any, *, index: int, line: int, source: str) -> Rule:
     message = raw.get("message") or raw["name"]
     if not isinstance(message, str):
         raise fail("message", "must be text")
-    for _, name, spec, _ in string.Formatter().parse(message):
-        if name is not None and name not in BY_NAME:
-            raise fail("message", f"unknown feature '{name}' in the template")
-        if name and name not in used:
-            used.append(name)
+    for _, feature, spec, _ in string.Formatter().parse(message):
+        if feature is not None and feature not in BY_NAME:
+            raise fail("message", f"unknown feature '{feature}' in the template")
+        if feature and feature not in used:
+            used.append(feature)
         if spec and not re.fullmatch(r"[,.]?\.?\d*[dfg%]?", spec):
             raise fail("message", f"format '{spec}' not allowed")
     return Rule(
@@ -514,19 +582,18 @@ def _compile(node: Any, used: list[str]) -> Predicate:
     extra = set(node) - {"feature", "op", "value"}
     if extra:
         raise RulesetError(f"unknown key '{sorted(extra)[0]}' in a condition")
-    spec = BY_NAME.get(name) if isinstance(name, str) else None
-    if spec is None:
+    if not isinstance(name, str) or name not in BY_NAME:
         raise RulesetError(f"unknown feature '{name}'")
-    if op not in OPERATORS:
+    if op not in OPERATORS or not isinstance(op, str):  # every key is a str
         raise RulesetError(f"unknown operator '{op}' (known: {', '.join(OPERATORS)})")
-    fn, wants = OPERATORS[op]
+    definition = OPERATORS[op]
     expected = node.get("value")
-    _check_value(spec, op, wants, expected, has_value="value" in node)
+    _check_value(BY_NAME[name], definition, expected, has_value="value" in node)
     if isinstance(expected, list):
         expected = frozenset(expected)
     if name not in used:
         used.append(name)
-    return _leaf(op, fn, name, expected)
+    return definition.make(name, expected)
 
 
 def _all(parts: tuple[Predicate, ...]) -> Predicate:
@@ -563,44 +630,21 @@ def _any(parts: tuple[Predicate, ...]) -> Predicate:
     return test
 
 
-def _leaf(op: str, fn: Callable[[Value, Value], bool], name: str, expected: Any) -> Predicate:
-    """One ``{feature, op, value}`` test as a single closure: the operators that run on
-    every event are written out here (the same tests as ``OPERATORS``), so evaluating a
-    condition costs one call, not three."""
-    if op == "is_true":
-        return lambda v: v.get(name) is True
-    if op == "is_false":
-        return lambda v: v.get(name) is False
-    if op == "is_null":
-        return lambda v: v.get(name) is None
-    if op == "not_null":
-        return lambda v: v.get(name) is not None
-    if op in ("gt", "gte", "lt", "lte"):
-        compare = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt,
-                   "lte": operator.le}[op]
-
-        def numeric(v: Mapping[str, Value]) -> bool:
-            o = v.get(name)
-            return o.__class__ is not bool and isinstance(o, (int, float)) \
-                and compare(o, expected)
-
-        return numeric
-    return lambda v: fn(v.get(name), expected)
-
-
-def _check_value(spec: FeatureSpec, op: str, wants: str | None, value: Any, *, has_value: bool):
-    if wants is None:
-        if has_value:
-            raise RulesetError(f"operator '{op}' takes no value")
-        if op in ("is_true", "is_false") and spec.kind != "bool":
-            raise RulesetError(f"'{op}' needs a bool feature, '{spec.name}' is {spec.kind}")
-        return
-    if not has_value:
+def _check_value(spec: FeatureSpec, definition: Operator, value: Any, *,
+                 has_value: bool) -> None:
+    op, takes, feature_kind = definition.name, definition.takes, definition.feature_kind
+    if takes is Takes.NOTHING and has_value:
+        raise RulesetError(f"operator '{op}' takes no value")
+    if takes is not Takes.NOTHING and not has_value:
         raise RulesetError(f"operator '{op}' needs a value")
-    if wants == "number" and (spec.kind not in ("int", "float") or not _num(value)):
+    if feature_kind is not None and spec.kind != feature_kind:
+        raise RulesetError(f"'{op}' needs a {feature_kind} feature, '{spec.name}' is {spec.kind}")
+    if takes is Takes.NOTHING:
+        return
+    if takes is Takes.NUMBER and (spec.kind not in ("int", "float") or not _num(value)):
         raise RulesetError(f"'{op}' compares numbers: '{spec.name}' is {spec.kind}, "
                            f"value {value!r}")
-    if wants == "list" and not isinstance(value, list):
+    if takes is Takes.LIST and not isinstance(value, list):
         raise RulesetError(f"'{op}' needs a list value")
     items: Iterable[Any] = value if isinstance(value, list) else [value]
     for item in items:
