@@ -298,10 +298,15 @@ def _checked(rule: Rule, data: Mapping[str, Value]) -> RuleResult:
 # -- loading and validation -------------------------------------------------------------
 
 
+def shipped_ruleset_text() -> str:
+    """The text of the ruleset shipped with the package."""
+    return resources.files("riskengine.data").joinpath(SHIPPED_RULES).read_text("utf-8")
+
+
 def load_ruleset(path: str | Path | None = None) -> Ruleset:
     """Load and validate a ruleset file (the shipped default when ``path`` is None)."""
     if path is None:
-        text = resources.files("riskengine.data").joinpath(SHIPPED_RULES).read_text("utf-8")
+        text = shipped_ruleset_text()
         source = f"<shipped {SHIPPED_RULES}>"
     else:
         try:

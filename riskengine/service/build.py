@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from riskengine.adapters.signals import (
     Signals,
 )
 from riskengine.adapters.stores import open_store
-from riskengine.core.rules import SHIPPED_RULES, Action, RulesetError, load_ruleset
+from riskengine.core.rules import Action, RulesetError, load_ruleset, shipped_ruleset_text
 from riskengine.service.scorer import Engine
 from riskengine.service.settings import Settings
 
@@ -99,7 +98,7 @@ def ruleset_text(path: Path | None) -> str:
     (the file ``load_ruleset`` reads then)."""
     if path is not None:
         return path.read_text("utf-8")
-    return resources.files("riskengine.data").joinpath(SHIPPED_RULES).read_text("utf-8")
+    return shipped_ruleset_text()
 
 
 def service_settings(settings: Settings | None = None) -> Settings:
