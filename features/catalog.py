@@ -2,13 +2,20 @@
 
 Rules may only name features listed here; the anomaly model reads the ones that carry a
 ``model_range``. The range is fixed on purpose: a scaler fitted to live traffic can be
-stretched by an attacker's extreme values until normal logins look alike.
+stretched by an attacker's extreme values until normal logins look alike. The Freeman et
+al. baseline (``models.freeman``) reads the ones named in ``FREEMAN_ATTRIBUTES``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from features.useragent import parse_user_agent
+
+if TYPE_CHECKING:
+    from features.event import LoginEvent
 
 Kind = Literal["bool", "int", "float", "str"]
 
@@ -244,5 +251,75 @@ FEATURES: tuple[FeatureSpec, ...] = (
     ),
 )
 
+# -- which network and which client, exactly: the finest levels of the Freeman et al.
+# baseline's hierarchies. Not in FEATURES yet, because every name there is one that
+# ``features.extract`` puts in the feature vector (tests/features checks it) and it does not
+# compute these yet; when it does (``**identity_features(event)``), they join FEATURES.
+IDENTITY_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec(
+        "ip_key",
+        "str",
+        "Pseudonym of the IP address (the event's keyed hash of it): one value per address, "
+        "never the address itself.",
+    ),
+    FeatureSpec(
+        "user_agent_hash",
+        "str",
+        "First 16 hex digits of the SHA-256 of the user-agent string (None without one).",
+    ),
+    FeatureSpec(
+        "ua_browser",
+        "str",
+        "Browser and its major.minor version, as the user agent names them: 'Chrome 86.0' "
+        "(None without a user agent or a browser it names).",
+    ),
+    FeatureSpec(
+        "ua_os",
+        "str",
+        "OS and its version, as the user agent names them: 'Mac OS X 10.14.6' (None without "
+        "a user agent or an OS it names). Unlike os_family, never from the device fields.",
+    ),
+    FeatureSpec(
+        "ua_device_type",
+        "str",
+        "mobile, tablet, desktop, bot or unknown, as the user agent says (None without one).",
+    ),
+)
+
 BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
 MODEL_FEATURES: tuple[FeatureSpec, ...] = tuple(f for f in FEATURES if f.model_range)
+
+#: The attributes of the Freeman et al. baseline (``models.freeman``): its IP hierarchy
+#: (address, ASN, country) and its user-agent hierarchy (string, browser with version, OS
+#: with version, device type), each finest level first.
+FREEMAN_ATTRIBUTES: tuple[str, ...] = (
+    "ip_key", "ip_asn", "ip_country",
+    "user_agent_hash", "ua_browser", "ua_os", "ua_device_type",
+)
+
+
+def _with_version(name: str | None, version: str | None) -> str | None:
+    if not name:
+        return None
+    return f"{name} {version}" if version else name
+
+
+def identity_features(event: LoginEvent) -> dict[str, str | None]:
+    """The values of ``IDENTITY_FEATURES`` for one login: they depend on the event alone.
+
+    ``ua_browser`` and ``ua_os`` carry their version, as the RBA dataset's "Browser Name and
+    Version" and "OS Name and Version" columns that Freeman's weights were fitted on do.
+    Everything derived from the user agent is None when there is none.
+    """
+    ua = event.user_agent or None
+    if ua is None:
+        return {"ip_key": event.ip_key, "user_agent_hash": None, "ua_browser": None,
+                "ua_os": None, "ua_device_type": None}
+    parsed = parse_user_agent(ua)
+    return {
+        "ip_key": event.ip_key,
+        "user_agent_hash": hashlib.sha256(ua.encode("utf-8")).hexdigest()[:16],
+        "ua_browser": _with_version(parsed.browser, parsed.browser_version),
+        "ua_os": _with_version(parsed.os, parsed.os_version),
+        "ua_device_type": parsed.device_type,
+    }

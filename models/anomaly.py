@@ -24,6 +24,7 @@ from river import anomaly
 
 from features.catalog import MODEL_FEATURES
 from features.extract import FeatureVector
+from models.base import CalibratedRisk
 
 
 def vectorize(values: Mapping[str, Any]) -> dict[str, float]:
@@ -34,7 +35,7 @@ def vectorize(values: Mapping[str, Any]) -> dict[str, float]:
     cold-start policy leaves such users to the population-level rules.
     """
     # A feature vector's own dict: its ``get`` is a C call, the wrapper's a Python one.
-    get = (values.values if isinstance(values, FeatureVector) else values).get
+    get = (values.mapping if isinstance(values, FeatureVector) else values).get
     out: dict[str, float] = {}
     for name, lo, hi, span in _SCALING:
         v = get(name)
@@ -55,7 +56,7 @@ _SCALING: tuple[tuple[str, float, float, float], ...] = tuple(
 )
 
 
-class AnomalyModel:
+class AnomalyModel(CalibratedRisk):
     """Half-Space Trees with fixed feature limits and a calibration of its scores.
 
     Parameters
@@ -64,8 +65,9 @@ class AnomalyModel:
         Passed to ``river.anomaly.HalfSpaceTrees``.
 
     Learned state: ``hst_`` (the trees), ``n_learned_``, and ``calibration_`` = (low, high)
-    anomaly scores between which ``risk`` ramps from 0 to 1 (set by ``calibrate`` from the
-    scores of verified-good logins, so that about 2 % of them carry any model risk).
+    anomaly scores between which ``risk`` ramps from 0 to 1 (``models.base.CalibratedRisk``:
+    set by ``calibrate`` from the scores of verified-good logins, so that about 2 % of them
+    carry any model risk).
     """
 
     def __init__(
@@ -107,25 +109,10 @@ class AnomalyModel:
         """Scores mean something only after the first reference window has filled."""
         return self.n_learned_ >= 2 * self.window_size
 
-    def score_one(self, values: Mapping[str, Any]) -> float:
+    def score_one(self, x: Mapping[str, Any]) -> float:
         """Anomaly score in [0, 1] (high is unusual); learns nothing."""
-        return float(self.hst_.score_one(self._input(values)))
+        return float(self.hst_.score_one(self._input(x)))
 
-    def learn_one(self, values: Mapping[str, Any]) -> None:
-        self.hst_.learn_one(self._input(values))
+    def learn_one(self, x: Mapping[str, Any]) -> None:
+        self.hst_.learn_one(self._input(x))
         self.n_learned_ += 1
-
-    def risk(self, score: float) -> float:
-        """The score mapped through the calibration to a risk share in [0, 1]."""
-        low, high = self.calibration_
-        if not self.ready or high <= low:
-            return 0.0
-        return min(1.0, max(0.0, (score - low) / (high - low)))
-
-    def calibrate(self, scores: list[float], *, quantile: float = 0.98) -> None:
-        """Set ``calibration_`` from the anomaly scores of verified-good logins."""
-        if not scores:
-            raise ValueError("calibration needs scores of good logins")
-        ordered = sorted(scores)
-        low = ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
-        self.calibration_ = (low, max(low + 0.05, 1.0))

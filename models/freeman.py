@@ -39,6 +39,16 @@ value the user never had would give ``L = 0``, which the notebook replaces by ``
 Here the same floor applies whenever ``L < G / 4``, so a value the user barely knows never
 scores above one the user never had: each feature's ratio lies in ``(0, 1 / rho]``.
 
+What the model reads
+--------------------
+``x`` is one login's features, a mapping of catalog names to values (the extractor's
+feature vector with the catalog's ``identity_features``). The model reads the seven of
+``features.catalog.FREEMAN_ATTRIBUTES`` (``ip_key``, ``ip_asn``, ``ip_country``;
+``user_agent_hash``, ``ua_browser``, ``ua_os``, ``ua_device_type``) and ignores the rest,
+and, under ``USER_KEY`` (``"user_key"``), the user's pseudonym, which says whose history to
+compare the login with. Values are compared as text: ``29695`` and ``"29695"`` are the same
+ASN.
+
 Differences from the notebook, all deliberate: the notebook multiplies each level by a
 factor meant as p(value | level value) that, as written, is 1 or close to 1 whenever the
 level value is known; it is left out. Missing values (no user agent, no ASN for a private
@@ -48,21 +58,23 @@ window of the last ``max_history`` learned logins.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
-from features.event import LoginEvent
-from features.ipintel import IpInfo
-from features.useragent import parse_user_agent
+from features.catalog import FREEMAN_ATTRIBUTES
+from models.base import CalibratedRisk
 
-Attributes = Mapping[str, str | None]
+#: The name under which ``x`` carries the user's pseudonym (``LoginEvent.user_key``). Not a
+#: feature of the login: it names the history the login is compared with.
+USER_KEY: Final = "user_key"
 
-IP_LEVELS: Final = ("ip", "asn", "country")
-UA_LEVELS: Final = ("ua", "browser", "os", "device_type")
-ATTRIBUTES: Final = IP_LEVELS + UA_LEVELS
+# The two hierarchies over catalog features, finest level first; together they are
+# ``FREEMAN_ATTRIBUTES``, in its order.
+IP_LEVELS: Final = ("ip_key", "ip_asn", "ip_country")
+UA_LEVELS: Final = ("user_agent_hash", "ua_browser", "ua_os", "ua_device_type")
+ATTRIBUTES: Final = FREEMAN_ATTRIBUTES
 
 # das-group/rba-algorithm, rba-algorithm.ipynb, `feature_weightings`.
 IP_WEIGHTS: Final = (0.6, 0.3, 0.1)
@@ -78,49 +90,32 @@ UA_WEIGHTS: Final = (
 _MISSING: Final = "\x00missing"
 
 
-def _join(name: str | None, version: str | None) -> str | None:
-    if not name:
-        return None
-    return f"{name} {version}" if version else name
+def freeman_attributes(features: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's seven attributes picked from a login's features (``FREEMAN_ATTRIBUTES``;
+    None for any the mapping lacks). Add ``USER_KEY`` to score or learn them.
 
-
-def freeman_attributes(event: LoginEvent, ip: IpInfo) -> dict[str, str | None]:
-    """The model's seven attributes of one login.
-
-    ``ip`` is the pseudonymized address, ``ua`` the first 16 hex digits of the SHA-256 of
-    the user-agent string; ``browser`` and ``os`` carry their version, as the RBA dataset's
-    "Browser Name and Version" and "OS Name and Version" columns that the weights were
-    fitted on do. Everything derived from the user agent is None when there is none.
+    >>> freeman_attributes({"ip_key": "k1", "ip_asn": 29695, "hour_rarity": 0.2})["ip_asn"]
+    29695
     """
-    ua = event.user_agent or None
-    attrs: dict[str, str | None] = {
-        "ip": event.ip_key,
-        "asn": None if ip.asn is None else str(ip.asn),
-        "country": ip.country,
-        "ua": None,
-        "browser": None,
-        "os": None,
-        "device_type": None,
-    }
-    if ua is not None:
-        parsed = parse_user_agent(ua)
-        attrs["ua"] = hashlib.sha256(ua.encode("utf-8")).hexdigest()[:16]
-        attrs["browser"] = _join(parsed.browser, parsed.browser_version)
-        attrs["os"] = _join(parsed.os, parsed.os_version)
-        attrs["device_type"] = parsed.device_type
-    return attrs
+    return {name: features.get(name) for name in ATTRIBUTES}
 
 
-def _values(attrs: Attributes) -> tuple[str, ...]:
+def _values(x: Mapping[str, Any]) -> tuple[str, ...]:
     out = []
     for name in ATTRIBUTES:
-        v = attrs.get(name)
+        v = x.get(name)
         out.append(_MISSING if v is None else str(v))
     return tuple(out)
 
 
+def _user(x: Mapping[str, Any]) -> str:
+    """The user key ``x`` carries; "" (a user without history) when it carries none."""
+    user = x.get(USER_KEY)
+    return "" if user is None else str(user)
+
+
 def unit_interval(score: float) -> float:
-    """Map a log risk score onto [0, 1] as ``S / (1 + S)``, for display only.
+    """Map a log risk score onto [0, 1] as ``S / (1 + S)``: the scale of ``risk``'s ramp.
 
     >>> unit_interval(0.0)
     0.5
@@ -131,7 +126,7 @@ def unit_interval(score: float) -> float:
     return e / (1.0 + e)
 
 
-class FreemanModel:
+class FreemanModel(CalibratedRisk):
     """Per-user likelihood ratio of global versus own feature frequencies.
 
     Works when an account's successful logins come from a few networks and devices and an
@@ -162,25 +157,32 @@ class FreemanModel:
     population and the user explain the login equally well, each unit is a factor e.
     The log keeps every order that ROC and threshold computations need, where
     ``S / (1 + S)`` would round the riskiest logins to the same 1.0 (``unit_interval``).
+    ``risk`` ramps over that scale (``models.base.CalibratedRisk``): uncalibrated, from 0 at
+    ``S = 1`` (score 0) up towards 1 as ``S`` grows; ``calibrate`` moves the start to a high
+    quantile of good logins' ``S / (1 + S)``.
 
     A user without history is scored as if this login were their only one and every
     feature were new: each feature at its ratio cap, ``p(u | legit) = 1 / (N + 1)`` and
     ``p(u | attack) = 1 / (users + 1)``. That is finite and high; callers that want a
-    separate cold-start policy can ask ``logins(user_key)``.
+    separate cold-start policy can ask ``logins(user_key)``. A login whose ``x`` carries no
+    ``USER_KEY`` is scored the same way; learning one is refused.
 
     Learned state: ``global_counts_`` (attribute -> value -> count), ``user_counts_``
     (user -> attribute -> value -> count, over the window), ``user_history_`` (user -> the
-    window's rows), ``user_logins_`` (user -> all-time count) and ``n_learned_``.
+    window's rows), ``user_logins_`` (user -> all-time count), ``n_learned_`` and
+    ``calibration_``.
 
     >>> m = FreemanModel()
-    >>> home = {"ip": "k1", "asn": "29695", "country": "NO", "ua": "a1",
-    ...         "browser": "Chrome 86.0", "os": "Mac OS X 10.14.6", "device_type": "desktop"}
+    >>> home = {"user_key": "alice", "ip_key": "k1", "ip_asn": 29695, "ip_country": "NO",
+    ...         "user_agent_hash": "a1", "ua_browser": "Chrome 86.0",
+    ...         "ua_os": "Mac OS X 10.14.6", "ua_device_type": "desktop"}
     >>> for _ in range(5):
-    ...     m.learn_one("alice", home)
-    >>> m.learn_one("bob", {**home, "ip": "k2"})
-    >>> away = {"ip": "k9", "asn": "4134", "country": "CN", "ua": "b7",
-    ...         "browser": "Firefox 20.0", "os": "Windows 7", "device_type": "desktop"}
-    >>> m.score_one("alice", home) < m.score_one("alice", away)
+    ...     m.learn_one(home)
+    >>> m.learn_one({**home, "user_key": "bob", "ip_key": "k2"})
+    >>> away = {"user_key": "alice", "ip_key": "k9", "ip_asn": 4134, "ip_country": "CN",
+    ...         "user_agent_hash": "b7", "ua_browser": "Firefox 20.0", "ua_os": "Windows 7",
+    ...         "ua_device_type": "desktop"}
+    >>> m.score_one(home) < m.score_one(away)
     True
     """
 
@@ -204,6 +206,7 @@ class FreemanModel:
         self.user_history_: dict[str, deque[tuple[str, ...]]] = {}
         self.user_logins_: dict[str, int] = {}
         self.n_learned_ = 0
+        self.calibration_ = (0.5, 1.0)
 
     def _check(self) -> None:
         if len(self.ip_weights) != len(IP_LEVELS) or len(self.ua_weights) != len(UA_LEVELS):
@@ -222,23 +225,32 @@ class FreemanModel:
 
     # -- scoring --------------------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """Scores compare with a population once it has learned any login."""
+        return self.n_learned_ > 0
+
+    def _risk_scale(self, score: float) -> float:
+        return unit_interval(score)
+
     def logins(self, user_key: str) -> int:
         """Successful logins learned for ``user_key`` (all time, not only the window)."""
         return self.user_logins_.get(user_key, 0)
 
-    def explain_one(self, user_key: str, attrs: Attributes) -> dict[str, float]:
+    def explain_one(self, x: Mapping[str, Any]) -> dict[str, float]:
         """The log-score's terms: ``ip`` and ``ua`` (one per hierarchy) and ``user``.
 
         Their sum is ``score_one``; learns nothing.
         """
-        row = dict(zip(ATTRIBUTES, _values(attrs), strict=True))
+        user_key = _user(x)
+        row = dict(zip(ATTRIBUTES, _values(x), strict=True))
         ip = self._log_ratio(user_key, row, IP_LEVELS, self.ip_weights)
         ua = self._log_ratio(user_key, row, UA_LEVELS, self.ua_weights)
         return {"ip": ip, "ua": ua, "user": self._log_user_prior(user_key)}
 
-    def score_one(self, user_key: str, attrs: Attributes) -> float:
+    def score_one(self, x: Mapping[str, Any]) -> float:
         """``log S_u(x)``: higher is riskier; finite for any input; learns nothing."""
-        return math.fsum(self.explain_one(user_key, attrs).values())
+        return math.fsum(self.explain_one(x).values())
 
     def _log_ratio(
         self,
@@ -275,9 +287,12 @@ class FreemanModel:
 
     # -- learning -------------------------------------------------------------------------
 
-    def learn_one(self, user_key: str, attrs: Attributes) -> None:
-        """Add one login to the user's history and to the global counts."""
-        row = _values(attrs)
+    def learn_one(self, x: Mapping[str, Any]) -> None:
+        """Add one login to its user's history and to the global counts."""
+        user_key = _user(x)
+        if not user_key:
+            raise ValueError(f"x carries no {USER_KEY!r}: whose history would it join?")
+        row = _values(x)
         for name, value in zip(ATTRIBUTES, row, strict=True):
             table = self.global_counts_[name]
             table[value] = table.get(value, 0) + 1

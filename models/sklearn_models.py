@@ -1,7 +1,7 @@
-"""scikit-learn estimators behind the anomaly model's interface, so the service can run them.
+"""scikit-learn estimators behind the engine's model seam, so the service can run them.
 
-The engine talks to its model through ``score_one(values)``, ``learn_one(values)``,
-``risk(score)``, ``ready``, ``n_learned_`` and ``calibrate(scores)`` (``models.anomaly``).
+The engine talks to its model through ``models.base.RiskModel`` (``score_one(x)``,
+``learn_one(x)``, ``risk(score)``, ``calibrate(scores)``, ``ready`` and ``n_learned_``).
 These adapters put a batch-trained scikit-learn estimator behind that interface. Their input
 is the anomaly model's own: ``models.anomaly.vectorize`` (each model feature clipped to its
 fixed catalog range and scaled to [0, 1]), so a notebook trains on exactly what the service
@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from threadpoolctl import ThreadpoolController
 
 from features.catalog import MODEL_FEATURES
 from models.anomaly import vectorize
+from models.base import CalibratedRisk
 
 #: What an artifact holding one of these adapters needs at load time (``persistence.save``).
 DEPENDS_ON = ("scikit-learn", "numpy")
@@ -58,18 +60,18 @@ def to_matrix(rows: Iterable[Mapping[str, Any]]) -> np.ndarray:
     return np.asarray(data, dtype=np.float64).reshape(len(data), len(names))
 
 
-class SklearnModel:
-    """A batch-trained scikit-learn estimator with the anomaly model's interface.
+class SklearnModel(CalibratedRisk):
+    """A batch-trained scikit-learn estimator behind ``models.base.RiskModel``.
 
     Subclasses say how to fit (``_fit``) and how to turn a matrix into scores in [0, 1],
     high meaning risky (``_scores``).
 
     Learned state: ``n_learned_`` (the logins it was fitted on) and ``calibration_`` =
-    (low, high) scores between which ``risk`` ramps from 0 to 1, as in ``AnomalyModel``.
+    (low, high) scores between which ``risk`` ramps from 0 to 1 (``models.base``), set by
+    ``calibrate`` from the scores of good logins the model was not fitted on.
     """
 
     n_learned_: int
-    calibration_: tuple[float, float]
 
     def __init__(self) -> None:
         self.n_learned_ = 0
@@ -91,46 +93,32 @@ class SklearnModel:
         self._check_fitted()
         return self._scores(to_matrix(rows))
 
-    # -- the interface the engine uses ----------------------------------------------------
+    # -- models.base.RiskModel ------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
         """A fitted model is ready: it learned everything it will learn before it shipped."""
         return self.n_learned_ > 0
 
-    def score_one(self, values: Mapping[str, Any]) -> float:
+    def score_one(self, x: Mapping[str, Any]) -> float:
         """Score in [0, 1] (high is risky); learns nothing."""
         self._check_fitted()
-        x = to_matrix([values])
+        matrix = to_matrix([x])
         with _one_thread():
-            return float(self._scores(x)[0])
+            return float(self._scores(matrix)[0])
 
-    def learn_one(self, values: Mapping[str, Any]) -> None:
+    def learn_one(self, x: Mapping[str, Any]) -> None:
         """Nothing: the model is batch-trained (retrain it in ``02-train`` and promote it)."""
-
-    def risk(self, score: float) -> float:
-        """The score mapped through the calibration to a risk share in [0, 1]."""
-        low, high = self.calibration_
-        if not self.ready or high <= low:
-            return 0.0
-        return min(1.0, max(0.0, (score - low) / (high - low)))
-
-    def calibrate(self, scores: list[float], *, quantile: float = 0.98) -> None:
-        """Set ``calibration_`` from the scores of good logins the model was not fitted on,
-        so that about ``1 - quantile`` of such logins carry any model risk."""
-        if not len(scores):
-            raise ValueError("calibration needs scores of good logins")
-        ordered = sorted(float(s) for s in scores)
-        low = ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
-        self.calibration_ = (low, max(low + 0.05, 1.0))
 
     # -- for subclasses -------------------------------------------------------------------
 
+    @abstractmethod
     def _fit(self, x: np.ndarray, y: np.ndarray | None) -> None:
-        raise NotImplementedError
+        """Fit the estimator on the matrix ``x`` (and labels ``y``, where it needs them)."""
 
+    @abstractmethod
     def _scores(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Scores in [0, 1] of the matrix's rows, high meaning risky."""
 
     def _check_fitted(self) -> None:
         if not self.ready:

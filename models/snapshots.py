@@ -19,6 +19,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,7 @@ class Snapshot:
     active: bool
 
 
-def next_version(current: str, taken: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+def next_version(current: str, taken: AbstractSet[str] = frozenset()) -> str:
     """The next snapshot of ``current``'s lineage: ``hst-x`` -> ``hst-x+s1``, ``hst-x+s7`` ->
     ``hst-x+s8``, skipping numbers already ``taken`` (after a rollback the lineage goes on
     from the restored version without overwriting the snapshots that came after it)."""

@@ -52,6 +52,8 @@ SAMPLE = REPO / "data" / "sim-150u-30d-seed42.jsonl.gz"
 SOURCES = ("jsonl", "rba", "decisions")
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 MODEL_FEATURE_NAMES = tuple(f.name for f in MODEL_FEATURES)
+# The frame columns the Freeman model reads: features.catalog.FREEMAN_ATTRIBUTES.
+FREEMAN_COLUMNS = ATTRIBUTES
 # Decision reasons that are not rules.
 _NOT_RULES = frozenset({"anomaly_model", "cold_start", "no_risk_signals", *FailoverReason})
 _RANK = {None: 0, Action.ALLOW: 0, Action.CHALLENGE: 1, Action.DENY: 2}
@@ -383,12 +385,12 @@ def freeman_scores(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """Scores of the Freeman et al. model on ``test``, in its own setting (the paper's and
     ``riskengine replay --baseline freeman``'s): it learns every successful login after
     scoring it, over training and evaluation alike, so it only ever knows the past."""
-    if not set(ATTRIBUTES) <= set(train.columns):
+    if not set(FREEMAN_COLUMNS) <= set(train.columns):
         raise ValueError("this source carries no Freeman attributes (stored decisions do not)")
     model = FreemanModel()
     out = []
     for part, keep in ((train, False), (test, True)):
-        attrs = part[list(ATTRIBUTES)].itertuples(index=False, name=None)
+        attrs = part[list(FREEMAN_COLUMNS)].itertuples(index=False, name=None)
         for user, failed, row in zip(part["user"], part["auth_failed"], attrs, strict=True):
             x = {a: (None if _missing(v) else v) for a, v in zip(ATTRIBUTES, row, strict=True)}
             x[USER_KEY] = user

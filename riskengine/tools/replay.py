@@ -239,12 +239,17 @@ class Replayer:
         return scenario == "sim_swap" and challenge == "sms_otp"
 
     def _baseline(self, event: Any, ip: IpInfo | None) -> float:
-        from models.freeman import freeman_attributes
+        from features.catalog import identity_features
+        from models.freeman import USER_KEY, freeman_attributes
 
-        attrs = freeman_attributes(event, ip or self.engine.ipintel.lookup(event.ip))
-        score = float(self.baseline.score_one(event.user_key, attrs))
+        info = ip or self.engine.ipintel.lookup(event.ip)
+        # The login's features the baseline reads: the extractor's ip_asn and ip_country
+        # (the IpInfo's, as they are) and the event's identity features.
+        features = {"ip_asn": info.asn, "ip_country": info.country, **identity_features(event)}
+        x = {**freeman_attributes(features), USER_KEY: event.user_key}
+        score = float(self.baseline.score_one(x))
         if not event.failed:
-            self.baseline.learn_one(event.user_key, attrs)
+            self.baseline.learn_one(x)
         return score
 
 
