@@ -32,7 +32,7 @@ def _b(name: str, description: str, model: bool = False) -> FeatureSpec:
     return FeatureSpec(name, "bool", description, (0.0, 1.0) if model else None)
 
 
-FEATURES: tuple[FeatureSpec, ...] = (
+_SCORED: tuple[FeatureSpec, ...] = (
     # -- the event itself
     _b("auth_failed", "The password or OTP check of this attempt failed."),
     FeatureSpec("event_type", "str", "login or registration."),
@@ -252,9 +252,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
 )
 
 # -- which network and which client, exactly: the finest levels of the Freeman et al.
-# baseline's hierarchies. Not in FEATURES yet, because every name there is one that
-# ``features.extract`` puts in the feature vector (tests/features checks it) and it does not
-# compute these yet; when it does (``**identity_features(event)``), they join FEATURES.
+# baseline's hierarchies (``identity_features`` computes them from the event alone).
+
 IDENTITY_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "ip_key",
@@ -286,6 +285,7 @@ IDENTITY_FEATURES: tuple[FeatureSpec, ...] = (
     ),
 )
 
+FEATURES: tuple[FeatureSpec, ...] = (*_SCORED, *IDENTITY_FEATURES)
 BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
 MODEL_FEATURES: tuple[FeatureSpec, ...] = tuple(f for f in FEATURES if f.model_range)
 

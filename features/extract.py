@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from features.catalog import identity_features
 from features.event import LoginEvent
 from features.ipintel import IpInfo
 from features.profile import UserProfile, Velocity, haversine_km, model_family, version_tuple
@@ -291,6 +292,7 @@ def extract(
         "asn_failures_10m": (
             velocity.asn_failures_10m + int(failed) if ip.asn is not None else None
         ),
+        **identity_features(event),
         # Looked up outside (riskengine.adapters.signals): they need the raw phone number,
         # which never reaches the event, or another service.
         **_NO_SIGNALS,

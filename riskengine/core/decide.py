@@ -12,24 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from features.event import LoginEvent
 from features.extract import FeatureVector, Listed, Value, extract
 from features.ipintel import IpInfo
 from features.profile import Sighting, learn, note_failure, sighting
+from models.base import RiskModel
 from riskengine.core.learning import otp_verified, verified_good
 from riskengine.core.policy import Decision, decide
 from riskengine.core.records import Loaded, ProfileUpdate
 from riskengine.core.rules import Action, Outcome, Ruleset
-
-
-class ScoringModel(Protocol):
-    """What the core asks of the anomaly model: a score for one vector, and its risk."""
-
-    def score_one(self, x: Mapping[str, Any]) -> float: ...
-
-    def risk(self, score: float) -> float: ...
 
 
 class RuleFault(RuntimeError):
@@ -45,7 +38,7 @@ class Context:
     """
 
     ruleset: Ruleset
-    model: ScoringModel
+    model: RiskModel
     model_version: str
     shadow: Ruleset | None = None
     signals: Mapping[str, Value] = field(default_factory=dict)

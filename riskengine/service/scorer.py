@@ -21,6 +21,7 @@ from features.event import LoginEvent
 from features.extract import FeatureVector
 from features.ipintel import IpInfo, IpIntel
 from features.profile import note_failure
+from models.base import RiskModel
 from models.persistence import Frozen, freeze
 from riskengine.adapters.breaker import CircuitBreaker
 from riskengine.adapters.outbox import Outbox
@@ -59,16 +60,6 @@ log = logging.getLogger("riskengine.decision")
 
 class LessonSink(Protocol):
     def publish(self, lesson: Mapping[str, Any]) -> None: ...
-
-
-class LearningModel(Protocol):
-    """The anomaly model as the shell uses it: scored by the core, taught here."""
-
-    def score_one(self, x: Mapping[str, Any]) -> float: ...
-
-    def risk(self, score: float) -> float: ...
-
-    def learn_one(self, x: Mapping[str, Any]) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +107,7 @@ class Engine:
         *,
         store: Store,
         ruleset: Ruleset,
-        model: LearningModel,
+        model: RiskModel,
         model_version: str,
         model_card: Mapping[str, Any] | None = None,
         ipintel: IpIntel,
@@ -156,7 +147,7 @@ class Engine:
 
     # -- what is served: model and rules -----------------------------------------------
 
-    def swap_model(self, model: LearningModel, version: str,
+    def swap_model(self, model: RiskModel, version: str,
                    card: Mapping[str, Any] | None = None) -> None:
         """Serve another model from the next request on (a rollback or a promotion)."""
         with self._model_lock:
@@ -438,4 +429,4 @@ def _attempt(event: LoginEvent, ip: IpInfo) -> Attempt:
                    asn=ip.asn, device_key=event.device_key, ts=event.ts, failed=event.failed)
 
 
-__all__ = ["Engine", "LearningModel", "Scored"]
+__all__ = ["Engine", "Scored"]

@@ -20,6 +20,7 @@ from models import persistence, snapshots
 from models.persistence import ModelArtifactError
 
 # What the engine calls on its model (riskengine.service.scorer, riskengine.service.build).
+# The members of models.base.RiskModel, named in the refusal.
 INTERFACE = ("score_one", "learn_one", "risk", "calibrate", "ready", "n_learned_")
 # Card fields that describe the snapshot file itself; ``save_snapshot`` writes them anew.
 _OWN_FIELDS = ("model_version", "kind", "sha256", "parent", "created", "learned")
@@ -39,7 +40,7 @@ def check_interface(model: Any) -> None:
     if missing:
         raise ModelArtifactError(
             f"{type(model).__name__} lacks {', '.join(missing)}: the service scores with "
-            f"the interface of models.anomaly.AnomalyModel ({', '.join(INTERFACE)})"
+            f"the interface of models.base.RiskModel ({', '.join(INTERFACE)})"
         )
     # One login with every feature unknown: what a model must survive on the first request.
     score = model.score_one({})
