@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalog import FEATURES, MODEL_FEATURES, identity_features
+from features.catalog import FEATURES, MODEL_FEATURES
 from models import persistence
 from models.anomaly import AnomalyModel
 from models.freeman import ATTRIBUTES, USER_KEY, FreemanModel
@@ -162,7 +162,6 @@ class _Recording:
             "rules_version": body["rules_version"],
             "model_version": body["model_version"],
             **{name: fv.get(name) for name in FEATURE_NAMES},
-            **identity_features(event),
         })
         return scored
 

@@ -80,7 +80,6 @@ class Verdict:
     sighting: Sighting
     update: ProfileUpdate | None
     lesson: Lesson | None
-    anomaly: float
 
     @property
     def learned(self) -> bool:
@@ -121,7 +120,7 @@ def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
     return Verdict(features=fv, decision=decision, shadow=shadowed, sighting=seen,
                    update=_profile_update(event, seen, learn_it=verified,
                                           trust=verified and otp_verified(event, fv)),
-                   lesson=lesson, anomaly=anomaly)
+                   lesson=lesson)
 
 
 def _decide(event: LoginEvent, fv: FeatureVector, rules: Ruleset, anomaly: float,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from riskengine.adapters.outbox import OutboxItem, Owner
 from riskengine.core.decide import Lesson
@@ -28,7 +28,7 @@ class RecordItem:
 
     decision: StoredDecision
     attempt: Attempt
-    kind = Kind.RECORD
+    kind: ClassVar[Kind] = Kind.RECORD
 
     @property
     def key(self) -> str:
@@ -50,7 +50,7 @@ class FeedbackItem:
     event_id: str
     label: Label
     source: Source
-    kind = Kind.FEEDBACK
+    kind: ClassVar[Kind] = Kind.FEEDBACK
 
     @property
     def key(self) -> str:
@@ -70,7 +70,7 @@ class LessonItem:
     """A lesson the shared learner could not be sent."""
 
     lesson: Lesson
-    kind = Kind.LESSON
+    kind: ClassVar[Kind] = Kind.LESSON
 
     @property
     def key(self) -> str:
