@@ -6,13 +6,16 @@ made; the store keeps only a hash of the secret. Keys live in a small JSON file 
 (``RISKENGINE_API_KEYS``), rewritten atomically on every change, which a running service
 picks up at its next request (``riskengine keys revoke`` needs no restart).
 
+A key names the tenants it acts for: one, several, or all (``*``). A key file written before
+keys named tenants (no ``tenants`` entry) gives its keys every tenant, as they had then.
+
 >>> import tempfile, pathlib
 >>> store = KeyStore(pathlib.Path(tempfile.mkdtemp()) / "keys.json")
->>> record, key = store.create("checkout", [Scope.SCORE])
+>>> record, key = store.create("checkout", [Scope.SCORE], tenants=["shop"])
 >>> store.verify(key) == record and record.allows(Scope.SCORE)
 True
->>> record.allows(Scope.FEEDBACK)
-False
+>>> record.allows(Scope.FEEDBACK), record.serves("shop"), record.serves("bank")
+(False, True, False)
 >>> store.revoke(record.id) and store.verify(key) is None
 True
 """
@@ -45,13 +48,26 @@ _ID_BYTES = 6
 # rk_<12 hex>_<43 urlsafe base64 chars: token_urlsafe(32)>; the secret may hold "_" and "-".
 _KEY_RE = re.compile(r"rk_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})")
 _NAME_MAX_CHARS = 64
+ALL_TENANTS = "*"
+# the wire's tenant pattern (riskengine.core.wire)
+_TENANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class Scope(StrEnum):
-    """What a key may do. ``admin`` implies every other scope."""
+    """What a key may do. ``admin`` implies every other scope.
+
+    - ``score``: ``POST /v1/score``.
+    - ``feedback``: ``POST /v1/feedback`` with a step-up result or a user's report.
+    - ``analyst``: ``POST /v1/feedback`` with ``source: analyst`` (a verdict that may
+      override what the engine decided).
+    - ``metrics``: ``GET /metrics`` only (read-only, for the Prometheus scraper).
+    - ``admin``: everything, the user-data and ``/v1/admin`` routes included.
+    """
 
     SCORE = "score"
     FEEDBACK = "feedback"
+    ANALYST = "analyst"
+    METRICS = "metrics"
     ADMIN = "admin"
 
 
@@ -68,10 +84,31 @@ class KeyRecord:
     scopes: frozenset[Scope]
     created: str  # ISO 8601, UTC
     revoked: bool = False
+    tenants: frozenset[str] = frozenset({ALL_TENANTS})  # ``*``: every tenant
 
     def allows(self, scope: Scope) -> bool:
         """True when this (unrevoked) key may act in ``scope``; ``admin`` may do anything."""
         return not self.revoked and (Scope.ADMIN in self.scopes or scope in self.scopes)
+
+    @property
+    def all_tenants(self) -> bool:
+        return ALL_TENANTS in self.tenants
+
+    def serves(self, tenant: str) -> bool:
+        """True when this key may act for ``tenant``."""
+        return ALL_TENANTS in self.tenants or tenant in self.tenants
+
+
+def parse_tenants(tenants: Iterable[str]) -> frozenset[str]:
+    """The tenants a key names, checked: tenant names as on the wire, or ``*`` for all."""
+    wanted = frozenset(t.strip() for t in tenants)
+    if not wanted:
+        raise ValueError("a key needs at least one tenant (or '*' for all)")
+    for tenant in wanted:
+        if tenant != ALL_TENANTS and not _TENANT_RE.fullmatch(tenant):
+            raise ValueError("a tenant is 1 to 64 letters, digits, '_', '.' or '-' "
+                             "(or '*' for all tenants)")
+    return frozenset({ALL_TENANTS}) if ALL_TENANTS in wanted else wanted
 
 
 def _hash_secret(secret: str) -> str:
@@ -138,7 +175,8 @@ class KeyStore:
                     record = KeyRecord(
                         id=str(item["id"]), name=str(item["name"]),
                         scopes=frozenset(Scope(s) for s in item["scopes"]),
-                        created=str(item["created"]), revoked=bool(item["revoked"]))
+                        created=str(item["created"]), revoked=bool(item["revoked"]),
+                        tenants=parse_tenants(item.get("tenants", [ALL_TENANTS])))
                     records[record.id] = record
                     hashes[record.id] = str(item["secret_sha256"])
             except FileNotFoundError:
@@ -185,14 +223,17 @@ class KeyStore:
     # -- writing -------------------------------------------------------------------------
 
     def create(self, name: str, scopes: Iterable[Scope | str], *,
+               tenants: Iterable[str] = (ALL_TENANTS,),
                now: datetime | None = None) -> tuple[KeyRecord, str]:
-        """Make a key; returns its record and the key itself, which is never shown again."""
+        """Make a key for ``tenants`` (``*``: all); returns its record and the key itself,
+        which is never shown again."""
         name = name.strip()
         if not name or len(name) > _NAME_MAX_CHARS:
             raise ValueError(f"a key's name is 1 to {_NAME_MAX_CHARS} characters")
         wanted = frozenset(Scope(s) for s in scopes)  # ValueError for an unknown scope
         if not wanted:
             raise ValueError("a key needs at least one scope")
+        served = parse_tenants(tenants)
         secret = secrets.token_urlsafe(32)
         created = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
         with self._lock:
@@ -201,14 +242,17 @@ class KeyStore:
             key_id = secrets.token_hex(_ID_BYTES)
             while key_id in records:
                 key_id = secrets.token_hex(_ID_BYTES)
-            record = KeyRecord(id=key_id, name=name, scopes=wanted, created=created)
+            record = KeyRecord(id=key_id, name=name, scopes=wanted, created=created,
+                               tenants=served)
             records = {**records, key_id: record}
             hashes = {**hashes, key_id: _hash_secret(secret)}
             self._write(records, hashes)
         return record, f"{KEY_PREFIX}_{key_id}_{secret}"
 
     def revoke(self, key_id: str) -> bool:
-        """Revoke a key, keeping its record; False when there is no key of that id."""
+        """Revoke a key, keeping its record; False when there is no key of that id.
+        ``key_id`` may be the whole key: only its id part is used."""
+        key_id = key_id_of(key_id)
         with self._lock:
             self._load()
             records, hashes = self._state
@@ -226,7 +270,8 @@ class KeyStore:
             "version": FORMAT_VERSION,
             "keys": [
                 {"id": r.id, "name": r.name, "scopes": sorted(s.value for s in r.scopes),
-                 "created": r.created, "revoked": r.revoked, "secret_sha256": hashes[r.id]}
+                 "tenants": sorted(r.tenants), "created": r.created, "revoked": r.revoked,
+                 "secret_sha256": hashes[r.id]}
                 for r in sorted(records.values(), key=lambda r: (r.created, r.id))
             ],
         }
@@ -248,4 +293,16 @@ class KeyStore:
         self._signature = self._stat_signature()
 
 
-__all__ = ["KeyRecord", "KeyStore", "KeyStoreError", "Scope"]
+def key_id_of(text: str) -> str:
+    """The id part of a whole key (``rk_<id>_<secret>``), or ``text`` itself."""
+    match = _KEY_RE.fullmatch(text.strip())
+    return match["id"] if match is not None else text.strip()
+
+
+def looks_like_key_id(text: str) -> bool:
+    """True for a key id (12 hex digits): safe to print, unlike a whole key or a typo of one."""
+    return re.fullmatch(r"[0-9a-f]{12}", text) is not None
+
+
+__all__ = ["ALL_TENANTS", "KeyRecord", "KeyStore", "KeyStoreError", "Scope", "key_id_of",
+           "looks_like_key_id", "parse_tenants"]

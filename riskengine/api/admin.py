@@ -8,33 +8,34 @@ from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from riskengine.adapters.auth import Scope
 from riskengine.api.deps import BuiltDep, SettingsDep
-from riskengine.api.security import require
+from riskengine.api.errors import COMMON_ERRORS, documented, error_response
+from riskengine.api.security import AUTH_RESPONSES, require, require_all_tenants
 from riskengine.core.rules import RulesetError, parse_ruleset, with_thresholds
-from riskengine.core.wire import ERROR_RESPONSES, InvalidRequest
+from riskengine.core.wire import InvalidRequest
 from riskengine.service.build import ruleset_text
 
-router = APIRouter(tags=["tuning"], dependencies=[require(Scope.ADMIN)],
-                   responses=ERROR_RESPONSES)
+# Rules, thresholds and the shadow report are every tenant's: a key for all tenants only.
+router = APIRouter(tags=["tuning"], dependencies=[require(Scope.ADMIN), require_all_tenants()],
+                   responses={**COMMON_ERRORS, **AUTH_RESPONSES})
 # The page itself holds no data (everything comes from the admin routes above it), so it is
 # served to anyone; it asks for an admin key and sends it with each of its requests.
 page = APIRouter()
 
 
-@router.post("/v1/admin/rules/reload")
+@router.post("/v1/admin/rules/reload", responses=documented(409))
 def reload_rules(built: BuiltDep) -> Any:
     """Re-read the live and shadow ruleset files; an invalid file is refused (422, with the
     rule and field named) and the rules in force keep serving."""
     if built.rules is None:
-        return JSONResponse(status_code=409, content={"error": "rules are not file-backed"})
+        return error_response(409, "rules are not file-backed")
     try:
         return built.rules.reload()
     except RulesetError as exc:
-        return JSONResponse(status_code=422, content={
-            "error": str(exc), "serving": built.rules.status()})
+        return error_response(422, str(exc), [], serving=built.rules.status())
 
 
 @router.get("/v1/admin/rules")
@@ -71,7 +72,10 @@ def ui_data(built: BuiltDep, settings: SettingsDep) -> Any:
         out["backtest"] = {"source": str(path), "events": report.get("events"),
                            "rules_version": side["rules_version"],
                            "histogram": side["score_histogram"],
-                           "rule_hit_rates": side["rule_hit_rates"]}
+                           "rule_hit_rates": side["rule_hit_rates"],
+                           # Backtest reports from before these figures existed lack them.
+                           "customers_challenged_once": side.get("customers_challenged_once"),
+                           "refused": side.get("refused")}
     return out
 
 
@@ -93,8 +97,7 @@ def export_ruleset(
         new = with_thresholds(text, challenge=round(challenge, 4), deny=round(deny, 4))
         parsed = parse_ruleset(new, source="exported")
     except RulesetError as exc:
-        return JSONResponse(status_code=422, content={
-            "error": str(exc), "fields": ["challenge", "deny"],
+        return error_response(422, str(exc), ["challenge", "deny"], **{
             "detail": [{"field": "challenge", "message": str(exc), "type": "value_error"}]})
     version = yaml.safe_load(new)["version"]
     return PlainTextResponse(new, headers={

@@ -6,30 +6,39 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from riskengine.adapters.auth import Scope
 from riskengine.adapters.stores.base import FeedbackOutcome
 from riskengine.api.deps import EngineDep, MetricsDep
-from riskengine.api.security import AUTH_RESPONSES, require
+from riskengine.api.errors import COMMON_ERRORS, documented, error_response
+from riskengine.api.security import (
+    AUTH_RESPONSES,
+    for_tenant,
+    needs_scope,
+    require,
+    require_all_tenants,
+)
 from riskengine.core.feedback import Label, Source
 from riskengine.core.wire import (
-    ERROR_RESPONSES,
     FeedbackRequest,
     FeedbackResponse,
     ScoreRequest,
     ScoreResponse,
 )
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter(responses=COMMON_ERRORS)
 
 
 @router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"],
-             dependencies=[require(Scope.SCORE)], responses=AUTH_RESPONSES)
-async def score(body: ScoreRequest, engine: EngineDep, metrics: MetricsDep) -> Response:
+             dependencies=[require(Scope.SCORE)],
+             responses={**AUTH_RESPONSES, **documented(409)})
+async def score(request: Request, body: ScoreRequest, engine: EngineDep,
+                metrics: MetricsDep) -> Response:
     """Score one login or registration: ``allow``, ``challenge`` (which step-up) or ``deny``."""
+    for_tenant(request, body.tenant)
     received_at = datetime.now(UTC)
     if engine.waits_on_network:
         scored = await run_in_threadpool(engine.score, body, received_at=received_at)
@@ -49,21 +58,27 @@ async def score(body: ScoreRequest, engine: EngineDep, metrics: MetricsDep) -> R
     "/v1/feedback",
     response_model=FeedbackResponse,
     tags=["scoring"],
-    dependencies=[require(Scope.FEEDBACK)],
-    responses={**AUTH_RESPONSES, 404: {"description": "No decision is kept under this event_id"}},
+    dependencies=[require(Scope.FEEDBACK, Scope.ANALYST)],
+    responses={**AUTH_RESPONSES, **documented(409),
+               404: {**documented(404)[404], "description": "No decision is kept under this "
+                     "event_id"}},
 )
-def feedback(body: FeedbackRequest, engine: EngineDep) -> Any:
-    """Report what became of a scored login: a step-up result, a user's report, an
-    analyst's verdict. The same feedback twice changes nothing."""
+def feedback(request: Request, body: FeedbackRequest, engine: EngineDep) -> Any:
+    """Report what became of a scored login: a step-up result, a user's report (a
+    ``feedback`` key), an analyst's verdict (``source: analyst``, an ``analyst`` key). The
+    same feedback twice changes nothing."""
+    for_tenant(request, body.tenant)
+    if body.source == Source.ANALYST:
+        needs_scope(request, Scope.ANALYST, field="source")
     outcome = engine.feedback(body.tenant, body.event_id, label=Label(body.label),
                               source=Source(body.source))
     if outcome is FeedbackOutcome.QUEUED:
         return JSONResponse(status_code=202, content={"event_id": body.event_id,
                                                       "status": outcome.value})
     if outcome is FeedbackOutcome.UNKNOWN_EVENT:
-        return JSONResponse(status_code=404, content={
-            "error": "unknown event_id (never scored here, or older than the retention)",
-            "fields": ["event_id"]})
+        return error_response(
+            404, "unknown event_id (never scored here, or older than the retention)",
+            ["event_id"])
     return {"event_id": body.event_id, "status": outcome.value}
 
 
@@ -94,10 +109,11 @@ def readyz(engine: EngineDep) -> JSONResponse:
                         content={"status": "ready" if ok else "not ready", "checks": checks})
 
 
-@router.get("/metrics", tags=["operations"], dependencies=[require(Scope.ADMIN)],
+@router.get("/metrics", tags=["operations"],
+            dependencies=[require(Scope.METRICS), require_all_tenants()],
             response_class=Response, responses=AUTH_RESPONSES)
 def prometheus_metrics(metrics: MetricsDep) -> Response:
     """Prometheus metrics (text format): decisions, latency, failovers, store errors. Needs
-    an ``admin`` key, or none in open mode."""
+    a ``metrics`` key (read-only; ``admin`` too) for all tenants, or none in open mode."""
     content, content_type = metrics.exposition()
     return Response(content=content, media_type=content_type)

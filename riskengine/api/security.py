@@ -4,12 +4,18 @@ Callers send their key as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`
 are sent, the Authorization header is the one checked). A route states what it needs with
 ``require``::
 
-    @router.get("/v1/users/{user_id}", dependencies=[require(Scope.ADMIN)])
+    @router.post("/v1/users/data", dependencies=[require(Scope.ADMIN)])
 
 or, to know who called, ``caller: Annotated[KeyRecord | None, require(Scope.ADMIN)]`` (None
-in open mode). No valid key: 401 with ``WWW-Authenticate: Bearer``; a valid key without the
-scope: 403. ``admin`` implies every scope. Every path under ``/v1/users`` and ``/v1/admin``
-needs ``admin``; the ``AdminPaths`` middleware enforces it even for a route that forgot to say.
+in open mode). ``require(a, b)`` takes a key with either scope. No valid key: 401 with
+``WWW-Authenticate: Bearer``; a valid key without the scope: 403. ``admin`` implies every
+scope. Every path under ``/v1/users`` and ``/v1/admin`` needs ``admin``; the ``AdminPaths``
+middleware enforces it even for a route that forgot to say.
+
+A key acts for the tenants it names. A route that takes a tenant (in its body) calls
+``for_tenant(request, tenant)``: another tenant is a 403 naming ``tenant``. A route that acts
+on every tenant at once (``/v1/admin``, ``/metrics``) needs a key for all tenants
+(``require_all_tenants``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
@@ -27,13 +33,15 @@ from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as Scope_
 
 from riskengine.adapters.auth import KeyRecord, KeyStore, Scope
+from riskengine.api.errors import ErrorBody
 
 ADMIN_PATHS = ("/v1/users", "/v1/admin")
 
 # For a route's ``responses=``: what the OpenAPI schema says of 401 and 403.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No API key, or an invalid, unknown or revoked one"},
-    403: {"description": "The API key lacks the scope this route needs"},
+    401: {"model": ErrorBody, "description": "No API key, or an invalid, unknown or revoked one"},
+    403: {"model": ErrorBody, "description": "The API key lacks the scope this route needs, or "
+          "does not act for the tenant named"},
 }
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rk_…`")
@@ -54,11 +62,18 @@ class Gate:
 
 
 class AuthFailure(HTTPException):
-    """401 or 403, answered as ``{"error": ...}`` like the service's other errors."""
+    """401 or 403, answered as ``{"error": ..., "fields": [...]}`` like the service's other
+    errors."""
+
+    def __init__(self, status_code: int, detail: str, *, fields: tuple[str, ...] = (),
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code, detail, headers=headers)
+        self.fields = fields
 
 
-def _check_key(gate: Gate, presented: str | None, scope: Scope) -> KeyRecord | None:
-    """The caller's key record (None in open mode), or ``AuthFailure``."""
+def _check_key(gate: Gate, presented: str | None, *scopes: Scope) -> KeyRecord | None:
+    """The caller's key record (None in open mode), or ``AuthFailure``: the key must allow
+    one of ``scopes``."""
     if gate.mode == "open":
         return None
     if not presented:
@@ -68,35 +83,72 @@ def _check_key(gate: Gate, presented: str | None, scope: Scope) -> KeyRecord | N
     if record is None:
         raise AuthFailure(401, "invalid, unknown or revoked API key",
                           headers={"WWW-Authenticate": "Bearer"})
-    if not record.allows(scope):
-        raise AuthFailure(403, f"this API key lacks the '{scope.value}' scope")
+    if not any(record.allows(scope) for scope in scopes):
+        names = " or ".join(f"'{scope.value}'" for scope in scopes)
+        raise AuthFailure(403, f"this API key lacks the {names} scope")
     return record
 
 
-def _check_for(scope: Scope) -> Callable[..., Any]:
+def _check_for(scopes: tuple[Scope, ...]) -> Callable[..., Any]:
     # Async, though it does no awaiting: a sync dependency runs in the thread pool, and
     # the hop costs more than the check (a stat of the key file, one SHA-256).
     async def check(request: Request, bearer: BearerDep, api_key: ApiKeyDep
                     ) -> KeyRecord | None:
         presented = bearer.credentials if bearer is not None else api_key
-        record = _check_key(request.app.state.auth, presented, scope)
+        record = _check_key(request.app.state.auth, presented, *scopes)
         request.state.caller = record
         return record
 
-    check.__name__ = check.__qualname__ = f"require_{scope.value}"
+    check.__name__ = check.__qualname__ = "require_" + "_or_".join(s.value for s in scopes)
     return check
 
 
-# One dependency callable per scope, so that FastAPI runs it once per request however many
-# times a route and its dependencies ask for it.
-_CHECKS = {scope: _check_for(scope) for scope in Scope}
+# One dependency callable per set of scopes, so that FastAPI runs it once per request however
+# many times a route and its dependencies ask for it.
+_CHECKS: dict[tuple[Scope, ...], Callable[..., Any]] = {}
 
 
-def require(scope: Scope | str) -> Any:
-    """The dependency a route declares to need a key with ``scope``."""
-    wanted = Scope(scope)
+def require(*scopes: Scope | str) -> Any:
+    """The dependency a route declares to need a key with one of ``scopes``."""
+    wanted = tuple(Scope(scope) for scope in scopes)
+    if not wanted:
+        raise ValueError("require() needs a scope")
+    check = _CHECKS.setdefault(wanted, _check_for(wanted))
     # Security(..., scopes=...) rather than Depends: the OpenAPI schema then names the scope.
-    return Security(_CHECKS[wanted], scopes=[wanted.value])
+    return Security(check, scopes=[scope.value for scope in wanted])
+
+
+def caller_of(request: Request) -> KeyRecord | None:
+    """The key record ``require`` found for this request (None in open mode)."""
+    return getattr(request.state, "caller", None)
+
+
+def for_tenant(request: Request, tenant: str) -> None:
+    """403 naming ``tenant`` unless the caller's key acts for ``tenant``."""
+    caller = caller_of(request)
+    if caller is not None and not caller.serves(tenant):
+        raise AuthFailure(403, "this API key does not act for this tenant", fields=("tenant",))
+
+
+def needs_scope(request: Request, scope: Scope, *, field: str) -> None:
+    """403 naming ``field`` unless the caller's key has ``scope`` (for a scope that one value
+    of a field needs, e.g. ``source: analyst``)."""
+    caller = caller_of(request)
+    if caller is not None and not caller.allows(scope):
+        raise AuthFailure(403, f"this API key lacks the '{scope.value}' scope this "
+                               f"{field} needs", fields=(field,))
+
+
+async def _all_tenants(request: Request) -> None:
+    caller = caller_of(request)
+    if caller is not None and not caller.all_tenants:
+        raise AuthFailure(403, "this route acts on every tenant: it needs a key for all "
+                               "tenants ('*')")
+
+
+def require_all_tenants() -> Any:
+    """The dependency (after ``require``) of a route that acts on every tenant at once."""
+    return Depends(_all_tenants)
 
 
 def is_admin_path(path: str) -> bool:
@@ -126,7 +178,11 @@ class AdminPaths:
                 presented = (credentials if scheme.lower() == "bearer" and credentials
                              else conn.headers.get("X-API-Key"))
                 try:
-                    _check_key(conn.app.state.auth, presented, Scope.ADMIN)
+                    record = _check_key(conn.app.state.auth, presented, Scope.ADMIN)
+                    if (record is not None and not record.all_tenants
+                            and path.startswith("/v1/admin")):
+                        raise AuthFailure(403, "the /v1/admin routes act on every tenant: "
+                                               "they need a key for all tenants ('*')")
                 except AuthFailure as exc:
                     await _failure_response(exc)(scope, receive, send)
                     return
@@ -134,7 +190,8 @@ class AdminPaths:
 
 
 def _failure_response(exc: AuthFailure) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content={"error": exc.detail},
+    return JSONResponse(status_code=exc.status_code,
+                        content={"error": exc.detail, "fields": list(exc.fields)},
                         headers=exc.headers)
 
 
@@ -145,4 +202,4 @@ async def auth_failed(request: Request, exc: Exception) -> JSONResponse:
 
 
 __all__ = ["AUTH_RESPONSES", "AdminPaths", "AuthFailure", "Gate", "Scope", "auth_failed",
-           "require"]
+           "caller_of", "for_tenant", "needs_scope", "require", "require_all_tenants"]

@@ -76,6 +76,20 @@ class Settings(BaseSettings):
         default=Path("riskengine-keys.json"),
         description="The API key file (hashes only), managed with `riskengine keys`",
     )
+    # -- the HTTP edge against slow and greedy clients (riskengine.api.server, .guards)
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A client must send a request's whole header within "
+        "this many seconds of connecting (or of starting the request, on a kept-alive "
+        "connection), else the connection is closed",
+    )
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, description="A client must send a request's whole body within "
+        "this many seconds of its header, else the connection is closed",
+    )
+    max_in_flight: int = Field(
+        default=256, ge=1, description="Requests handled at once; past it, 503 with "
+        "Retry-After at once (GET /healthz is never refused)",
+    )
     # -- external signals (riskengine.adapters.signals)
     signals_budget_s: float = Field(
         default=0.03, gt=0, le=1.0,

@@ -1,4 +1,14 @@
-"""Command line: ``riskengine serve | learner | simulate | replay | models | keys``."""
+"""Command line: ``riskengine serve | learner | simulate | replay | backtest | purge | models |
+keys``.
+
+Settings come from ``RISKENGINE_*`` variables, as for the service. ``RISKENGINE_ENV`` is
+``development`` by default for the subcommands that use no secret (``models list``, ``purge``,
+``replay``, ``backtest``, ``keys``), as ``make run`` has it; ``serve``, ``learner``, ``models
+rollback`` and ``models promote`` need the production secrets unless ``RISKENGINE_ENV`` says
+``development``. Whatever is missing or wrong ends the command with exit status 2 and one line
+saying what to set; no subcommand ends in a traceback, and no secret is printed except a new
+API key, once, by ``keys create``.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +25,24 @@ from typing import Any
 from pydantic import ValidationError
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+class CommandError(Exception):
+    """What ends a subcommand with exit status 2 and this one line."""
 
+
+def _one_line(exc: ValidationError) -> str:
+    """A settings error as one line: each problem, with the variable it comes from."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"RISKENGINE_{where.upper()}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from riskengine.adapters import logsetup
     from riskengine.api import create_app
+    from riskengine.api.server import run
     from riskengine.core.rules import RulesetError, load_ruleset
     from riskengine.service.settings import Settings
 
@@ -33,18 +56,14 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         load_ruleset(settings.rules)  # refuse a bad ruleset before binding the port
-    except (ValidationError, RulesetError) as exc:
-        print(f"riskengine: cannot start: {exc}", file=sys.stderr)
-        return 2
+    except ValidationError as exc:
+        raise CommandError(f"cannot start: {_one_line(exc)}") from None
+    except RulesetError as exc:
+        raise CommandError(f"cannot start: {exc}") from None
     logsetup.configure(settings.log_level)  # lines off the event loop, never blocking it
-    uvicorn.run(
-        create_app(settings, settle_heap=True),
-        host=args.host,
-        port=args.port,
-        workers=1,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # one structured line per decision is logged instead
-    )
+    run(create_app(settings, settle_heap=True), host=args.host, port=args.port,
+        header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
+        log_level=settings.log_level.lower())
     return 0
 
 
@@ -60,7 +79,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from riskengine.service.build import build_engine
-    from riskengine.service.settings import Settings
     from riskengine.tools.replay import Replayer, format_report, read_jsonl
 
     overrides: dict[str, object] = {"store": args.store}
@@ -69,8 +87,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.model:
         overrides["model"] = Path(args.model)
     # Offline replays need no secret key unless the operator configured one.
-    overrides.setdefault("env", os.environ.get("RISKENGINE_ENV", "development"))
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = _settings(secrets=False, **overrides)
     built = build_engine(settings)
     baseline = None
     if args.baseline == "freeman":
@@ -97,11 +114,22 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings(**overrides: object) -> Any:
+def _settings(*, secrets: bool, **overrides: object) -> Any:
+    """The settings, as the environment gives them. ``secrets``: the command uses the
+    pseudonymization or signing key, so it runs in production mode unless RISKENGINE_ENV
+    says otherwise; a command that uses neither runs in development mode by default, as
+    ``make run`` does."""
     from riskengine.service.settings import Settings
 
-    overrides.setdefault("env", os.environ.get("RISKENGINE_ENV", "production"))
-    return Settings(**overrides)  # type: ignore[arg-type]
+    overrides.setdefault("env", os.environ.get("RISKENGINE_ENV") or (
+        "production" if secrets else "development"))
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        line = _one_line(exc)
+        if secrets and "RISKENGINE_ENV" not in line:
+            line += " (or RISKENGINE_ENV=development, as `make run` sets, for a local trial)"
+        raise CommandError(line) from None
 
 
 def _learner(args: argparse.Namespace) -> int:
@@ -111,7 +139,8 @@ def _learner(args: argparse.Namespace) -> int:
     from riskengine.adapters.learner import Learner
     from riskengine.service.build import load_model
 
-    settings = _settings(store=args.store, **({"model_dir": Path(args.dir)} if args.dir else {}))
+    settings = _settings(secrets=True, store=args.store,
+                         **({"model_dir": Path(args.dir)} if args.dir else {}))
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
     model, card = load_model(settings)
     learner = Learner(settings.store, model=model, version=str(card["model_version"]),
@@ -137,8 +166,7 @@ def _backtest(args: argparse.Namespace) -> int:
     except RulesetError as exc:
         print(f"riskengine: {exc}", file=sys.stderr)
         return 2
-    settings = _settings(env=os.environ.get("RISKENGINE_ENV", "development"), store="memory:",
-                         model_dir=None, auth="open")
+    settings = _settings(secrets=False, store="memory:", model_dir=None, auth="open")
 
     def make_engine(rules: Any) -> Any:
         engine = build_engine(settings).engine
@@ -160,7 +188,7 @@ def _purge(args: argparse.Namespace) -> int:
     from riskengine.adapters.stores import open_store
     from riskengine.core.wire import parse_timestamp
 
-    settings = _settings(**({"store": args.store} if args.store else {}))
+    settings = _settings(secrets=False, **({"store": args.store} if args.store else {}))
     now = parse_timestamp(args.now) if args.now else datetime.now(UTC)
     store = open_store(settings.store, retention_s=settings.decision_retention_days * 86_400,
                        timeout_s=max(settings.store_timeout_s, 5.0))
@@ -174,10 +202,9 @@ def _purge(args: argparse.Namespace) -> int:
 def _models_list(args: argparse.Namespace) -> int:
     from models.snapshots import list_snapshots
 
-    settings = _settings(**({"model_dir": Path(args.dir)} if args.dir else {}))
+    settings = _settings(secrets=False, **({"model_dir": Path(args.dir)} if args.dir else {}))
     if settings.model_dir is None:
-        print("no model folder configured", file=sys.stderr)
-        return 2
+        raise CommandError("no model folder configured: set RISKENGINE_MODEL_DIR or --dir")
     rows = list_snapshots(settings.model_dir)
     if not rows:
         print(f"no snapshots in {settings.model_dir}")
@@ -191,7 +218,9 @@ def _models_rollback(args: argparse.Namespace) -> int:
     from models.persistence import ModelArtifactError
     from models.snapshots import set_active
 
-    settings = _settings(**({"model_dir": Path(args.dir)} if args.dir else {}))
+    settings = _settings(secrets=True, **({"model_dir": Path(args.dir)} if args.dir else {}))
+    if settings.model_dir is None:
+        raise CommandError("no model folder configured: set RISKENGINE_MODEL_DIR or --dir")
     try:
         set_active(settings.model_dir, args.version, key=settings.signing_key())
     except ModelArtifactError as exc:
@@ -205,10 +234,9 @@ def _models_promote(args: argparse.Namespace) -> int:
     from models.persistence import ModelArtifactError
     from riskengine.tools.promote import promote
 
-    settings = _settings(**({"model_dir": Path(args.dir)} if args.dir else {}))
+    settings = _settings(secrets=True, **({"model_dir": Path(args.dir)} if args.dir else {}))
     if settings.model_dir is None:
-        print("no model folder configured", file=sys.stderr)
-        return 2
+        raise CommandError("no model folder configured: set RISKENGINE_MODEL_DIR or --dir")
     try:
         done = promote(args.artifact, settings.model_dir, key=settings.signing_key())
     except ModelArtifactError as exc:
@@ -222,24 +250,23 @@ def _models_promote(args: argparse.Namespace) -> int:
 
 def _keys_store(args: argparse.Namespace) -> Any:
     from riskengine.adapters.auth import KeyStore
-    from riskengine.service.settings import Settings
 
     if args.file:
         return KeyStore(Path(args.file))
     # Only the key file's path is read here (RISKENGINE_API_KEYS, or .env); env is set so
     # that managing keys needs none of the serving secrets.
-    return KeyStore(Settings(env="development").api_keys)
+    return KeyStore(_settings(secrets=False, env="development").api_keys)
 
 
 def _keys_create(args: argparse.Namespace) -> int:
     store = _keys_store(args)
     try:
-        record, key = store.create(args.name, args.scope)
+        record, key = store.create(args.name, args.scope, tenants=args.tenant)
     except ValueError as exc:
-        print(f"riskengine: {exc}", file=sys.stderr)
-        return 2
-    print(f"created key {record.id} ({record.name}: {', '.join(sorted(record.scopes))}) in "
-          f"{store.path}. The key, shown only this once:", file=sys.stderr)
+        raise CommandError(str(exc)) from None
+    print(f"created key {record.id} ({record.name}: {', '.join(sorted(record.scopes))}; "
+          f"tenants {', '.join(sorted(record.tenants))}) in {store.path}. The key, shown only "
+          f"this once:", file=sys.stderr)
     print(key)
     return 0
 
@@ -250,19 +277,27 @@ def _keys_list(args: argparse.Namespace) -> int:
     if not records:
         print(f"no API keys in {store.path}")
         return 0
-    print(f"{'id':<12}  {'name':<24}  {'scopes':<22}  {'created':<25}  revoked")
+    print(f"{'id':<12}  {'name':<24}  {'scopes':<22}  {'tenants':<20}  {'created':<25}  "
+          f"revoked")
     for r in records:
-        print(f"{r.id:<12}  {r.name:<24}  {','.join(sorted(r.scopes)):<22}  {r.created:<25}  "
+        print(f"{r.id:<12}  {r.name:<24}  {','.join(sorted(r.scopes)):<22}  "
+              f"{','.join(sorted(r.tenants)):<20}  {r.created:<25}  "
               f"{'yes' if r.revoked else 'no'}")
     return 0
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
+    from riskengine.adapters.auth import key_id_of, looks_like_key_id
+
     store = _keys_store(args)
-    if not store.revoke(args.key_id):
-        print(f"riskengine: no key {args.key_id} in {store.path}", file=sys.stderr)
+    # The argument may be the whole key (the one thing at hand when a key leaked): only its
+    # id is used, and only an id is ever printed back, never the argument itself.
+    key_id = key_id_of(args.key_id)
+    shown = key_id if looks_like_key_id(key_id) else "of that id"
+    if not store.revoke(key_id):
+        print(f"riskengine: no key {shown} in {store.path}", file=sys.stderr)
         return 1
-    print(f"revoked {args.key_id}; running services refuse it from their next request")
+    print(f"revoked key {shown}; running services refuse it from their next request")
     return 0
 
 
@@ -347,17 +382,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     kcreate.add_argument("--scope", action="append", required=True,
                          choices=[s.value for s in Scope],
                          help="repeat for several; admin implies the others")
+    kcreate.add_argument("--tenant", action="append", required=True,
+                         help="a tenant the key acts for; repeat for several, '*' for all")
     kcreate.add_argument("--file", help=file_help)
     kcreate.set_defaults(func=_keys_create)
     klist = ksub.add_parser("list", help="list keys (never their secrets)")
     klist.add_argument("--file", help=file_help)
     klist.set_defaults(func=_keys_list)
     krevoke = ksub.add_parser("revoke", help="revoke a key; running services stop taking it")
-    krevoke.add_argument("key_id")
+    krevoke.add_argument("key_id", help="the key's id (keys list), or the whole key")
     krevoke.add_argument("--file", help=file_help)
     krevoke.set_defaults(func=_keys_revoke)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except CommandError as exc:
+        print(f"riskengine: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line, never a traceback (RISKENGINE_DEBUG=1 shows it)
+        if os.environ.get("RISKENGINE_DEBUG"):
+            raise
+        print(f"riskengine {args.command}: {_describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, in one line, without the exception's arguments when they could be a
+    secret (a settings value)."""
+    from riskengine.adapters.auth import KeyStoreError
+
+    if isinstance(exc, ValidationError):
+        return _one_line(exc)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, KeyStoreError | OSError):
+        return text
+    return f"{type(exc).__name__}: {text}"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from riskengine.api.security import require
 from riskengine.service.settings import Settings
 
 LOGIN = {"user_id": "+8613800138000", "ip": "123.120.5.9", "event_id": "auth-1"}
-FEEDBACK = {"event_id": "auth-1", "label": "legit", "source": "analyst"}
+FEEDBACK = {"event_id": "auth-1", "label": "legit", "source": "user_report"}
 KEY_RE = re.compile(r"rk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
 
@@ -207,7 +207,7 @@ def test_admin_paths_need_the_admin_scope(secured: TestClient, keys: KeyStore,
 
 def test_revocation_by_the_cli_takes_effect_without_a_restart(secured: TestClient,
                                                               keys: KeyStore) -> None:
-    made = cli("keys", "create", "--name", "checkout", "--scope", "score",
+    made = cli("keys", "create", "--name", "checkout", "--scope", "score", "--tenant", "default",
                "--file", str(keys.path))
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
@@ -240,7 +240,8 @@ def test_the_key_file_holds_no_secret(keys: KeyStore) -> None:
 
     assert key not in text and secret not in text
     (record,) = json.loads(text)["keys"]
-    assert set(record) == {"id", "name", "scopes", "created", "revoked", "secret_sha256"}
+    assert set(record) == {"id", "name", "scopes", "tenants", "created", "revoked",
+                           "secret_sha256"}
     assert keys.path.stat().st_mode & 0o077 == 0  # readable by its owner only
 
 

@@ -37,8 +37,8 @@ def _get(url: str, body: dict | None = None, key: str | None = None) -> tuple[in
 
 def test_serve_answers_the_readme_example(tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
-    made = riskengine_piped("keys", "create", "--name", "ci", "--scope", "score", "--file",
-                            str(keys))
+    made = riskengine_piped("keys", "create", "--name", "ci", "--scope", "score", "--tenant",
+                            "default", "--file", str(keys))
     key = made.communicate(timeout=60)[0].strip().splitlines()[-1]
     assert made.returncode == 0 and key.startswith("rk_")
     port = free_port()

@@ -28,7 +28,7 @@ JSON = {"Content-Type": "application/json"}
         (b"[" * 20_000 + b"]" * 20_000, 400),  # deeply nested
         (b'{"user_id": "\xff\xfe", "ip": "1.2.3.4"}', 400),  # invalid UTF-8
         (b'{"user_id": "' + b"a" * 100_000 + b'", "ip": "1.2.3.4"}', 413),  # huge
-        (b"not json", 422),
+        (b"not json", 400),  # not JSON at all: the body, not a field, is at fault
         (b"", 422),
     ],
 )

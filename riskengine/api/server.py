@@ -1,0 +1,109 @@
+"""Serving the app with uvicorn, with deadlines on slow clients.
+
+uvicorn closes a kept-alive connection that stays idle (``timeout_keep_alive``), but it has no
+deadline on receiving a request: a client that connects and sends its header one byte every
+few seconds, or a header and then part of a body, holds a connection for as long as it likes
+(uvicorn issue #157, "--timeout-request-start", open since 2018; ASGI middleware cannot help,
+since it runs only once the header is parsed). Enough such clients exhaust the process's
+sockets and memory (slowloris).
+
+``DeadlineProtocol`` is uvicorn's own httptools protocol (the one ``uvicorn[standard]`` picks),
+passed to uvicorn as its ``http`` class, with two absolute deadlines added:
+
+- the whole header within ``header_timeout_s`` of the connection being made, or of the first
+  byte of a later request on a kept-alive connection;
+- the whole body within ``body_timeout_s`` of the header's end.
+
+Past either, the connection is closed. The deadlines are absolute: sending a byte now and
+then does not extend them. Time the application takes to answer is not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("riskengine.api")
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header deadline and a body deadline.
+
+    The deadlines are class attributes, set by ``with_deadlines`` on a subclass, because
+    uvicorn builds the protocol itself from its ``Config``."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout_s, "header")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:
+            # The first byte of a later request on a kept-alive connection.
+            self._arm(self.header_timeout_s, "header")
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self.body_timeout_s, "body")
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, seconds: float, part: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired, part)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self, part: str) -> None:
+        self._deadline = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        # The client's address is not logged: it is an identifier like any other.
+        log.info("closed a connection whose request %s was not received in time", part)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The route waiting on this body sees a disconnect, not a hang.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.transport.close()
+
+
+def with_deadlines(*, header_timeout_s: float, body_timeout_s: float) -> type[DeadlineProtocol]:
+    """A ``DeadlineProtocol`` class with these deadlines, for ``uvicorn.Config(http=...)``."""
+    return type("DeadlineProtocol", (DeadlineProtocol,),
+                {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s})
+
+
+def run(app: Any, *, host: str, port: int, header_timeout_s: float, body_timeout_s: float,
+        log_level: str) -> None:
+    """Serve ``app`` on ``host:port`` until a signal stops it."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        workers=1,
+        http=with_deadlines(header_timeout_s=header_timeout_s,  # type: ignore[arg-type]
+                            body_timeout_s=body_timeout_s),
+        log_level=log_level,
+        access_log=False,  # one structured line per decision is logged instead
+    )
+
+
+__all__ = ["DeadlineProtocol", "run", "with_deadlines"]
