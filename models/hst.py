@@ -3,11 +3,12 @@
 ``HalfSpaceForest`` is river's ``river.anomaly.HalfSpaceTrees`` (Tan, Ting and Liu, 2011)
 with the same algorithm, stored differently: each tree is a complete binary tree of height
 ``height`` laid out in heap order (node ``i`` has children ``2i + 1`` and ``2i + 2``), and the
-forest is four arrays of shape ``(n_trees, 2 ** (height + 1) - 1)``: the split feature (an
-index into ``features_``), the split value, and the mass of each node in the latest window
-(``l_mass_``) and in the reference window (``r_mass_``). One numba function walks every tree
-to score a point, another to learn it; each is a single call from Python, where river walks
-25 trees of Python objects twice per login.
+forest is one float64 array ``nodes_`` of shape ``(n_trees, 2 ** (height + 1) - 1, 4)``: for
+each node its split feature (an index into ``features_``), its split value, its mass in the
+latest window and its mass in the reference window, side by side so that a walk reads one
+cache line a node (masses are counts below 2 ** 53, exact as floats). One numba function
+walks every tree to score a point, another to learn it; each is a single call from Python,
+where river walks 25 trees of Python objects twice per login.
 
 It is the same model, not an approximation: built from the same seed, height, window size
 and limits, it grows the same trees (the same calls on a ``random.Random`` seeded alike, in
@@ -61,7 +62,6 @@ from river import anomaly, base
 from river.tree.padded import PaddedBranch, PaddedLeaf
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 # The padding of the split points, as in river's ``make_padded_tree(..., padding=0.15)``:
 # no split closer than 15 % of the node's range to either of its ends.
@@ -78,9 +78,13 @@ def _sorted(names: Iterable[Any]) -> list[Any]:
     return out
 
 
+# The columns of ``nodes_``.
+FEATURE, THRESHOLD, L_MASS, R_MASS = 0, 1, 2, 3
+
+
 @njit(cache=True)
-def _score(feature: IntArray, threshold: FloatArray, l_mass: IntArray, r_mass: IntArray,
-           x: FloatArray, height: int, size_limit: float, max_mass: float) -> float:
+def _score(nodes: FloatArray, x: FloatArray, height: int, size_limit: float,
+           max_mass: float) -> float:
     """``1 - mass / max_mass`` of ``x`` over every tree, as river's ``_walk_score``.
 
     Each tree adds ``r_mass * 2 ** depth`` of each node on ``x``'s path, stopping below the
@@ -89,46 +93,47 @@ def _score(feature: IntArray, threshold: FloatArray, l_mass: IntArray, r_mass: I
     still made in river's order (per tree, then over the trees).
     """
     total = 0.0
-    for t in range(feature.shape[0]):
+    for t in range(nodes.shape[0]):
+        tree = nodes[t]
         node = 0
-        depth_pow = 1
+        depth_pow = 1.0
         score = 0.0
         stopped = False
         for _ in range(height):
-            r = r_mass[t, node]
+            r = tree[node, R_MASS]
             score += r * depth_pow
             if r < size_limit:
                 stopped = True
                 break
-            value = x[feature[t, node]]
+            value = x[int(tree[node, FEATURE])]
             left = 2 * node + 1
             if math.isnan(value):
-                node = left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
+                node = left + 1 if tree[left, L_MASS] < tree[left + 1, L_MASS] else left
             else:
-                node = left if value < threshold[t, node] else left + 1
-            depth_pow *= 2
+                node = left if value < tree[node, THRESHOLD] else left + 1
+            depth_pow *= 2.0
         if not stopped:
-            score += r_mass[t, node] * depth_pow
+            score += tree[node, R_MASS] * depth_pow
         total += score
     return 1.0 - total / max_mass
 
 
 @njit(cache=True)
-def _learn(feature: IntArray, threshold: FloatArray, l_mass: IntArray, x: FloatArray,
-           height: int) -> None:
+def _learn(nodes: FloatArray, x: FloatArray, height: int) -> None:
     """Add ``x`` to the latest window's mass of every node on its path, as river's
     ``_walk_learn`` (a NaN in ``x`` is a missing feature)."""
-    for t in range(feature.shape[0]):
+    for t in range(nodes.shape[0]):
+        tree = nodes[t]
         node = 0
         for _ in range(height):
-            l_mass[t, node] += 1
-            value = x[feature[t, node]]
+            tree[node, L_MASS] += 1.0
+            value = x[int(tree[node, FEATURE])]
             left = 2 * node + 1
             if math.isnan(value):
-                node = left + 1 if l_mass[t, left] < l_mass[t, left + 1] else left
+                node = left + 1 if tree[left, L_MASS] < tree[left + 1, L_MASS] else left
             else:
-                node = left if value < threshold[t, node] else left + 1
-        l_mass[t, node] += 1
+                node = left if value < tree[node, THRESHOLD] else left + 1
+        tree[node, L_MASS] += 1.0
 
 
 class HalfSpaceForest(base.AnomalyDetector):
@@ -141,8 +146,9 @@ class HalfSpaceForest(base.AnomalyDetector):
         ``limits`` maps a feature to its (low, high) range, (0, 1) for any other.
 
     Learned state: ``features_`` (the features the trees split on, in the order of the
-    vectors), ``feature_``, ``threshold_``, ``l_mass_``, ``r_mass_`` (per tree and node, heap
-    order), ``counter_`` (points learned in the current window) and ``first_window_``.
+    vectors), ``nodes_`` (per tree and node in heap order: split feature, split value, mass in
+    the latest window, mass in the reference window), ``counter_`` (points learned in the
+    current window) and ``first_window_``.
 
     ``learn_one`` and ``score_one`` take a dict, as any river detector; ``learn_array`` and
     ``score_array`` take the same point as a vector over ``features_`` (float64, NaN where a
@@ -161,10 +167,7 @@ class HalfSpaceForest(base.AnomalyDetector):
         self.features_: tuple[Hashable, ...] = ()
         self._index: dict[Hashable, int] = {}
         n_nodes = 2 ** (height + 1) - 1
-        self.feature_: IntArray = np.zeros((0, n_nodes), dtype=np.int64)
-        self.threshold_: FloatArray = np.zeros((0, n_nodes), dtype=np.float64)
-        self.l_mass_: IntArray = np.zeros((0, n_nodes), dtype=np.int64)
-        self.r_mass_: IntArray = np.zeros((0, n_nodes), dtype=np.int64)
+        self.nodes_: FloatArray = np.zeros((0, n_nodes, 4), dtype=np.float64)
         self.counter_ = 0
         self.first_window_ = True
         # river's ``size_limit`` and ``_max_score``, worked out once
@@ -189,11 +192,7 @@ class HalfSpaceForest(base.AnomalyDetector):
         limits: dict[Hashable, Any] = {f: given.get(f, (0.0, 1.0)) for f in features}
         self.features_ = tuple(features)
         self._index = {f: i for i, f in enumerate(self.features_)}
-        shape = (self.n_trees, 2 ** (self.height + 1) - 1)
-        self.feature_ = np.zeros(shape, dtype=np.int64)
-        self.threshold_ = np.zeros(shape, dtype=np.float64)
-        self.l_mass_ = np.zeros(shape, dtype=np.int64)
-        self.r_mass_ = np.zeros(shape, dtype=np.int64)
+        self.nodes_ = np.zeros((self.n_trees, 2 ** (self.height + 1) - 1, 4))
         for t in range(self.n_trees):
             self._grow_node(t, 0, self.height, limits)
 
@@ -208,8 +207,8 @@ class HalfSpaceForest(base.AnomalyDetector):
         a = limits[on][0]
         b = limits[on][1]
         at = rng.uniform(a + PADDING * (b - a), b - PADDING * (b - a))
-        self.feature_[t, node] = self._index[on]
-        self.threshold_[t, node] = at
+        self.nodes_[t, node, FEATURE] = self._index[on]
+        self.nodes_[t, node, THRESHOLD] = at
         tmp = limits[on]
         limits[on] = (tmp[0], at)
         self._grow_node(t, 2 * node + 1, height - 1, limits)
@@ -248,12 +247,12 @@ class HalfSpaceForest(base.AnomalyDetector):
 
     def learn_array(self, x: FloatArray) -> None:
         """Learn a point given as a float64 vector over ``features_`` (NaN: missing)."""
-        _learn(self.feature_, self.threshold_, self.l_mass_, x, self.height)
+        _learn(self.nodes_, x, self.height)
         self.counter_ += 1
         if self.counter_ == self.window_size:
             # The latest window becomes the reference one.
-            self.r_mass_[...] = self.l_mass_
-            self.l_mass_[...] = 0
+            self.nodes_[:, :, R_MASS] = self.nodes_[:, :, L_MASS]
+            self.nodes_[:, :, L_MASS] = 0.0
             self.first_window_ = False
             self.counter_ = 0
 
@@ -261,8 +260,7 @@ class HalfSpaceForest(base.AnomalyDetector):
         """The anomaly score of a point given as a float64 vector over ``features_``."""
         if self.first_window_:
             return 0.0
-        return float(_score(self.feature_, self.threshold_, self.l_mass_, self.r_mass_, x,
-                            self.height, self._size_limit, self._max_mass))
+        return float(_score(self.nodes_, x, self.height, self._size_limit, self._max_mass))
 
     # -- start-up and conversion -------------------------------------------------------------
 
@@ -270,14 +268,10 @@ class HalfSpaceForest(base.AnomalyDetector):
     def warm() -> None:
         """Compile the kernels now (or load them from numba's disk cache): call at start-up,
         so that no request pays for it. Cheap once done; idempotent."""
-        shape = (1, 3)
-        feature = np.zeros(shape, dtype=np.int64)
-        threshold = np.full(shape, 0.5, dtype=np.float64)
-        l_mass = np.zeros(shape, dtype=np.int64)
-        r_mass = np.zeros(shape, dtype=np.int64)
+        nodes = np.zeros((1, 3, 4), dtype=np.float64)
         x = np.zeros(1, dtype=np.float64)
-        _learn(feature, threshold, l_mass, x, 1)
-        _score(feature, threshold, l_mass, r_mass, x, 1, 0.1, 1.0)
+        _learn(nodes, x, 1)
+        _score(nodes, x, 1, 0.1, 1.0)
 
     @classmethod
     def from_river(cls, hst: anomaly.HalfSpaceTrees,
@@ -305,11 +299,7 @@ class HalfSpaceForest(base.AnomalyDetector):
             raise ValueError(f"the trees split on features not in `features`: {_sorted(missing)}")
         forest.features_ = order
         forest._index = {f: i for i, f in enumerate(order)}
-        shape = (hst.n_trees, 2 ** (hst.height + 1) - 1)
-        forest.feature_ = np.zeros(shape, dtype=np.int64)
-        forest.threshold_ = np.zeros(shape, dtype=np.float64)
-        forest.l_mass_ = np.zeros(shape, dtype=np.int64)
-        forest.r_mass_ = np.zeros(shape, dtype=np.int64)
+        forest.nodes_ = np.zeros((hst.n_trees, 2 ** (hst.height + 1) - 1, 4))
         for t, root in enumerate(hst.trees):
             forest._copy_node(t, 0, root)
         return forest
@@ -333,32 +323,26 @@ class HalfSpaceForest(base.AnomalyDetector):
         return hst
 
     def _river_node(self, t: int, node: int, height: int) -> Any:
-        masses = {"l_mass": int(self.l_mass_[t, node]), "r_mass": int(self.r_mass_[t, node])}
+        row = self.nodes_[t, node]
+        masses = {"l_mass": int(row[L_MASS]), "r_mass": int(row[R_MASS])}
         if height == 0:
             return PaddedLeaf(**masses)
         return PaddedBranch(left=self._river_node(t, 2 * node + 1, height - 1),
                             right=self._river_node(t, 2 * node + 2, height - 1),
-                            feature=self.features_[int(self.feature_[t, node])],
-                            threshold=float(self.threshold_[t, node]), **masses)
+                            feature=self.features_[int(row[FEATURE])],
+                            threshold=float(row[THRESHOLD]), **masses)
 
-    # The arrays are pickled as little-endian bytes: a saved forest does not depend on how a
+    # The nodes are pickled as little-endian bytes: a saved forest does not depend on how a
     # numpy version pickles its arrays (numpy 2 pickles name modules numpy 1 lacks).
-    _ARRAYS = {"feature_": "<i8", "threshold_": "<f8", "l_mass_": "<i8", "r_mass_": "<i8"}
-
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for name, dtype in self._ARRAYS.items():
-            array = state[name]
-            state[name] = (array.shape, array.astype(dtype).tobytes())
+        state["nodes_"] = (self.nodes_.shape, self.nodes_.astype("<f8").tobytes())
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        for name, dtype in self._ARRAYS.items():
-            shape, raw = state[name]
-            native = np.int64 if dtype.endswith("i8") else np.float64
-            array = np.frombuffer(raw, dtype=dtype).astype(native).reshape(shape)
-            setattr(self, name, np.ascontiguousarray(array))
+        shape, raw = state["nodes_"]
+        self.nodes_ = np.frombuffer(raw, dtype="<f8").astype(np.float64).reshape(shape)
 
     def copy(self) -> HalfSpaceForest:
         """An independent copy (arrays and random generator included)."""
@@ -367,16 +351,16 @@ class HalfSpaceForest(base.AnomalyDetector):
         other._rng = random.Random()
         other._rng.setstate(self._rng.getstate())
         other._index = dict(self._index)
-        for name in ("feature_", "threshold_", "l_mass_", "r_mass_"):
-            setattr(other, name, getattr(self, name).copy())
+        other.nodes_ = self.nodes_.copy()
         return other
 
     def _copy_node(self, t: int, node: int, source: Any) -> None:
-        self.l_mass_[t, node] = source.l_mass
-        self.r_mass_[t, node] = source.r_mass
+        row = self.nodes_[t, node]
+        row[L_MASS] = source.l_mass
+        row[R_MASS] = source.r_mass
         if hasattr(source, "feature"):
-            self.feature_[t, node] = self._index[source.feature]
-            self.threshold_[t, node] = source.threshold
+            row[FEATURE] = self._index[source.feature]
+            row[THRESHOLD] = source.threshold
             left, right = source.children
             self._copy_node(t, 2 * node + 1, left)
             self._copy_node(t, 2 * node + 2, right)
