@@ -114,3 +114,41 @@ MEDIUM_RISK_PREFIX = "+86170"
 EMAIL_NAMES = ("li", "wang", "zhang", "liu", "chen", "yang", "zhao")
 EMAIL_GIVEN = ("wei", "fang", "na", "min", "jing", "lei", "yan")
 EMAIL_DOMAINS = ("qq.com", "163.com", "outlook.com", "gmail.com")
+
+# -- drawn worlds (riskengine.tools.worlds): what the default world does not have.
+
+# Phones on Android 9 or older: the app reads the IMEI and the SIM's IMSI and ICCID.
+OLD_ANDROID: tuple[PhoneModel, ...] = (
+    PhoneModel("OPPO", "OPPO A5", "Android", ("8.1",), "imei", 3),
+    PhoneModel("Xiaomi", "Redmi Note 7", "Android", ("9",), "imei", 3),
+    PhoneModel("HUAWEI", "HUAWEI nova 4", "Android", ("9",), "imei", 2),
+    PhoneModel("vivo", "vivo Y3", "Android", ("9",), "imei", 2),
+    PhoneModel("HONOR", "HONOR 8X", "Android", ("9",), "imei", 2),
+)
+
+# The mall's H5 pages in a phone's browser or in WeChat: no device record, no network type.
+MOBILE_WEB_UAS: tuple[str, ...] = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI Language/zh_CN",
+    "Mozilla/5.0 (Linux; Android 14; 23127PN0CC Build/UKQ1.230804.001; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/122.0.6261.120 Mobile Safari/537.36 XWEB/1220067 "
+    "MMWEBSDK/20240404 MicroMessenger/8.0.49.2600(0x28003133) NetType/4G Language/zh_CN",
+    "Mozilla/5.0 (Linux; Android 12; HarmonyOS; ALN-AL00; HMSCore 6.13.0.321) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/114.0.5735.196 HuaweiBrowser/15.0.4.312 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; U; Android 13; zh-CN; V2309A Build/TP1A.220624.014) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/100.0.4896.58 UCBrowser/16.6.8.1311 Mobile "
+    "Safari/537.36",
+)
+
+AIRPORT_SSIDS = ("Airport-Free-WiFi", "#PEK-Free-WiFi", "Baiyun-Airport-WiFi", "#ChangiWiFi",
+                 "HKAirport Free WiFi", "Narita-Free-Wi-Fi")
+
+# The mainland carriers' IPv6 (/32s placed in CN by the bundled data), for phones on
+# cellular IPv6 in cities whose table row has none.
+CN_MOBILE_IPV6: tuple[str, ...] = ("2409:8900", "2409:8a1e", "2409:8c54", "240e:47e", "2408:8456")
+
+# Mobile country codes of the places abroad, for a local SIM bought on a trip.
+MCC = {"CN": "460", "US": "310", "DE": "262", "GB": "234", "JP": "440", "SG": "525", "TH": "520",
+       "HK": "454", "TW": "466"}
