@@ -3,8 +3,9 @@
 Both sides run through ``riskengine.tools.replay.Replayer`` (so their figures are exactly what
 ``riskengine replay`` reports for either ruleset), each with a fresh store and the same model,
 and the comparison adds what security staff ask before a change: the decision mix, each
-rule's hit rate (share of events and of users it fires on), customers challenged and attacks
-caught where labels exist, a sample of the logins whose decision changes with their reasons,
+rule's hit rate (share of events and of users it fires on), customers challenged (per login
+and at least once per account), attacks blocked and prevented where labels exist, the requests
+refused, day-by-day tallies, a sample of the logins whose decision changes with their reasons,
 and the challenge threshold that meets a target customer challenge rate.
 """
 
@@ -105,7 +106,11 @@ def backtest(
             "decision_mix": {a: mix[a] / max(side.events, 1)
                              for a in ("allow", "challenge", "deny")},
             "customers": data["customers"],
+            "customers_challenged_once": data["customers_challenged_once"],
             "scenarios": data["scenarios"],
+            "refused": data["refused"],
+            "user_reports": data["user_reports"],
+            "per_day": data["per_day"],
             "roc_auc": data["riskengine"]["roc_auc"],
             "catch_rate_at": data["riskengine"]["catch_rate_at"],
             "rule_hit_rates": side.rule_rates(rules),
@@ -153,9 +158,14 @@ def format_backtest(data: dict[str, Any]) -> str:
                      f" deny>={d['thresholds']['deny']}")
         lines.append(f"  decisions: {mix}")
         c = d["customers"]
-        lines.append(f"  customers challenged {c['challenge']:.2%}  denied {c['deny']:.3%}")
+        once = d["customers_challenged_once"]
+        lines.append(f"  customers challenged {c['challenge']:.2%}  denied {c['deny']:.3%}  "
+                     f"challenged or denied at least once {once['share']:.2%} of "
+                     f"{once['accounts']:,} accounts")
+        lines.append(f"  refused by the wire model: {d['refused']['events']:,}")
         for scenario, t in d["scenarios"].items():
-            lines.append(f"  {scenario:<22} caught {t['blocked']:.1%}")
+            lines.append(f"  {scenario:<22} caught {t['blocked']:.1%}  prevented "
+                         f"{t['prevented']:.1%}")
         rec = d["threshold_for_target"]
         if rec.get("challenge_threshold") is not None:
             lines.append(f"  challenge threshold for {rec['target_challenge_rate']:.1%} of "

@@ -44,6 +44,8 @@ def test_backtest_figures_agree_with_replay(setup) -> None:
                                                     progress=False).to_dict()
         assert data[side]["customers"] == replayed["customers"]
         assert data[side]["scenarios"] == replayed["scenarios"]
+        for key in ("customers_challenged_once", "refused", "per_day", "user_reports"):
+            assert data[side][key] == replayed[key], key
         assert data[side]["roc_auc"] == replayed["riskengine"]["roc_auc"]
     assert data["candidate"]["customers"]["challenge"] >= data["live"]["customers"]["challenge"]
     assert data["changed"]["count"] > 0 and data["changed"]["sample"]

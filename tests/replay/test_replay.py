@@ -110,7 +110,7 @@ def test_read_jsonl_streams_plain_and_gzip(tmp_path: Path) -> None:
 def test_replay_runs_on_the_public_rba_format(intel: IpIntel) -> None:
     rows = list(read_rba(RBA_SAMPLE))
     out = Replayer(engine(intel), warmup_days=0).run(rows, progress=False).to_dict()
-    assert out["events"] == len(rows) and out["skipped_invalid"] == 0
+    assert out["events"] == len(rows) and out["refused"]["events"] == 0
 
 
 def test_cli_simulate_then_replay(tmp_path: Path) -> None:
