@@ -19,10 +19,15 @@ from typing import Any
 
 import joblib
 
-from features.catalog import MODEL_FEATURES
+from features.catalog import BY_NAME, MODEL_FEATURES
 
 SHIPPED_MODEL = "hst-default.joblib"
 TRACKED_LIBRARIES = ("river", "scikit-learn", "numpy")
+# The outcome model (``models.outcome``): its shipped artifact, if one is shipped, and the
+# subfolder of a snapshot folder that holds its own snapshots and ``ACTIVE`` pointer.
+SHIPPED_OUTCOME_MODEL = "outcome-default.joblib"
+OUTCOME_FOLDER = "outcome"
+OUTCOME_KIND = "OutcomeModel"
 
 
 class ModelArtifactError(RuntimeError):
@@ -50,6 +55,29 @@ def freeze(model: Any) -> Frozen:
         return model
     return Frozen(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), type(model).__name__,
                   int(getattr(model, "n_learned_", 0)))
+
+
+def _outcome_features() -> list[str]:
+    from models.outcome import FEATURES
+
+    return [name for name, _ in FEATURES]
+
+
+def load_outcome(path: str | Path | None = None) -> tuple[Any, dict[str, Any]] | None:
+    """The outcome model artifact at ``path`` (the shipped one when None) and its card,
+    checked as ``load`` checks; None when nothing is shipped (cold start: the hand-set
+    combination)."""
+    if path is None:
+        shipped = Path(str(resources.files("models").joinpath("artifacts",
+                                                              SHIPPED_OUTCOME_MODEL)))
+        if not shipped.exists():
+            return None
+        path = shipped
+    model, card = load(path)
+    if card.get("kind") != OUTCOME_KIND:
+        raise ModelArtifactError(f"{Path(path).name} is a {card.get('kind')}, not an "
+                                 f"outcome model")
+    return model, card
 
 
 def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
@@ -82,23 +110,29 @@ def save(
     *,
     version: str,
     card: dict[str, Any],
-    depends_on: tuple[str, ...] = ("river",),
+    depends_on: tuple[str, ...] | None = None,
 ) -> Path:
     """Write ``model`` (or a :class:`Frozen` one) and its card; returns the artifact path.
 
     ``depends_on`` names the libraries whose classes are inside the pickle: loading checks
-    that their installed minor versions match.
+    that their installed minor versions match (default: river for the anomaly models;
+    nothing for the outcome model, whose state is plain Python numbers). The card lists
+    the features the model reads: the anomaly model's ``MODEL_FEATURES``, or the catalog
+    features the outcome model reads beside the rules.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frozen = freeze(model)
+    outcome = frozen.kind == OUTCOME_KIND
+    if depends_on is None:
+        depends_on = () if outcome else ("river",)
     joblib.dump(frozen, path, compress=3)  # the pickle, compressed (zlib lets go of the GIL)
     full = {
         "model_version": version,
         "kind": frozen.kind,
         "libraries": library_versions(depends_on),
         "depends_on": list(depends_on),
-        "features": [f.name for f in MODEL_FEATURES],
+        "features": _outcome_features() if outcome else [f.name for f in MODEL_FEATURES],
         **card,
         "sha256": _sha256(path),
     }
@@ -139,7 +173,12 @@ def load(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
                 f"installation has {lib} {here.get(lib, 'none')}: retrain the model or "
                 f"install {lib} {built.get(lib, '')}"
             )
-    if card.get("features") != [f.name for f in MODEL_FEATURES]:
+    if card.get("kind") == OUTCOME_KIND:
+        unknown = sorted(set(card.get("features") or []) - set(BY_NAME))
+        if unknown:
+            raise ModelArtifactError(f"{path.name}: reads features this version does not "
+                                     f"have: {', '.join(unknown)}")
+    elif card.get("features") != [f.name for f in MODEL_FEATURES]:
         raise ModelArtifactError(f"{path.name}: its feature list differs from this version's")
     if _sha256(path) != card.get("sha256"):
         raise ModelArtifactError(f"{path.name}: content does not match the SHA-256 in its card")

@@ -27,7 +27,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,54 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from models import snapshots
-from models.persistence import card_path, read_card
+from models.outcome import OutcomeModel
+from models.persistence import OUTCOME_FOLDER, card_path, read_card
 from riskengine.adapters.stores.base import StoreError
-from riskengine.core.learning import LearningGate
+from riskengine.core.learning import LearningGate, OutcomeLesson, OutcomeTeacher
 
 log = logging.getLogger("riskengine.learner")
+
+# The outcome model's lessons, lock and published versions live under their own prefix.
+OUTCOME_PREFIX = "re:outcome"
+# How a learner applies one lesson read from its stream to its model; True when learned.
+Teach = Callable[[Any, Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Which of an engine's two learning models a keeper or follower looks after: the
+    anomaly model (``model``, ``swap_model``...) or the outcome model (``outcome``...)."""
+
+    attribute: str
+    version_attribute: str
+    card_attribute: str
+    swap_method: str
+    name_method: str
+    frozen_method: str
+
+    def model(self, engine: Any) -> Any:
+        return getattr(engine, self.attribute)
+
+    def version(self, engine: Any) -> str:
+        return str(getattr(engine, self.version_attribute))
+
+    def card(self, engine: Any) -> dict[str, Any]:
+        return dict(getattr(engine, self.card_attribute))
+
+    def swap(self, engine: Any, model: Any, version: str, card: Mapping[str, Any]) -> None:
+        getattr(engine, self.swap_method)(model, version, card)
+
+    def name(self, engine: Any, version: str, card: Mapping[str, Any]) -> None:
+        getattr(engine, self.name_method)(version, card)
+
+    def frozen(self, engine: Any) -> Any:
+        return getattr(engine, self.frozen_method)()
+
+
+ANOMALY_SLOT = Slot("model", "model_version", "model_card", "swap_model", "name_model",
+                    "model_frozen")
+OUTCOME_SLOT = Slot("outcome", "outcome_version", "outcome_card", "swap_outcome",
+                    "name_outcome", "outcome_frozen")
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -127,12 +171,18 @@ class Learner:
     lock_ttl_s, snapshot_every_s
         How long the lock outlives a silent holder; how often a snapshot is published
         while lessons keep coming.
+    teach
+        How one lesson from the stream teaches the model (True when it did); by default
+        the anomaly model's: ``gate`` admits it, then ``model.learn_one(values)``.
+    outcome
+        Also teach the outcome model from its own stream (``OUTCOME_PREFIX``), in the same
+        process and loop: ``outcome_learner`` (see ``outcome_learner``).
     """
 
     def __init__(self, url: str, *, model: Any, version: str, key: bytes, folder: Path,
                  training: dict[str, Any] | None = None, gate: LearningGate | None = None,
                  prefix: str = "re", lock_ttl_s: float = 5.0, snapshot_every_s: float = 10.0,
-                 batch: int = 500) -> None:
+                 batch: int = 500, teach: Teach | None = None, outcome: bool = True) -> None:
         self._r = connect(url, timeout_s=max(1.0, lock_ttl_s / 4))
         self._keys = Keys(prefix)
         self.model, self.version, self.training = model, version, training
@@ -147,6 +197,18 @@ class Learner:
         self._pending = 0
         self._published_at = time.monotonic()
         self._renew = self._r.register_script(_RENEW)
+        self.teach: Teach = teach or self._teach_anomaly
+        self.outcome_learner = outcome_learner(
+            url, key=key, folder=self.folder / OUTCOME_FOLDER, prefix=f"{prefix}:outcome",
+            lock_ttl_s=lock_ttl_s, snapshot_every_s=snapshot_every_s, batch=batch,
+        ) if outcome else None
+
+    def _teach_anomaly(self, model: Any, lesson: Mapping[str, Any]) -> bool:
+        if not self.gate.admit(user=lesson["user"], block=lesson["block"],
+                               asn=lesson.get("asn"), ts=float(lesson["ts"])):
+            return False
+        model.learn_one(lesson["values"])
+        return True
 
     def _hold_lock(self) -> bool:
         if self._r.set(self._keys.lock, self.node, nx=True, px=self.lock_ttl_ms):
@@ -169,7 +231,7 @@ class Learner:
         log.warning("learner %s leads from model %s, stream position %s", self.node[:8],
                     self.version, self.cursor)
 
-    def step(self, block_ms: int = 200) -> int:
+    def step(self, block_ms: int | None = 200) -> int:
         """One round: keep or take the lock, apply a batch of lessons, maybe publish."""
         if not self._hold_lock():
             self.leader = False
@@ -184,9 +246,7 @@ class Learner:
             for msg_id, fields in messages:
                 lesson = json.loads(fields[b"lesson"])
                 self.cursor = msg_id.decode()
-                if self.gate.admit(user=lesson["user"], block=lesson["block"],
-                                   asn=lesson.get("asn"), ts=float(lesson["ts"])):
-                    self.model.learn_one(lesson["values"])
+                if self.teach(self.model, lesson):
                     applied += 1
         self._pending += applied
         if self._pending and time.monotonic() - self._published_at >= self.snapshot_every_s:
@@ -210,35 +270,59 @@ class Learner:
         return version
 
     def run(self, stop: threading.Event) -> None:
+        learners = [self, *([self.outcome_learner] if self.outcome_learner else [])]
         while not stop.is_set():
             try:
                 self.step()
+                if self.outcome_learner is not None:
+                    self.outcome_learner.step(block_ms=None)  # its stream, without waiting
             except (redis.RedisError, OSError) as exc:
-                self.leader = False
+                for learner in learners:
+                    learner.leader = False
                 log.warning("learner: redis unavailable (%s); retrying", type(exc).__name__)
                 stop.wait(1.0)
-        if self.leader and self._pending:
-            self.publish()
+        for learner in learners:
+            if learner.leader and learner._pending:
+                learner.publish()
+
+
+def outcome_learner(url: str, *, key: bytes, folder: Path, prefix: str = OUTCOME_PREFIX,
+                    model: OutcomeModel | None = None, version: str = "outcome-prior",
+                    teacher: OutcomeTeacher | None = None, **kw: Any) -> Learner:
+    """The learner of the outcome model: lessons from the ``prefix`` stream (what
+    ``Engine.learn_outcome`` and the sampled verified-good logins publish), taught through
+    an ``OutcomeTeacher`` (caps, undo of a contradicted lesson), snapshots in ``folder``.
+    It starts from ``model`` (a model at its prior when None) unless one is published."""
+    teacher = teacher or OutcomeTeacher()
+
+    def teach(target: Any, lesson: Mapping[str, Any]) -> bool:
+        return teacher.teach(target, OutcomeLesson.from_dict(lesson))
+
+    return Learner(url, model=model if model is not None else OutcomeModel(), version=version,
+                   key=key, folder=folder, prefix=prefix, teach=teach, outcome=False,
+                   training={"source": "outcomes fed back to this deployment, from the "
+                                       "hand-set combination as prior"}, **kw)
 
 
 class ModelFollower:
     """Keeps a scoring instance on the published active model."""
 
     def __init__(self, url: str, engine: Any, *, key: bytes, prefix: str = "re",
-                 timeout_s: float = 0.5) -> None:
+                 timeout_s: float = 0.5, slot: Slot = ANOMALY_SLOT) -> None:
         self._r = connect(url, timeout_s=timeout_s)
         self._keys = Keys(prefix)
         self.engine = engine
         self.key = key
+        self.slot = slot
         self._folder = Path(tempfile.mkdtemp(prefix="riskengine-models-"))
 
     def tick(self) -> bool:
         """Swap in the active model if it is not the one serving; True when swapped."""
         active = self._r.get(self._keys.active)
-        if active is None or active.decode() == self.engine.model_version:
+        if active is None or active.decode() == self.slot.version(self.engine):
             return False
         model, card = fetch(self._r, self._keys, active.decode(), self._folder, key=self.key)
-        self.engine.swap_model(model, str(card["model_version"]), card)
+        self.slot.swap(self.engine, model, str(card["model_version"]), card)
         log.warning("now serving published model %s", card["model_version"])
         return True
 

@@ -19,6 +19,7 @@ from features.extract import FeatureVector, Listed, Value, extract
 from features.ipintel import IpInfo
 from features.profile import Sighting, learn, note_failure, sighting
 from models.base import RiskModel
+from models.outcome import OutcomeModel
 from riskengine.core.learning import otp_verified, verified_good
 from riskengine.core.policy import Decision, decide
 from riskengine.core.records import Loaded, ProfileUpdate
@@ -34,7 +35,9 @@ class Context:
     """What a login is judged with, besides itself and its history.
 
     ``signals`` holds the external signals' values collected for this login (by feature
-    name; what did not answer is left out or ``"unknown"``).
+    name; what did not answer is left out or ``"unknown"``). ``outcome`` is the model
+    learned from outcomes, if any: it gives the score once it is ready and the ruleset's
+    ``outcome`` section switches it on (``core.policy``).
     """
 
     ruleset: Ruleset
@@ -42,6 +45,8 @@ class Context:
     model_version: str
     shadow: Ruleset | None = None
     signals: Mapping[str, Value] = field(default_factory=dict)
+    outcome: OutcomeModel | None = None
+    outcome_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +76,8 @@ class Verdict:
 
     ``update`` is what the store applies to the user's profile with the decision (None:
     nothing to learn); ``lesson`` what the model may learn (None unless the login was
-    allowed and verified good); ``learned`` whether the profile learns it now.
+    allowed and verified good); ``learned`` whether the profile learns it now;
+    ``anomaly_risk`` the anomaly model's risk share the decision saw.
     """
 
     features: FeatureVector
@@ -80,6 +86,7 @@ class Verdict:
     sighting: Sighting
     update: ProfileUpdate | None
     lesson: Lesson | None
+    anomaly_risk: float = 0.0
 
     @property
     def learned(self) -> bool:
@@ -101,7 +108,7 @@ def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
     if not math.isfinite(anomaly):
         raise ValueError("the anomaly model returned a non-finite score")
     risk = context.model.risk(anomaly)
-    decision = _decide(event, fv, rules, anomaly, risk, context.model_version)
+    decision = _decide(event, fv, rules, anomaly, risk, context)
     shadowed = None
     if context.shadow is not None:
         # The candidate sees the very same login and model score; only its own lists may
@@ -111,7 +118,7 @@ def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
         shadow_fv = fv if c_listed == (allow, deny) else extract(
             event, ip, loaded.profile, loaded.velocity, listed=Listed(*c_listed),
             signals=context.signals)
-        shadowed = _decide(event, shadow_fv, candidate, anomaly, risk, context.model_version)
+        shadowed = _decide(event, shadow_fv, candidate, anomaly, risk, context)
     # A detector must not learn from what it flags: only allowed, verified logins.
     verified = decision.action is Action.ALLOW and verified_good(event, fv)
     seen = sighting(event, ip, fv)
@@ -120,11 +127,11 @@ def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
     return Verdict(features=fv, decision=decision, shadow=shadowed, sighting=seen,
                    update=_profile_update(event, seen, learn_it=verified,
                                           trust=verified and otp_verified(event, fv)),
-                   lesson=lesson)
+                   lesson=lesson, anomaly_risk=risk)
 
 
 def _decide(event: LoginEvent, fv: FeatureVector, rules: Ruleset, anomaly: float,
-            risk: float, model_version: str) -> Decision:
+            risk: float, context: Context) -> Decision:
     results = rules.evaluate(fv)
     broken = next((r for r in results if r.outcome is Outcome.ERROR), None)
     if broken is not None:
@@ -132,7 +139,8 @@ def _decide(event: LoginEvent, fv: FeatureVector, rules: Ruleset, anomaly: float
         # login: never decide without it.
         raise RuleFault(f"rule {broken.rule.id} failed: {broken.error}")
     return decide(event=event, values=fv, results=results, ruleset=rules,
-                  model_score=anomaly, model_risk=risk, model_version=model_version)
+                  model_score=anomaly, model_risk=risk, model_version=context.model_version,
+                  outcome=context.outcome, outcome_version=context.outcome_version)
 
 
 def _profile_update(

@@ -1,13 +1,17 @@
 """Outcomes learned after a decision (a step-up's result, a user's report, an analyst's
-verdict) and what each does to the user's profile and the model. Pure."""
+verdict) and what each does to the user's profile, the anomaly model and the outcome
+model. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 from features.profile import Sighting, learn, mark_bad, trust_device, unlearn
 from riskengine.core.decide import Lesson
+from riskengine.core.learning import OutcomeLesson
 from riskengine.core.records import FeedbackPlan, ProfileUpdate, StoredDecision
+from riskengine.core.rules import Challenge
 
 
 class Label(StrEnum):
@@ -54,3 +58,52 @@ def lesson_of(before: StoredDecision, label: Label) -> Lesson | None:
     seen = before.sighting or {}
     return Lesson(values=before.features, user=before.user_key,
                   block=str(seen.get("ip_prefix_key")), asn=seen.get("asn"), ts=before.ts)
+
+
+class Refused(StrEnum):
+    """Why an outcome teaches the outcome model nothing."""
+
+    FAILED_ATTEMPT = "failed_attempt"  # a wrong password: no login to label
+    SMS_AFTER_SIM_CHANGE = "sms_after_sim_change"  # the code may have reached a swapped SIM
+    NO_DECISION = "no_decision"  # a failover answer: no features were kept
+
+
+# Features that say the account's phone may no longer be the customer's: an SMS code
+# passed then proves nothing (the attacker who swapped or was given the number gets it).
+PHONE_TAKEN_OVER = ("sim_changed", "phone_recycled_since_last_login")
+
+
+def outcome_refusal(before: StoredDecision, label: Label, source: Source) -> Refused | None:
+    """Why this outcome on ``before`` must not teach the outcome model, or None if it may.
+
+    An outcome an attacker could have produced teaches nothing: a step-up passed by SMS
+    code right after a SIM change or the number's reassignment is what a SIM-swap attacker
+    produces."""
+    features = before.features
+    if not features:
+        return Refused.NO_DECISION
+    if features.get("auth_failed"):
+        return Refused.FAILED_ATTEMPT
+    sms = before.decision.get("challenge") == Challenge.SMS_OTP.value
+    if (label is Label.LEGIT and source is Source.CHALLENGE_PASSED and sms
+            and any(features.get(name) for name in PHONE_TAKEN_OVER)):
+        return Refused.SMS_AFTER_SIM_CHANGE
+    return None
+
+
+def outcome_lesson(before: StoredDecision, label: Label, source: Source, *,
+                   inputs: Mapping[str, float]) -> OutcomeLesson | None:
+    """What the outcome model learns from a feedback applied to ``before`` (the decision as
+    it was, with the latest earlier feedback), given the login's ``inputs`` as the model
+    reads them; None when ``outcome_refusal`` refuses it. A label contradicting an earlier
+    one on the same event (a passed step-up later reported as fraud) undoes what that one
+    taught (``undo``); one repeating it (the same label from another source) adds nothing."""
+    earlier = (before.feedback or "").split(":", 1)[0]
+    if earlier == label.value or outcome_refusal(before, label, source) is not None:
+        return None
+    seen = before.sighting or {}
+    return OutcomeLesson(
+        event_id=before.event_id, inputs=dict(inputs), attack=label is Label.FRAUD,
+        weight=1.0, user=before.user_key, block=str(seen.get("ip_prefix_key")),
+        asn=seen.get("asn"), ts=before.ts,
+        undo=earlier in (Label.LEGIT.value, Label.FRAUD.value) and earlier != label.value)

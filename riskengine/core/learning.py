@@ -13,17 +13,57 @@ him. Two defences sit here, in front of the learner:
   requests they send.
 
 Hard rules (impossible travel, SIM swap, velocity) are not learned at all: they stay rules.
+
+The outcome model (``models.outcome``) learns from labelled outcomes instead, behind
+defences of its own: ``core.feedback.outcome_lesson`` refuses an outcome an attacker could
+have produced (an SMS code passed right after a SIM change or a number's reassignment, a
+failed password attempt), verified-good logins teach it only as a deterministic sample
+(``sampled``), and ``OutcomeTeacher`` caps each user's and network's share and undoes a
+lesson a later label contradicts.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+import hashlib
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from features.event import LoginEvent, LoginMethod
 
 OTP_METHODS = (LoginMethod.SMS_OTP, LoginMethod.EMAIL_OTP)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeLesson:
+    """One labelled outcome for the outcome model: the login's inputs as the model reads
+    them (``core.policy.outcome_inputs``), whether it was an attack, how many logins it
+    stands for, who taught it (for the caps) and whether it contradicts an earlier lesson
+    on the same event (``undo``)."""
+
+    event_id: str
+    inputs: Mapping[str, float]
+    attack: bool
+    weight: float
+    user: str
+    block: str
+    asn: int | None
+    ts: float
+    undo: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "inputs": dict(self.inputs), "attack": self.attack,
+                "weight": self.weight, "user": self.user, "block": self.block,
+                "asn": self.asn, "ts": self.ts, "undo": self.undo}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutcomeLesson:
+        return cls(event_id=str(data["event_id"]),
+                   inputs={str(k): float(v) for k, v in data["inputs"].items()},
+                   attack=bool(data["attack"]), weight=float(data["weight"]),
+                   user=str(data["user"]), block=str(data["block"]), asn=data.get("asn"),
+                   ts=float(data["ts"]), undo=bool(data.get("undo", False)))
 
 
 def otp_verified(event: LoginEvent, values: Mapping[str, Any]) -> bool:
@@ -100,4 +140,58 @@ class LearningGate:
         self._users[user] += 1
         self._blocks[block] += 1
         self._asns[a] += 1
+        return True
+
+
+# -- what may teach the outcome model ----------------------------------------------------
+
+
+def sampled(event_id: str, rate: float) -> bool:
+    """Whether this event is in a ``rate`` share of events, decided by its id alone, so
+    every instance and every replay picks the same verified-good logins as negatives."""
+    if rate >= 1.0:
+        return True
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < rate * 2.0**64
+
+
+class OutcomeTeacher:
+    """Teaches an outcome model (``models.outcome.OutcomeModel``) inside its caps, and
+    undoes a lesson a later label contradicts.
+
+    ``gate`` bounds each user's, address block's and ASN's share of the outcome lessons (a
+    ``LearningGate``: a handful of accounts cannot drag the model, however many step-ups
+    they pass or fail). ``taught_`` remembers the last ``remember`` lessons admitted, by
+    event id, so that a passed step-up later reported as fraud is taken back exactly (a
+    step with the opposite weight) before the fraud is learned; one that is no longer
+    remembered (older, or taught by a learner since restarted) is outweighed instead: the
+    fraud counts twice.
+    """
+
+    def __init__(self, *, gate: LearningGate | None = None, remember: int = 50_000) -> None:
+        self.gate = gate or LearningGate(per_user=4, per_block=20, asn_share=0.3,
+                                         asn_floor=40)
+        self.remember = remember
+        self.taught_: OrderedDict[str, tuple[dict[str, float], bool, float]] = OrderedDict()
+        self.undone_ = 0
+
+    def teach(self, model: Any, lesson: OutcomeLesson) -> bool:
+        """Apply ``lesson`` to ``model`` if the caps admit it; True when learned."""
+        weight = lesson.weight
+        if lesson.undo:
+            earlier = self.taught_.pop(lesson.event_id, None)
+            if earlier is not None:
+                inputs, attack, taught_weight = earlier
+                model.learn_one(inputs, attack, -taught_weight)
+                self.undone_ += 1
+            else:
+                weight *= 2.0
+        if not self.gate.admit(user=lesson.user, block=lesson.block, asn=lesson.asn,
+                               ts=lesson.ts):
+            return False
+        inputs = dict(lesson.inputs)
+        model.learn_one(inputs, lesson.attack, weight)
+        self.taught_[lesson.event_id] = (inputs, lesson.attack, weight)
+        while len(self.taught_) > self.remember:
+            self.taught_.popitem(last=False)
         return True

@@ -7,6 +7,14 @@ Score
     share of that score (the risk shares split ``R`` in proportion to ``-log(1 - r_i)``,
     the trust shares split the reduction likewise), so the contributions add up to the
     score exactly.
+Score learned from outcomes
+    With a ready outcome model (``models.outcome.OutcomeModel``) and the ruleset's
+    ``outcome`` section switched on, the score is instead the model's probability of an
+    attack, over the same evidence as hazards (``outcome_inputs``: each hit rule's
+    ``-log(1 - score)``, negative for trust, the anomaly model's ``-log(1 - weight *
+    risk)``, and a few network features), compared with the ``outcome`` thresholds. The
+    reasons carry each input's share of that probability and name the model
+    (``outcome_model``). At its prior the model is the hand-set combination above.
 Decision
     ``deny`` at or above the deny threshold, ``challenge`` at or above the challenge
     threshold, else ``allow``; a hit rule's ``action`` is a floor the decision cannot go
@@ -27,9 +35,21 @@ from enum import StrEnum
 from typing import Any
 
 from features.event import LoginEvent
-from riskengine.core.rules import Action, Challenge, Outcome, RuleResult, Ruleset, render_message
+from models.outcome import ANOMALY as ANOMALY_INPUT
+from models.outcome import FEATURES as OUTCOME_FEATURES
+from models.outcome import LEAK, OutcomeModel, inputs
+from riskengine.core.rules import (
+    Action,
+    Challenge,
+    Outcome,
+    RuleResult,
+    Ruleset,
+    Thresholds,
+    render_message,
+)
 
 MODEL_REASON = "anomaly_model"
+OUTCOME_REASON = "outcome_model"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +74,14 @@ class Decision:
     failover: bool = False
 
 
+def outcome_inputs(results: list[RuleResult] | tuple[RuleResult, ...], *, anomaly_risk: float,
+                   model_weight: float, values: Mapping[str, Any]) -> dict[str, float]:
+    """What the outcome model reads of one login (``models.outcome.inputs``): the hazards
+    of its hit rules, the anomaly model's, and the network features that hold."""
+    return inputs({r.rule.id: r.rule.score for r in results if r.outcome is Outcome.HIT},
+                  anomaly_risk=anomaly_risk, anomaly_weight=model_weight, values=values)
+
+
 def _share(weights: list[float], total: float) -> list[float]:
     s = sum(weights)
     return [total * w / s if s > 0 else 0.0 for w in weights]
@@ -68,10 +96,18 @@ def decide(
     model_score: float | None,
     model_risk: float,
     model_version: str,
+    outcome: OutcomeModel | None = None,
+    outcome_version: str = "",
 ) -> Decision:
-    """The decision for one event from its rule results and the model's view of it."""
+    """The decision for one event from its rule results and the model's view of it (and
+    the outcome model's, when it is ready and the ruleset switches it on)."""
     hit_ = Outcome.HIT
     hits = [r for r in results if r.outcome is hit_]
+    if outcome is not None and ruleset.outcome.enabled and outcome.ready:
+        return _decide_by_outcome(
+            event=event, values=values, results=results, hits=hits, ruleset=ruleset,
+            model_score=model_score, model_risk=model_risk, model_version=model_version,
+            outcome=outcome, outcome_version=outcome_version)
     model_part = ruleset.model_weight * model_risk
     th = ruleset.thresholds
     if not hits and model_part <= 0:
@@ -154,6 +190,66 @@ def decide(
         rule_results=tuple(results),
         model_score=model_score,
     )
+
+
+def _decide_by_outcome(
+    *, event: LoginEvent, values: Mapping[str, Any], results: list[RuleResult],
+    hits: list[RuleResult], ruleset: Ruleset, model_score: float | None, model_risk: float,
+    model_version: str, outcome: OutcomeModel, outcome_version: str,
+) -> Decision:
+    """``decide`` when the outcome model gives the score (see the module docstring)."""
+    x = outcome_inputs(results, anomaly_risk=model_risk, model_weight=ruleset.model_weight,
+                       values=values)
+    explained = outcome.explain_one(x)
+    parts = explained.contributions
+    score = min(1.0, max(0.0, explained.proba))
+    reasons: list[tuple[str, str, float, dict[str, Any]]] = []
+    for r in hits:
+        seen = r.observed
+        reasons.append((r.rule.id, render_message(r.rule, seen),
+                        parts.get(f"rule:{r.rule.id}", 0.0), seen))
+    if ANOMALY_INPUT in parts:
+        reasons.append((
+            MODEL_REASON,
+            f"Unusual for verified-good logins (anomaly score {model_score or 0.0:.2f})",
+            parts[ANOMALY_INPUT], {"anomaly_score": round(model_score or 0.0, 4)}))
+    for name, _ in OUTCOME_FEATURES:
+        share = parts.get(f"feature:{name}")
+        if share:
+            reasons.append((f"feature_{name}", f"Learned from outcomes: {name} holds", share,
+                            {name: values.get(name)}))
+    reasons.sort(key=lambda item: -abs(item[2]))
+    # The model is named whatever else fired; its own share is the base rate (the leak).
+    reasons.append((
+        OUTCOME_REASON,
+        f"Probability of an attack {score:.3f}, by the outcome model {outcome_version} "
+        f"(learned from {outcome.n_learned_} outcomes)",
+        parts.get(LEAK, 0.0),
+        {"outcome_model": outcome_version, "outcomes_learned": outcome.n_learned_},
+    ))
+    action = _action(score, ruleset.outcome.thresholds, hits)
+    return Decision(
+        event_id=event.event_id,
+        action=action,
+        score=round(score, 4),
+        challenge=choose_challenge(event, values, hits) if action is Action.CHALLENGE else None,
+        reasons=tuple(Reason(code, message, round(contribution, 4), _rounded(seen))
+                      for code, message, contribution, seen in reasons),
+        rules_version=ruleset.label,
+        model_version=model_version,
+        rule_results=tuple(results),
+        model_score=model_score,
+    )
+
+
+def _action(score: float, th: Thresholds, hits: list[RuleResult]) -> Action:
+    """The score against the thresholds, raised to the floor of any hit rule's action."""
+    action = Action.DENY if score >= th.deny else Action.CHALLENGE if score >= th.challenge \
+        else Action.ALLOW
+    for r in hits:
+        if r.rule.action is not None and r.rule.action.rank > action.rank:
+            action = r.rule.action
+    return action
 
 
 def _quiet_reason(values: Mapping[str, Any]) -> Reason:

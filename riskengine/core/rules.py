@@ -201,6 +201,17 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeSettings:
+    """The ruleset's ``outcome`` section: whether a ready outcome model
+    (``models.outcome.OutcomeModel``) gives the score, and the thresholds on its
+    probability of an attack. Off, or without a ready model, the hand-set combination
+    scores against ``thresholds``. Rule actions are floors either way."""
+
+    enabled: bool = False
+    thresholds: Thresholds = Thresholds(0.3, 0.97)
+
+
+@dataclass(frozen=True, slots=True)
 class ListEntry:
     """An allow- or deny-listed network: a CIDR range or an ASN, until it expires."""
 
@@ -253,6 +264,7 @@ class Ruleset:
     model_weight: float
     rules: tuple[Rule, ...]
     lists: Lists = Lists()
+    outcome: OutcomeSettings = OutcomeSettings()
     tenants: Mapping[str, Ruleset] = field(default_factory=dict)
     source: str = ""
 
@@ -365,6 +377,7 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
         model_weight=float(weight),
         rules=tuple(rules),
         lists=_parse_lists(data.get("lists"), where=f"{source}: lists"),
+        outcome=_parse_outcome(data.get("outcome"), where=f"{source}: outcome"),
         source=source,
     )
     tenants = data.get("tenants") or {}
@@ -374,6 +387,25 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
         str(name): _tenant_variant(base, name, spec, source=source)
         for name, spec in tenants.items()
     })
+
+
+def _parse_outcome(raw: Any, *, where: str) -> OutcomeSettings:
+    """``outcome: {enabled: bool, thresholds: {challenge, deny}}``; absent: the defaults."""
+    if raw is None:
+        return OutcomeSettings()
+    if not isinstance(raw, dict) or set(raw) - {"enabled", "thresholds"}:
+        raise RulesetError(f"{where}: a mapping with 'enabled' and 'thresholds'")
+    enabled = raw.get("enabled", OutcomeSettings().enabled)
+    if not isinstance(enabled, bool):
+        raise RulesetError(f"{where}, field 'enabled': true or false")
+    default = OutcomeSettings().thresholds
+    th = raw.get("thresholds") or {}
+    if not isinstance(th, dict) or set(th) - {"challenge", "deny"}:
+        raise RulesetError(f"{where}, field 'thresholds': a mapping with challenge and deny")
+    challenge, deny = th.get("challenge", default.challenge), th.get("deny", default.deny)
+    if not (_num(challenge) and _num(deny) and 0 < challenge < deny <= 1):
+        raise RulesetError(f"{where}, field 'thresholds': need 0 < challenge < deny <= 1")
+    return OutcomeSettings(enabled, Thresholds(float(challenge), float(deny)))
 
 
 _OVERRIDABLE = {"enabled", "score", "action"}

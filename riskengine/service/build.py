@@ -15,7 +15,9 @@ from typing import Any
 from features.ipintel import IpIntel
 from features.useragent import parse_user_agent
 from models import persistence, snapshots
+from models.outcome import OutcomeModel
 from riskengine.adapters.breaker import CircuitBreaker
+from riskengine.adapters.learner import ANOMALY_SLOT, OUTCOME_PREFIX, OUTCOME_SLOT, Slot
 from riskengine.adapters.outbox import Outbox
 from riskengine.adapters.signals import (
     Guard,
@@ -41,6 +43,7 @@ class Built:
     engine: Engine
     follower: Any = None  # riskengine.adapters.learner.ModelFollower with a shared (Redis) store
     rules: RulesManager | None = None
+    outcome_follower: Any = None  # the same, for the outcome model
 
 
 class RulesManager:
@@ -122,11 +125,39 @@ def load_model(settings: Settings) -> tuple[Any, dict[str, Any]]:
     return persistence.load(settings.model)
 
 
+# The version of an outcome model that has learned nothing: the hand-set combination.
+OUTCOME_PRIOR_VERSION = "outcome-prior"
+
+
+def outcome_folder(settings: Settings) -> Path | None:
+    """Where the outcome model's signed snapshots and ``ACTIVE`` pointer are kept."""
+    if settings.model_dir is None:
+        return None
+    return settings.model_dir / persistence.OUTCOME_FOLDER
+
+
+def load_outcome_model(settings: Settings) -> tuple[OutcomeModel, dict[str, Any]]:
+    """The active signed outcome snapshot if there is one, else the shipped outcome model
+    if one is shipped, else a model that has learned nothing (at its prior, the hand-set
+    combination; it is not ``ready``, so the hand-set combination scores until it is)."""
+    folder = outcome_folder(settings)
+    active = snapshots.active_version(folder) if folder is not None and folder.exists() \
+        else None
+    if active is not None and folder is not None:
+        return snapshots.load_snapshot(folder / f"{active}.joblib", key=settings.signing_key())
+    shipped = persistence.load_outcome()
+    if shipped is not None:
+        return shipped
+    return OutcomeModel(), {"model_version": OUTCOME_PRIOR_VERSION, "training": {
+        "source": "none: the hand-set combination of the ruleset (cold start)"}}
+
+
 def build_engine(settings: Settings) -> Built:
     """Open the store, load and validate rules and model, open the IP databases and the
     signal providers (an invalid signal file stops the start, naming its line)."""
     ruleset = load_ruleset(settings.rules)
     model, card = load_model(settings)
+    outcome, outcome_card = load_outcome_model(settings)
     if settings.ipdata_city_mmdb is not None:
         ipintel = IpIntel.from_mmdb(settings.ipdata_city_mmdb, settings.ipdata_asn_mmdb)
     else:
@@ -144,8 +175,11 @@ def build_engine(settings: Settings) -> Built:
         pseudonymizer=settings.pseudonymizer(),
         failover=Action(settings.failover_decision),
         signals=build_signals(settings),
+        outcome=outcome,
+        outcome_version=str(outcome_card["model_version"]),
+        outcome_card=outcome_card,
     )
-    follower = None
+    follower = outcome_follower = None
     if shared_store(settings.store):
         from riskengine.adapters.learner import ModelFollower, RedisLessons
 
@@ -153,14 +187,22 @@ def build_engine(settings: Settings) -> Built:
         engine.breaker = CircuitBreaker()
         engine.outbox = Outbox(settings.outbox)
         follower = ModelFollower(settings.store, engine, key=settings.signing_key())
-        try:
-            follower.tick()  # serve the published model from the first request on
-        except Exception:  # Redis may be down at start; the follower retries
-            log.warning("no published model could be fetched at start; serving %s",
-                        engine.model_version)
+        # Outcomes travel as the anomaly model's lessons do, on a stream of their own that
+        # the learner process teaches the outcome model from (OUTCOME_PREFIX).
+        engine.outcome_lessons = RedisLessons(settings.store, prefix=OUTCOME_PREFIX,
+                                              timeout_s=settings.store_timeout_s)
+        outcome_follower = ModelFollower(settings.store, engine, key=settings.signing_key(),
+                                         prefix=OUTCOME_PREFIX, slot=OUTCOME_SLOT)
+        for who in (follower, outcome_follower):
+            try:
+                who.tick()  # serve the published model from the first request on
+            except Exception:  # Redis may be down at start; the follower retries
+                log.warning("no published model could be fetched at start; serving %s "
+                            "and %s", engine.model_version, engine.outcome_version)
     if settings.shadow_rules is not None:
         engine.swap_rules(shadow=load_ruleset(settings.shadow_rules))
-    return Built(engine, follower, RulesManager(engine, settings.rules, settings.shadow_rules))
+    return Built(engine, follower, RulesManager(engine, settings.rules, settings.shadow_rules),
+                 outcome_follower)
 
 
 def close_engine(engine: Engine) -> None:
@@ -207,51 +249,59 @@ def drain_outbox_forever(engine: Engine, stop: threading.Event, interval_s: floa
 
 
 class ModelKeeper:
-    """Saves signed snapshots of the online model and follows the ``ACTIVE`` pointer.
+    """Saves signed snapshots of an online model and follows the ``ACTIVE`` pointer.
 
     ``tick`` (every ``snapshot_interval_s`` in the service, and once at shutdown) first
     switches the engine to the snapshot ``ACTIVE`` names if an operator rolled back, then
     snapshots the model if it learned anything since the last snapshot, making the new
-    snapshot the active one.
+    snapshot the active one. ``slot`` says which model: the anomaly model (the default)
+    or the outcome model (``OUTCOME_SLOT``, in a folder of its own).
     """
 
-    def __init__(self, engine: Engine, folder: Path, key: bytes) -> None:
+    def __init__(self, engine: Engine, folder: Path, key: bytes, *,
+                 slot: Slot = ANOMALY_SLOT) -> None:
         self.engine = engine
         self.folder = folder
         self.key = key
-        self._saved_at = engine.model.n_learned_
+        self.slot = slot
+        self._saved_at = self._learned()
         self._lock = threading.Lock()
+
+    def _learned(self) -> int | None:
+        model = self.slot.model(self.engine)
+        return None if model is None else int(model.n_learned_)
 
     def tick(self) -> str | None:
         """Follow a rollback, then snapshot; returns the version saved, if any."""
         with self._lock:
             self.follow()
-            if self.engine.model.n_learned_ == self._saved_at:
+            if self._learned() in (None, self._saved_at):
                 return None
+            self.folder.mkdir(parents=True, exist_ok=True)
             taken = {s.version for s in snapshots.list_snapshots(self.folder)}
-            parent = self.engine.model_version
+            parent = self.slot.version(self.engine)
             version = snapshots.next_version(parent, taken)
-            frozen = self.engine.model_frozen()
+            frozen = self.slot.frozen(self.engine)
             artifact = snapshots.save_snapshot(
                 frozen, self.folder, version=version, parent=parent, key=self.key,
-                training=self.engine.model_card.get("training"))
+                training=self.slot.card(self.engine).get("training"))
             if snapshots.active_version(self.folder) not in (None, parent):
                 # An operator promoted or rolled back while this snapshot was written: theirs
                 # wins; this one stays on disk, listed but not active.
                 self.follow()
                 return None
             snapshots.set_active(self.folder, version, key=self.key)
-            self.engine.name_model(version, persistence.read_card(artifact))
+            self.slot.name(self.engine, version, persistence.read_card(artifact))
             self._saved_at = frozen.learned
             return version
 
     def follow(self) -> bool:
         """Switch to the snapshot ``ACTIVE`` names when it is not the one serving."""
-        active = snapshots.active_version(self.folder)
-        if active is None or active == self.engine.model_version:
+        active = snapshots.active_version(self.folder) if self.folder.exists() else None
+        if active is None or active == self.slot.version(self.engine):
             return False
         model, card = snapshots.load_snapshot(self.folder / f"{active}.joblib", key=self.key)
-        self.engine.swap_model(model, str(card["model_version"]), card)
+        self.slot.swap(self.engine, model, str(card["model_version"]), card)
         self._saved_at = model.n_learned_
         log.warning("now serving model %s (the ACTIVE snapshot)", active)
         return True
@@ -271,9 +321,10 @@ class Background:
       if ``rules_watch_s`` is above 0;
     - ``outbox-drainer``: replays the outbox once the shared store answers again, if the
       engine has an outbox (``drain_outbox_forever``);
-    - ``model-follower``: with a shared store, follows the model the learner publishes;
-      otherwise ``model-keeper``: snapshots the online model into ``model_dir``, if set
-      (``ModelKeeper``).
+    - ``model-follower`` and ``outcome-follower``: with a shared store, follow the models
+      the learner publishes; otherwise ``model-keeper`` and ``outcome-keeper``: snapshot
+      the online models into ``model_dir`` (the outcome model into its ``outcome``
+      folder), if set (``ModelKeeper``).
 
     ``stop`` ends them all through one event, joins each, then takes the keeper's snapshot
     on shutdown.
@@ -282,6 +333,7 @@ class Background:
     def __init__(self, built: Built, settings: Settings, *, join_timeout_s: float = 5.0) -> None:
         self.join_timeout_s = join_timeout_s
         self.keeper: ModelKeeper | None = None
+        self.outcome_keeper: ModelKeeper | None = None
         self._stop = threading.Event()
         work: list[tuple[str, Callable[[], None]]] = []
         if built.rules is not None and settings.rules_watch_s > 0:
@@ -292,10 +344,19 @@ class Background:
         if built.follower is not None:
             # A shared learner owns the model; this instance follows its snapshots.
             work.append(("model-follower", partial(built.follower.run, self._stop)))
+            if built.outcome_follower is not None:
+                work.append(("outcome-follower",
+                             partial(built.outcome_follower.run, self._stop)))
         elif settings.model_dir is not None:
             self.keeper = ModelKeeper(built.engine, settings.model_dir, settings.signing_key())
             work.append(("model-keeper",
                          partial(self.keeper.run, self._stop, settings.snapshot_interval_s)))
+            folder = outcome_folder(settings)
+            if folder is not None and built.engine.outcome is not None:
+                self.outcome_keeper = ModelKeeper(built.engine, folder, settings.signing_key(),
+                                                  slot=OUTCOME_SLOT)
+                work.append(("outcome-keeper", partial(self.outcome_keeper.run, self._stop,
+                                                       settings.snapshot_interval_s)))
         self.threads = [threading.Thread(target=target, name=name, daemon=True)
                         for name, target in work]
 
@@ -309,11 +370,12 @@ class Background:
         for thread in self.threads:
             if thread.is_alive():
                 thread.join(timeout=self.join_timeout_s)
-        if self.keeper is not None:
-            try:
-                self.keeper.tick()  # the snapshot on shutdown
-            except Exception:
-                log.exception("model snapshot at shutdown failed")
+        for keeper in (self.keeper, self.outcome_keeper):
+            if keeper is not None:
+                try:
+                    keeper.tick()  # the snapshot on shutdown
+                except Exception:
+                    log.exception("model snapshot at shutdown failed")
 
 
 def _warm_up(ipintel: IpIntel) -> None:

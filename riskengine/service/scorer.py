@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from features.extract import FeatureVector
 from features.ipintel import IpInfo, IpIntel
 from features.profile import note_failure
 from models.base import RiskModel
+from models.outcome import OutcomeModel
 from models.persistence import Frozen, freeze
 from riskengine.adapters.breaker import CircuitBreaker
 from riskengine.adapters.outbox import Outbox
@@ -42,12 +44,13 @@ from riskengine.core import feedback as fb
 from riskengine.core.answer import shadow_summary, to_wire
 from riskengine.core.decide import Context, Lesson, RuleFault, evaluate
 from riskengine.core.feedback import Label, Source
-from riskengine.core.learning import LearningGate
+from riskengine.core.learning import LearningGate, OutcomeLesson, OutcomeTeacher, sampled
 from riskengine.core.policy import (
     BREAKER_OPEN_MESSAGE,
     Decision,
     FailoverReason,
     failover_decision,
+    outcome_inputs,
 )
 from riskengine.core.privacy import Kind, Pseudonymizer
 from riskengine.core.rules import Action, Ruleset
@@ -100,6 +103,13 @@ class Engine:
     signals
         External signals (``riskengine.adapters.signals``): started at the edge, collected
         within their budget and handed to the core; None for none.
+    outcome, outcome_version, outcome_card
+        The model learned from outcomes (``models.outcome``), if any; it scores when it is
+        ready and the ruleset's ``outcome`` section switches it on, and it learns from
+        feedback and from a ``negative_rate`` sample of verified-good logins either way.
+    outcome_teacher, outcome_lessons
+        Its caps and undo memory (``core.learning.OutcomeTeacher``), and where its lessons
+        go when a shared learner teaches it for all instances (None: in this process).
     """
 
     def __init__(
@@ -119,6 +129,12 @@ class Engine:
         outbox: Outbox | None = None,
         clock: Callable[[], float] = time.perf_counter,
         signals: Signals | None = None,
+        outcome: OutcomeModel | None = None,
+        outcome_version: str = "",
+        outcome_card: Mapping[str, Any] | None = None,
+        outcome_teacher: OutcomeTeacher | None = None,
+        outcome_lessons: LessonSink | None = None,
+        negative_rate: float = 0.05,
     ) -> None:
         if failover is Action.ALLOW:
             raise ValueError("the failover decision may not be allow")
@@ -139,6 +155,12 @@ class Engine:
         self.signals = signals
         self._clock = clock
         self._model_lock = threading.Lock()
+        self.outcome = outcome
+        self.outcome_version = outcome_version
+        self.outcome_card: dict[str, Any] = dict(outcome_card or {})
+        self.outcome_teacher = outcome_teacher or OutcomeTeacher()
+        self.outcome_lessons = outcome_lessons
+        self.negative_rate = negative_rate
         # Whether scoring may wait on another machine: a shared store, or a signal provider
         # that is not answered from memory. The API scores inline only when it may not.
         self.waits_on_network = not getattr(store, "embedded", False) or (
@@ -157,6 +179,23 @@ class Engine:
         """Give the serving model the version and card of the snapshot just taken of it."""
         with self._model_lock:
             self.model_version, self.model_card = version, dict(card)
+
+    def swap_outcome(self, model: OutcomeModel | None, version: str,
+                     card: Mapping[str, Any] | None = None) -> None:
+        """Serve another outcome model (or none) from the next request on."""
+        with self._model_lock:
+            self.outcome, self.outcome_version = model, version
+            self.outcome_card = dict(card or {})
+
+    def name_outcome(self, version: str, card: Mapping[str, Any]) -> None:
+        """Give the serving outcome model the version and card of its snapshot."""
+        with self._model_lock:
+            self.outcome_version, self.outcome_card = version, dict(card)
+
+    def outcome_frozen(self) -> Frozen | None:
+        """The live outcome model as it is now, pickled (see ``model_frozen``)."""
+        with self._model_lock:
+            return None if self.outcome is None else freeze(self.outcome)
 
     def model_frozen(self) -> Frozen:
         """The live model as it is now, pickled, to snapshot while scoring goes on. Scoring
@@ -243,7 +282,8 @@ class Engine:
         with self._model_lock:  # the model must not learn while it scores
             verdict = evaluate(event, ip, loaded, Context(
                 ruleset=self.ruleset, model=self.model, model_version=self.model_version,
-                shadow=self.shadow, signals=signalled), now=event.ts)
+                shadow=self.shadow, signals=signalled, outcome=self.outcome,
+                outcome_version=self.outcome_version), now=event.ts)
         body = to_wire(verdict.decision)
         stored_body = body
         if verdict.shadow is not None:
@@ -261,6 +301,16 @@ class Engine:
             return self._replayed(stored, started)
         if verdict.lesson is not None:
             self._teach(verdict.lesson)
+            if self.outcome is not None and sampled(event.event_id, self.negative_rate):
+                # A verified-good login is the bulk of the negatives: a sample of them,
+                # each standing for the ones left out.
+                self._teach_outcome(OutcomeLesson(
+                    event_id=event.event_id, weight=1.0 / self.negative_rate, attack=False,
+                    inputs=outcome_inputs(
+                        verdict.decision.rule_results, anomaly_risk=verdict.anomaly_risk,
+                        model_weight=self.ruleset.for_tenant(event.tenant).model_weight,
+                        values=verdict.features),
+                    user=event.user_key, block=event.ip_prefix_key, asn=ip.asn, ts=event.ts))
         return Scored(body, self._elapsed(started), verdict.decision, verdict.features)
 
     def _teach(self, lesson: Lesson) -> None:
@@ -274,6 +324,36 @@ class Engine:
             if self.gate.admit(user=lesson.user, block=lesson.block, asn=lesson.asn,
                                ts=lesson.ts):
                 self.model.learn_one(lesson.values)
+
+    def _teach_outcome(self, lesson: OutcomeLesson) -> None:
+        if self.outcome_lessons is not None:
+            try:
+                self.outcome_lessons.publish(lesson.to_dict())
+            except StoreError:  # an outcome lost teaches less; it is no decision
+                log.warning(json.dumps({"event": "outcome_lesson_lost",
+                                        "event_id": lesson.event_id}))
+            return
+        with self._model_lock:
+            if self.outcome is not None:
+                self.outcome_teacher.teach(self.outcome, lesson)
+
+    def learn_outcome(self, before: StoredDecision, label: Label, source: Source) -> bool:
+        """Teach the outcome model what a feedback applied to ``before`` (the decision as
+        it was) says, inside its poisoning guards (``core.feedback.outcome_lesson``, the
+        teacher's caps); True when a lesson was sent. The one place feedback teaches it."""
+        if self.outcome is None:
+            return False
+        ruleset = self.ruleset.for_tenant(before.tenant)
+        with self._model_lock:
+            anomaly = self.model.score_one(before.features)
+            risk = self.model.risk(anomaly) if math.isfinite(anomaly) else 0.0
+        inputs = outcome_inputs(ruleset.evaluate(before.features), anomaly_risk=risk,
+                                model_weight=ruleset.model_weight, values=before.features)
+        lesson = fb.outcome_lesson(before, label, source, inputs=inputs)
+        if lesson is None:
+            return False
+        self._teach_outcome(lesson)
+        return True
 
     def _replayed(self, stored: StoredDecision, started: float) -> Scored:
         body = {k: v for k, v in stored.decision.items() if k != "shadow"}
@@ -365,6 +445,7 @@ class Engine:
             lesson = fb.lesson_of(before, label)
             if lesson is not None:
                 self._teach(lesson)
+            self.learn_outcome(before, label, source)
         return outcome
 
     def confirm(self, tenant: str, event_id: str, *, passed: bool) -> FeedbackOutcome:

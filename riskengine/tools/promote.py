@@ -6,6 +6,10 @@ with, then signs it into the model folder as a snapshot under the version its ca
 points ``ACTIVE`` at it. A running service follows ``ACTIVE`` at its next snapshot tick
 (``RISKENGINE_SNAPSHOT_INTERVAL_S``) and swaps the model in without a restart; from then on
 its decisions name the promoted version. Rolling back is ``riskengine models rollback``.
+
+An outcome model (``models.outcome``, from ``riskengine.tools.train --outcome`` or the
+notebook) is promoted the same way into the folder's ``outcome`` subfolder, which has its
+own snapshots and ``ACTIVE``; it scores once the ruleset's ``outcome`` section is on.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from models.persistence import ModelArtifactError
 # What the engine calls on its model (riskengine.service.scorer, riskengine.service.build).
 # The members of models.base.RiskModel, named in the refusal.
 INTERFACE = ("score_one", "learn_one", "risk", "calibrate", "ready", "n_learned_")
+# What it calls on an outcome model (riskengine.core.policy, riskengine.core.learning).
+OUTCOME_INTERFACE = ("proba_one", "explain_one", "learn_one", "ready", "n_learned_")
 # Card fields that describe the snapshot file itself; ``save_snapshot`` writes them anew.
 _OWN_FIELDS = ("model_version", "kind", "sha256", "parent", "created", "learned")
 
@@ -51,6 +57,18 @@ def check_interface(model: Any) -> None:
         raise ModelArtifactError(f"{type(model).__name__}.risk gave {risk!r}, not in [0, 1]")
 
 
+def check_outcome_interface(model: Any) -> None:
+    """Refuse an outcome model the engine could not score with."""
+    missing = [name for name in OUTCOME_INTERFACE if not hasattr(model, name)]
+    if missing:
+        raise ModelArtifactError(f"{type(model).__name__} lacks {', '.join(missing)}: the "
+                                 f"service scores outcomes with {', '.join(OUTCOME_INTERFACE)}")
+    proba = model.proba_one({})
+    if not (isinstance(proba, float | int) and 0.0 <= proba <= 1.0):
+        raise ModelArtifactError(f"{type(model).__name__}.proba_one gave {proba!r}, not a "
+                                 f"probability")
+
+
 def promote(artifact: str | Path, folder: str | Path, *, key: bytes) -> Promoted:
     """Sign ``artifact`` into ``folder`` as a snapshot and make it the active model.
 
@@ -68,7 +86,11 @@ def promote(artifact: str | Path, folder: str | Path, *, key: bytes) -> Promoted
     artifact = Path(artifact)
     folder = Path(folder)
     model, card = persistence.load(artifact)  # card, versions, features, sha256
-    check_interface(model)
+    if card.get("kind") == persistence.OUTCOME_KIND:
+        check_outcome_interface(model)
+        folder = folder / persistence.OUTCOME_FOLDER  # its own snapshots and ACTIVE
+    else:
+        check_interface(model)
     version = str(card.get("model_version") or "")
     if not version or "/" in version or version.startswith("."):
         raise ModelArtifactError(f"{artifact.name}: its card names no usable model_version")
@@ -85,7 +107,8 @@ def promote(artifact: str | Path, folder: str | Path, *, key: bytes) -> Promoted
         snapshots.set_active(folder, version, key=key)  # verifies its signature first
         return Promoted(version, existing, replaced, already_there=True)
 
-    depends_on = tuple(card.get("depends_on") or persistence.TRACKED_LIBRARIES)
+    depends_on = tuple(card["depends_on"] if isinstance(card.get("depends_on"), list)
+                       else persistence.TRACKED_LIBRARIES)
     kept = {k: v for k, v in card.items() if k not in _OWN_FIELDS}
     saved = snapshots.save_snapshot(
         model, folder, version=version, parent=None, key=key,
