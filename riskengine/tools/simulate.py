@@ -7,6 +7,12 @@ rhythms, and drift in ways naive engines flag: a new phone, OS upgrades, trips, 
 and café Wi-Fi, family tablets, password typos. Attackers draw from the same pools of
 networks, device models, user agents and Wi-Fi names as customers, so no artefact of the
 generator gives them away; what differs is only what differs in real attacks.
+
+That is the default world, the one the rules were tuned on. ``Simulator(world=World.draw(n))``
+draws another (``riskengine.tools.worlds``): other shares of every behaviour above, what the
+clients can read, the attack mix and the weak-spot attacks (``WEAK_SPOT_SCENARIOS``); its
+labels also say what the actor passes if challenged (``passes``) and, for attacks, when the
+victim reports a login that got in (``reported_after_hours``, or null).
 """
 
 from __future__ import annotations
