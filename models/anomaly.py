@@ -25,7 +25,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from copy import deepcopy
 from enum import StrEnum
@@ -33,13 +32,12 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
-from numba import njit
 from river import anomaly
 
 from features.catalog import MODEL_FEATURES
 from features.extract import FeatureVector
 from models.base import CalibratedRisk
-from models.hst import FloatArray, HalfSpaceForest
+from models.hst import FloatArray, HalfSpaceForest, scale
 
 
 class Backend(StrEnum):
@@ -81,36 +79,27 @@ _SCALING: tuple[tuple[str, float, float, float], ...] = tuple(
 # are grown in (over ``sorted(x)`` of the first point), with their ranges as arrays.
 _ORDER = tuple(sorted(_SCALING))
 FEATURE_ORDER: tuple[str, ...] = tuple(name for name, *_ in _ORDER)
-_LOW = np.array([lo for _, lo, _, _ in _ORDER], dtype=np.float64)
-_HIGH = np.array([hi for _, _, hi, _ in _ORDER], dtype=np.float64)
-_SPAN = np.array([span for *_, span in _ORDER], dtype=np.float64)
+# ``models.hst.scale``'s rows (low, high, span), applied inside the forest's compiled calls.
+SCALING: FloatArray = np.array([[row[i] for row in _ORDER] for i in (1, 2, 3)],
+                               dtype=np.float64)
 _GATHER = itemgetter(*FEATURE_ORDER)
 
 
-@njit(cache=True)
-def _scale(raw: FloatArray, low: FloatArray, high: FloatArray, span: FloatArray) -> FloatArray:
-    """``vectorize`` on a vector, in place: the same float operations, so the same values."""
-    for i in range(raw.shape[0]):
-        v = raw[i]
-        if math.isnan(v):
-            raw[i] = 0.0
-        else:
-            lo = low[i]
-            hi = high[i]
-            raw[i] = ((hi if v > hi else lo if v < lo else v) - lo) / span[i]
-    return raw
-
-
-def vectorize_array(values: Mapping[str, Any]) -> FloatArray:
-    """``vectorize(values)`` as a float64 vector over ``FEATURE_ORDER``."""
+def raw_array(values: Mapping[str, Any]) -> FloatArray:
+    """The model features of ``values`` as they are, a float64 vector over
+    ``FEATURE_ORDER`` (NaN where unknown): what the compiled forest scales and walks."""
     mapping = values.mapping if isinstance(values, FeatureVector) else values
     try:
         raw: Any = _GATHER(mapping)  # every feature there: one C call
     except KeyError:
         get = mapping.get
         raw = [get(name) for name in FEATURE_ORDER]
-    # None becomes NaN, which _scale reads as unknown
-    return _scale(np.array(raw, dtype=np.float64), _LOW, _HIGH, _SPAN)
+    return np.array(raw, dtype=np.float64)  # None becomes NaN
+
+
+def vectorize_array(values: Mapping[str, Any]) -> FloatArray:
+    """``vectorize(values)`` as a float64 vector over ``FEATURE_ORDER``."""
+    return scale(raw_array(values), SCALING)
 
 
 class AnomalyModel(CalibratedRisk):
@@ -186,18 +175,17 @@ class AnomalyModel(CalibratedRisk):
         """Compile the compiled backend's kernels, or load them from numba's disk cache (see
         ``models.hst``): the service calls it at start-up so that no request pays for it."""
         HalfSpaceForest.warm()
-        vectorize_array({})
 
     def _input(self, values: Mapping[str, Any]) -> Any:
-        """The trees' input for ``values`` (a vector for the compiled trees, a dict for
-        river's), reused for the same ``FeatureVector`` object: the engine scores a login
-        and, once it is verified, learns the very same vector. Remembered by identity, so
-        only for feature vectors, which are not changed after extraction."""
+        """The trees' input for ``values`` (the raw vector for the compiled trees, which
+        scale it themselves; ``vectorize``'s dict for river's), reused for the same
+        ``FeatureVector`` object: the engine scores a login and, once it is verified, learns
+        the very same vector. Remembered by identity, so only for feature vectors, which are
+        not changed after extraction."""
         last = self._last
         if last is not None and last[0] is values:
             return last[1]
-        x = (vectorize_array(values) if self.backend is Backend.COMPILED
-             else vectorize(values))
+        x = raw_array(values) if self.backend is Backend.COMPILED else vectorize(values)
         if type(values) is FeatureVector:
             self._last = (values, x)
         return x
@@ -211,13 +199,13 @@ class AnomalyModel(CalibratedRisk):
         """Anomaly score in [0, 1] (high is unusual); learns nothing."""
         hst = self.hst_
         if isinstance(hst, HalfSpaceForest):
-            return hst.score_array(self._input(x))
+            return hst.score_array(self._input(x), SCALING)
         return float(hst.score_one(self._input(x)))
 
     def learn_one(self, x: Mapping[str, Any]) -> None:
         hst = self.hst_
         if isinstance(hst, HalfSpaceForest):
-            hst.learn_array(self._input(x))
+            hst.learn_array(self._input(x), SCALING)
         else:
             hst.learn_one(self._input(x))
         self.n_learned_ += 1

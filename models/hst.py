@@ -80,18 +80,45 @@ def _sorted(names: Iterable[Any]) -> list[Any]:
 
 # The columns of ``nodes_``.
 FEATURE, THRESHOLD, L_MASS, R_MASS = 0, 1, 2, 3
+# The rows of a ``scaling`` array.
+LOW, HIGH, SPAN = 0, 1, 2
+# No scaling: the vector is used as it is.
+NO_SCALING: FloatArray = np.zeros((0, 0), dtype=np.float64)
 
 
 @njit(cache=True)
-def _score(nodes: FloatArray, x: FloatArray, height: int, size_limit: float,
-           max_mass: float) -> float:
-    """``1 - mass / max_mass`` of ``x`` over every tree, as river's ``_walk_score``.
+def scale(x: FloatArray, scaling: FloatArray) -> FloatArray:
+    """``x`` clipped to each feature's [low, high] and mapped to ``(v - low) / span`` (rows of
+    ``scaling``), NaN (unknown) to 0; ``x`` itself when ``scaling`` is ``NO_SCALING``.
+
+    The same float operations, in the same order, as ``models.anomaly.vectorize``, so the
+    same values."""
+    if scaling.shape[0] == 0:
+        return x
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        v = x[i]
+        if math.isnan(v):
+            out[i] = 0.0
+        else:
+            lo = scaling[LOW, i]
+            hi = scaling[HIGH, i]
+            out[i] = ((hi if v > hi else lo if v < lo else v) - lo) / scaling[SPAN, i]
+    return out
+
+
+@njit(cache=True)
+def _score(nodes: FloatArray, x: FloatArray, scaling: FloatArray, height: int,
+           size_limit: float, max_mass: float) -> float:
+    """``1 - mass / max_mass`` of ``x`` (scaled by ``scaling``) over every tree, as river's
+    ``_walk_score``.
 
     Each tree adds ``r_mass * 2 ** depth`` of each node on ``x``'s path, stopping below the
     first node whose reference mass is under ``size_limit``. A NaN in ``x`` is a missing
     feature. The sums are of integers below 2 ** 53, so they are exact in any order; they are
     still made in river's order (per tree, then over the trees).
     """
+    x = scale(x, scaling)
     total = 0.0
     for t in range(nodes.shape[0]):
         tree = nodes[t]
@@ -119,9 +146,10 @@ def _score(nodes: FloatArray, x: FloatArray, height: int, size_limit: float,
 
 
 @njit(cache=True)
-def _learn(nodes: FloatArray, x: FloatArray, height: int) -> None:
-    """Add ``x`` to the latest window's mass of every node on its path, as river's
-    ``_walk_learn`` (a NaN in ``x`` is a missing feature)."""
+def _learn(nodes: FloatArray, x: FloatArray, scaling: FloatArray, height: int) -> None:
+    """Add ``x`` (scaled by ``scaling``) to the latest window's mass of every node on its
+    path, as river's ``_walk_learn`` (a NaN in ``x`` is a missing feature)."""
+    x = scale(x, scaling)
     for t in range(nodes.shape[0]):
         tree = nodes[t]
         node = 0
@@ -152,7 +180,8 @@ class HalfSpaceForest(base.AnomalyDetector):
 
     ``learn_one`` and ``score_one`` take a dict, as any river detector; ``learn_array`` and
     ``score_array`` take the same point as a vector over ``features_`` (float64, NaN where a
-    feature is missing), for a caller that builds its vectors itself.
+    feature is missing), for a caller that builds its vectors itself, and optionally a fixed
+    ``scaling`` of it (see ``scale``) applied inside the same compiled call.
     """
 
     def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250,
@@ -245,9 +274,10 @@ class HalfSpaceForest(base.AnomalyDetector):
 
     # -- the vector interface ----------------------------------------------------------------
 
-    def learn_array(self, x: FloatArray) -> None:
-        """Learn a point given as a float64 vector over ``features_`` (NaN: missing)."""
-        _learn(self.nodes_, x, self.height)
+    def learn_array(self, x: FloatArray, scaling: FloatArray = NO_SCALING) -> None:
+        """Learn a point given as a float64 vector over ``features_`` (NaN: missing), or
+        ``scale(x, scaling)``."""
+        _learn(self.nodes_, x, scaling, self.height)
         self.counter_ += 1
         if self.counter_ == self.window_size:
             # The latest window becomes the reference one.
@@ -256,11 +286,12 @@ class HalfSpaceForest(base.AnomalyDetector):
             self.first_window_ = False
             self.counter_ = 0
 
-    def score_array(self, x: FloatArray) -> float:
-        """The anomaly score of a point given as a float64 vector over ``features_``."""
+    def score_array(self, x: FloatArray, scaling: FloatArray = NO_SCALING) -> float:
+        """The anomaly score of a point given as a float64 vector over ``features_`` (NaN:
+        missing), or of ``scale(x, scaling)``."""
         if self.first_window_:
             return 0.0
-        return float(_score(self.nodes_, x, self.height, self._size_limit, self._max_mass))
+        return _score(self.nodes_, x, scaling, self.height, self._size_limit, self._max_mass)
 
     # -- start-up and conversion -------------------------------------------------------------
 
@@ -270,8 +301,11 @@ class HalfSpaceForest(base.AnomalyDetector):
         so that no request pays for it. Cheap once done; idempotent."""
         nodes = np.zeros((1, 3, 4), dtype=np.float64)
         x = np.zeros(1, dtype=np.float64)
-        _learn(nodes, x, 1)
-        _score(nodes, x, 1, 0.1, 1.0)
+        scaling = np.ones((3, 1), dtype=np.float64)
+        for each in (NO_SCALING, scaling):
+            _learn(nodes, x, each, 1)
+            _score(nodes, x, each, 1, 0.1, 1.0)
+        scale(x, scaling)
 
     @classmethod
     def from_river(cls, hst: anomaly.HalfSpaceTrees,

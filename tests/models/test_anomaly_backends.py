@@ -149,11 +149,10 @@ def test_the_shipped_model_loads_compiled_and_agrees_with_river() -> None:
 
 
 def test_warm_compiles_what_scoring_needs() -> None:
-    import models.anomaly as anomaly_module
     import models.hst as hst_module
 
     AnomalyModel.warm()
-    kernels = (hst_module._score, hst_module._learn, anomaly_module._scale)
+    kernels = (hst_module._score, hst_module._learn, hst_module.scale)
     before = [len(k.signatures) for k in kernels]
     model = _trained("compiled", n=300)
     model.score_one(FeatureVector(_features(random.Random(1))))
