@@ -21,15 +21,24 @@ the engine calls (nothing in the package is changed):
               inside the store's transaction and the JSON of profile and decision)
     features  features.extract.extract and features.profile.sighting as the core imports them
     rules     Ruleset.evaluate and the allow / deny list lookup
-    model     AnomalyModel.score_one / risk / learn_one and the learning gate
+    model     AnomalyModel.score_one / risk / learn_one and the learning gate: the model's
+              step, per login (score every login, learn the ones the engine teaches)
     policy    riskengine.core.policy.decide and engine.to_wire
     other     the rest of Engine.score (bookkeeping, logging check, dataclasses)
 
 Each step's time is exclusive of the other steps it calls.
 
+The anomaly model runs on its compiled trees (``models.hst``, the default) or on river's
+(``--backends river``, the reference; ``--backends compiled river`` runs each store with
+both). Either way, the model's step is also compared head to head in the same run: the
+feature vectors of the first ``--model-events`` timed logins, and whether the engine taught
+each, are replayed through the model as it stood before the timed run, once on each backend
+(score, risk, and learn where the engine learned), with their scores checked equal.
+
     .venv/bin/python bench/hotpath.py                       # 100,000 events x 3 stores
     .venv/bin/python bench/hotpath.py --events 10000 --stores memory sqlite   # a quick look
     .venv/bin/python bench/hotpath.py --repeat 3            # medians of three runs
+    .venv/bin/python bench/hotpath.py --events 10000 --stores memory --backends compiled river
 
 The Redis store uses database 11 of 127.0.0.1:6379 (``RISKENGINE_BENCH_REDIS``) and removes
 its keys before and after.
@@ -57,6 +66,9 @@ STEPS = ("parse", "edge", "signals", "ip", "store", "features", "rules", "model"
 TARGET_SQLITE_P50_MS = 0.3
 TARGET_SQLITE_P99_MS = 1.5
 TARGET_MEMORY_EVENTS_PER_CORE_S = 4000.0
+# The issue's target (#19) for the model's step: score and learn, per login.
+TARGET_MODEL_US = 10.0
+BACKENDS = ("compiled", "river")
 
 
 class Probe:
@@ -136,8 +148,47 @@ class Probe:
             self.ns[step] = 0
 
 
-def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
-              breakdown: bool) -> dict[str, Any]:
+def use_backend(engine: Any, backend: str) -> None:
+    """Serve ``engine``'s anomaly model on ``backend`` (the same model, walked by other code),
+    its kernels compiled or loaded from numba's cache now, as the service's start-up does."""
+    model = engine.model
+    if getattr(model, "backend", None) != backend:
+        engine.swap_model(model.with_backend(backend), engine.model_version, engine.model_card)
+    if hasattr(engine.model, "warm"):
+        engine.model.warm()
+
+
+def model_step(frozen: bytes, logins: list[tuple[Any, bool]]) -> dict[str, Any]:
+    """The model's step on each backend over the same logins: score and risk every one,
+    learn the ones the engine taught, from the model as it stood before the timed run."""
+    import pickle
+
+    start = pickle.loads(frozen)
+    out: dict[str, Any] = {"logins": len(logins), "learned": sum(t for _, t in logins)}
+    scores: dict[str, list[float]] = {}
+    for backend in BACKENDS:
+        model = start.with_backend(backend)
+        model.warm()
+        got = scores[backend] = []
+        clock, cpu = time.perf_counter_ns, time.process_time_ns
+        w0, c0 = clock(), cpu()
+        for x, taught in logins:
+            s = model.score_one(x)
+            model.risk(s)
+            if taught:
+                model.learn_one(x)
+            got.append(s)
+        out[backend] = {"us_per_login": (clock() - w0) / len(logins) / 1e3,
+                        "cpu_us_per_login": (cpu() - c0) / len(logins) / 1e3}
+    a, b = (scores[k] for k in BACKENDS)
+    out["max_score_difference"] = max(abs(x - y) for x, y in zip(a, b, strict=True))
+    return out
+
+
+def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int, breakdown: bool,
+              backend: str = "compiled", model_events: int = 0) -> dict[str, Any]:
+    import pickle
+
     from riskengine.core.wire import ScoreRequest
     from riskengine.service.build import settle_heap
 
@@ -147,6 +198,7 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
             c.redis_clean()
         built = c.build(c.store_url(kind, tmp), tmp)
         engine = built.engine
+        use_backend(engine, backend)
         settle_heap()  # as ``riskengine serve`` does once the engine is built
         probe = Probe()
         if breakdown:
@@ -157,6 +209,13 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
             for body in events[:warmup]:
                 score(validate(body))
             measured = events[warmup:]
+            frozen = b""
+            if model_events:  # the model as it stands now, without the probe's wrappers
+                probe.detach()
+                frozen = pickle.dumps(engine.model)
+                if breakdown:
+                    probe.attach(engine)
+            logins: list[tuple[Any, bool]] = []
             probe.reset()
             gc.collect()
             total_ns = array("q")
@@ -164,6 +223,7 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
             decisions = {"allow": 0, "challenge": 0, "deny": 0}
             failovers = 0
             clock = time.perf_counter_ns
+            learned_before = engine.model.n_learned_
             with c.Stopwatch() as sw:
                 for body in measured:
                     t0 = clock()
@@ -174,6 +234,10 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
                     total_ns.append(t2 - t0)
                     engine_ns.append(t2 - t1)
                     probe.ns["parse"] += t1 - t0
+                    if len(logins) < model_events and scored.features is not None:
+                        taught = engine.model.n_learned_ != learned_before
+                        logins.append((scored.features, taught))
+                    learned_before = engine.model.n_learned_
                     decisions[scored.body["decision"]] += 1
                     failovers += bool(scored.body.get("failover"))
         finally:
@@ -188,7 +252,8 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
     total = sorted(total_ns)
     only = sorted(engine_ns)
     out: dict[str, Any] = {
-        "store": kind,
+        "store": kind if backend == "compiled" else f"{kind}/{backend}",
+        "backend": backend,
         "events": n,
         "warmup_events": warmup,
         "wall_s": sw.wall,
@@ -207,15 +272,24 @@ def run_store(kind: str, events: list[dict[str, Any]], *, warmup: int,
         parts["other"] = max(0, measured_ns - sum(v for k, v in parts.items() if k != "other"))
         out["share"] = {k: v / measured_ns for k, v in parts.items()}
         out["us_per_event"] = {k: v / n / 1e3 for k, v in parts.items()}
+    if logins:
+        out["model_step"] = model_step(frozen, logins)
     return out
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over repeated runs of one store."""
     first = runs[0]
-    out: dict[str, Any] = {"store": first["store"], "runs": len(runs), "events": first["events"]}
+    out: dict[str, Any] = {"store": first["store"], "backend": first["backend"],
+                           "runs": len(runs), "events": first["events"]}
     for key in ("events_per_s", "events_per_cpu_s", "failovers"):
         out[key] = c.med(r[key] for r in runs)
+    steps = [r["model_step"] for r in runs if "model_step" in r]
+    if steps:
+        out["model_step"] = {
+            "logins": steps[0]["logins"], "learned": steps[0]["learned"],
+            "max_score_difference": max(m["max_score_difference"] for m in steps),
+            **{b: {k: c.med(m[b][k] for m in steps) for k in steps[0][b]} for b in BACKENDS}}
     for group in ("latency_ms", "engine_latency_ms", "share", "us_per_event"):
         if group in first:
             out[group] = {k: c.med(r[group][k] for r in runs) for k in first[group]}
@@ -247,9 +321,36 @@ def table(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def model_table(summaries: list[dict[str, Any]]) -> str:
+    """The model's step on each backend over the same logins (see ``model_step``)."""
+    rows = []
+    for s in summaries:
+        m = s.get("model_step")
+        if m is None:
+            continue
+        rows.append(f"{s['store']}: {m['logins']:,} timed logins replayed ({m['learned']:,} "
+                    f"learned), score + risk + learn per login:")
+        for b in BACKENDS:
+            rows.append(f"  {b:<10} {m[b]['us_per_login']:8.1f} us wall "
+                        f"{m[b]['cpu_us_per_login']:8.1f} us CPU")
+        ratio = m["river"]["cpu_us_per_login"] / m["compiled"]["cpu_us_per_login"]
+        rows.append(f"  river / compiled: {ratio:.1f}x; largest score difference "
+                    f"{m['max_score_difference']:.1e}")
+    return "\n".join(rows)
+
+
 def verdicts(summaries: list[dict[str, Any]]) -> list[str]:
     by = {s["store"]: s for s in summaries}
     out = []
+    for s in summaries:
+        if "us_per_event" in s and s.get("backend", "compiled") == "compiled":
+            us = s["us_per_event"]["model"]
+            out.append(f"model step <= {TARGET_MODEL_US:.0f} us a login ({s['store']}, in the "
+                       f"engine): {us:.1f} us  {c.verdict(us <= TARGET_MODEL_US)}")
+        if "model_step" in s:
+            us = s["model_step"]["compiled"]["cpu_us_per_login"]
+            out.append(f"model step <= {TARGET_MODEL_US:.0f} us a login ({s['store']}, "
+                       f"replayed): {us:.1f} us CPU  {c.verdict(us <= TARGET_MODEL_US)}")
     if "sqlite" in by:
         lat = by["sqlite"]["latency_ms"]
         out.append(f"SQLite p50 <= {TARGET_SQLITE_P50_MS} ms: {lat['p50']:.3f} ms  "
@@ -275,6 +376,10 @@ def main() -> int:
     parser.add_argument("--stores", nargs="+", default=["memory", "sqlite", "redis"],
                         choices=["memory", "sqlite", "redis"])
     parser.add_argument("--repeat", type=int, default=1, help="runs per store; medians shown")
+    parser.add_argument("--backends", nargs="+", default=["compiled"], choices=BACKENDS,
+                        help="the anomaly model's backends, each run on every store")
+    parser.add_argument("--model-events", type=int, default=10_000,
+                        help="timed logins replayed through both backends (0: none)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="time without wrapping the engine's steps")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "hotpath.json"))
@@ -286,21 +391,30 @@ def main() -> int:
         stores.remove("redis")
     c.note(f"simulating {args.warmup + args.events:,} events ...")
     events = c.simulate(events=args.warmup + args.events, users=args.users, seed=args.seed)
-    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in stores}
+    plan = [(kind, backend) for kind in stores for backend in args.backends]
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {p: [] for p in plan}
     for r in range(args.repeat):
-        for kind in stores:  # interleaved, so slow spells of a noisy machine hit every store
-            c.note(f"run {r + 1}/{args.repeat}: {kind} store ...")
-            result = run_store(kind, events, warmup=args.warmup, breakdown=args.breakdown)
+        # interleaved, so slow spells of a noisy machine hit every store and backend
+        for i, (kind, backend) in enumerate(plan):
+            c.note(f"run {r + 1}/{args.repeat}: {kind} store, {backend} model ...")
+            result = run_store(kind, events, warmup=args.warmup, breakdown=args.breakdown,
+                               backend=backend,
+                               model_events=args.model_events if i == 0 else 0)
             lat = result["latency_ms"]
             c.note(f"  {result['events_per_s']:,.0f} events/s, p50 {lat['p50']:.3f} ms, "
                    f"p99 {lat['p99']:.3f} ms")
-            runs[kind].append(result)
-    summaries = [summarize(runs[k]) for k in stores]
+            runs[kind, backend].append(result)
+    summaries = [summarize(runs[p]) for p in plan]
     print(table(summaries))
-    print("\nagainst the targets (issue #10):")
+    step = model_table(summaries)
+    if step:
+        print("\nthe model's step, same logins on each backend:")
+        print(step)
+    print("\nagainst the targets (issues #10, #19):")
     for line in verdicts(summaries):
         print(f"  {line}")
-    c.write_json(args.out, {"args": vars(args), "summary": summaries, "runs": runs})
+    c.write_json(args.out, {"args": vars(args), "summary": summaries,
+                            "runs": {f"{k}/{b}": v for (k, b), v in runs.items()}})
     return 0
 
 
