@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= sqlite:riskengine.db
 
-.PHONY: run test install install-dev services browser lint model bench bench-detection clean
+.PHONY: run test install install-dev services browser lint fuzz model bench bench-detection clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ lint: install-dev
 	$(BIN)/ruff check features models riskengine tests
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+## Schemathesis over every operation, stateless and stateful, with the Redis store up and down,
+## with many more examples than the default suite's short run (a few minutes; Redis database 9).
+FUZZ_EXAMPLES ?= 300
+fuzz: install-dev services
+	RISKENGINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  --timeout 1800 tests/security/test_fuzz.py
 
 ## Rebuild the shipped default model (deterministic).
 model: install

@@ -56,18 +56,17 @@ class ApiError(Exception):
                               **self.extra)
 
 
-def error_response(status: int, error: str, fields: Iterable[str] = (), *,
+def error_response(code: int, error: str, fields: Iterable[str] = (), *,
                    headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
-    """The one error body, as a response."""
-    return JSONResponse(status_code=status,
+    """The one error body, as a response with status ``code``."""
+    return JSONResponse(status_code=code,
                         content={"error": error, "fields": list(fields), **extra},
                         headers=dict(headers) if headers else None)
 
 
-def error_bytes(status: int, error: str, fields: Iterable[str] = (), **extra: Any
-                ) -> bytes:
+def error_bytes(code: int, error: str, fields: Iterable[str] = (), **extra: Any) -> bytes:
     """The body of ``error_response``, for ASGI middleware that answers before any route."""
-    return error_response(status, error, fields, **extra).body
+    return bytes(error_response(code, error, fields, **extra).body)
 
 
 def conflict(field: str, error: str) -> ApiError:

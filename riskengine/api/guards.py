@@ -9,7 +9,6 @@ client that never finishes its headers or its body), is cut off by the server's 
 
 from __future__ import annotations
 
-import email.message
 from typing import Any
 
 from riskengine.api.errors import RETRY_AFTER_S, error_bytes
@@ -28,14 +27,13 @@ async def _answer(send: Any, status: int, body: bytes,
 
 
 def is_json(content_type: bytes | None) -> bool:
-    """``application/json`` or ``application/*+json``, parameters allowed."""
+    """``application/json`` or ``application/*+json``, parameters allowed (what FastAPI
+    parses as JSON)."""
     if not content_type:
         return False
-    message = email.message.Message()
-    message["content-type"] = content_type.decode("latin-1")
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json"))
+    mime = content_type.split(b";", 1)[0].strip().lower()
+    return mime == b"application/json" or (
+        mime.startswith(b"application/") and mime.endswith(b"+json"))
 
 
 class BodyGuard:
@@ -64,6 +62,8 @@ class BodyGuard:
         messages, size = [], 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left (or was cut off) before its body was complete
             messages.append(message)
             if message["type"] != "http.request":
                 break

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from riskengine.adapters.auth import Scope
 from riskengine.adapters.stores.base import FeedbackOutcome
 from riskengine.api.deps import EngineDep, MetricsDep
-from riskengine.api.errors import COMMON_ERRORS, documented, error_response
+from riskengine.api.errors import COMMON_ERRORS, RETRY_AFTER_S, documented, error_response
 from riskengine.api.security import (
     AUTH_RESPONSES,
     for_tenant,
@@ -31,10 +31,26 @@ from riskengine.core.wire import (
 
 router = APIRouter(responses=COMMON_ERRORS)
 
+# OpenAPI links: what a client (and the schemathesis tests' state machine) can do next with
+# a scored login's answer, the values taken from the score request and its answer.
+_THE_USER = {"user_id": "$request.body#/user_id", "tenant": "$request.body#/tenant"}
+SCORE_LINKS = {
+    "FeedbackOnTheLogin": {
+        "operationId": "feedback",
+        "requestBody": {"event_id": "$response.body#/event_id",
+                        "tenant": "$request.body#/tenant"},
+        "description": "Report what became of this login",
+    },
+    "ExportTheUser": {"operationId": "export_user", "requestBody": _THE_USER,
+                      "description": "Everything stored about this login's user"},
+    "EraseTheUser": {"operationId": "erase_user", "requestBody": _THE_USER,
+                     "description": "Erase this login's user"},
+}
 
-@router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"],
+
+@router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"], operation_id="score",
              dependencies=[require(Scope.SCORE)],
-             responses={**AUTH_RESPONSES, **documented(409)})
+             responses={**AUTH_RESPONSES, **documented(409), 200: {"links": SCORE_LINKS}})
 async def score(request: Request, body: ScoreRequest, engine: EngineDep,
                 metrics: MetricsDep) -> Response:
     """Score one login or registration: ``allow``, ``challenge`` (which step-up) or ``deny``."""
@@ -58,8 +74,11 @@ async def score(request: Request, body: ScoreRequest, engine: EngineDep,
     "/v1/feedback",
     response_model=FeedbackResponse,
     tags=["scoring"],
+    operation_id="feedback",
     dependencies=[require(Scope.FEEDBACK, Scope.ANALYST)],
     responses={**AUTH_RESPONSES, **documented(409),
+               202: {"model": FeedbackResponse, "description": "The store is unavailable: "
+                     "the feedback is kept in the outbox and applied when it is back"},
                404: {**documented(404)[404], "description": "No decision is kept under this "
                      "event_id"}},
 )
@@ -88,7 +107,8 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"])
+@router.get("/readyz", tags=["operations"], responses={503: {
+    "description": "Not ready (the store is unreachable): the error shape, with the checks"}})
 def readyz(engine: EngineDep) -> JSONResponse:
     """Ready to score: store reachable, rules and model loaded; IP data and its build dates."""
     checks: dict[str, Any] = {}
@@ -105,8 +125,11 @@ def readyz(engine: EngineDep) -> JSONResponse:
                        "trained_on": card.get("training", {}), "parent": card.get("parent"),
                        "lessons": engine.model.n_learned_}
     checks["ip_data"] = engine.ipintel.describe()
-    return JSONResponse(status_code=200 if ok else 503,
-                        content={"status": "ready" if ok else "not ready", "checks": checks})
+    if ok:
+        return JSONResponse(status_code=200, content={"status": "ready", "checks": checks})
+    # Not ready is a 503 like any other: in the one error shape, with what failed beside it.
+    return error_response(503, "not ready: the store is unreachable", [], status="not ready",
+                          checks=checks, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 @router.get("/metrics", tags=["operations"],

@@ -50,7 +50,7 @@ class Erased(BaseModel):
     erased_records: int
 
 
-@router.post("/data", responses=documented(503))
+@router.post("/data", responses=documented(503), operation_id="export_user")
 def export_user(request: Request, body: UserRef, engine: EngineDep) -> Any:
     """Everything stored about the user, machine-readable: pseudonymized values with what
     they mean, first and last seen, counts, and every decision kept. 503 while the store is
@@ -60,7 +60,8 @@ def export_user(request: Request, body: UserRef, engine: EngineDep) -> Any:
                            now=datetime.now(UTC))
 
 
-@router.post("/erase", response_model=Erased, responses=documented(503))
+@router.post("/erase", response_model=Erased, responses=documented(503),
+             operation_id="erase_user")
 def erase_user(request: Request, body: UserRef, engine: EngineDep) -> Any:
     """Erase the user from the store, its decisions, counters and the outbox; the next
     login of this user is treated as a new user's. 503 while the store is down (nothing is
