@@ -38,6 +38,7 @@ from riskengine.service.build import build_engine
 from riskengine.service.settings import Settings
 from riskengine.tools.replay import CUSTOMER, Replayer
 from riskengine.tools.simulate import Simulator
+from riskengine.tools.worlds import World
 
 
 def softened(text: str, rule_ids: list[str]) -> str:
@@ -81,14 +82,15 @@ def _halves(records: list[tuple[float, str, str, float, str]], split: float) -> 
 
 
 def run(seed: int, users: int, days: int, rules_text: str, *, outcome: str,
-        warmup_days: float) -> dict[str, Any]:
+        warmup_days: float, world: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         rules = Path(tmp) / "rules.yaml"
         rules.write_text(rules_text + outcome, encoding="utf-8")
         built = build_engine(Settings(env="development", store="memory:", rules=rules,
                                       model_dir=None, _env_file=None))
         engine = built.engine
-        events = list(Simulator(users=users, days=days, seed=seed).events())
+        drawn = None if world is None else World.draw(world)
+        events = list(Simulator(users=users, days=days, seed=seed, world=drawn).events())
         records: list[tuple[float, str, str, float, str]] = []
         outcome_used: defaultdict[str, int] = defaultdict(int)
 
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-days", type=float, default=14.0)
     parser.add_argument("--rules", type=Path, default=None)
     parser.add_argument("--soften", nargs="*", default=[])
+    parser.add_argument("--world", type=int, default=None,
+                        help="draw the simulator's world with this seed (default: the default "
+                             "world)")
     parser.add_argument("--outcome-challenge", type=float, default=0.3)
     parser.add_argument("--outcome-deny", type=float, default=0.97)
     parser.add_argument("--json", type=Path, default=None)
@@ -141,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for outcome in (False, True):
             data = run(seed, args.users, args.days, text, outcome=on if outcome else "",
-                       warmup_days=args.warmup_days)
-            data.update(seed=seed, outcome=outcome, softened=args.soften,
+                       warmup_days=args.warmup_days, world=args.world)
+            data.update(seed=seed, world=args.world, outcome=outcome, softened=args.soften,
                         outcome_thresholds=[args.outcome_challenge, args.outcome_deny])
             results.append(data)
             for half in ("first", "second"):
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{h['customers_challenged_at_least_once']:.1%}  attacks blocked "
                       f"{h['attacks_blocked']:.1%}  caught@1% {h['catch_at_1pct']:.1%}",
                       flush=True)
+            print(f"   whole period: customers {data['whole']['customers']}\n"
+                  f"   scenarios blocked {data['whole']['scenarios']}", flush=True)
             print(f"   scored by {data['scored_by']}  model {data['outcome_model']}",
                   flush=True)
     if args.json:

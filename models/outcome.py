@@ -114,9 +114,11 @@ class OutcomeModel:
         1.0: an input the model has not learned counts as in the hand-set combination.
     leak_prior
         The leak's prior hazard (a quiet login's prior probability of being an attack).
-    prior_strength
-        How strongly multipliers are pulled toward their priors (the Gaussian prior's
-        precision per outcome that speaks of the input).
+    prior_strength, prior_precision
+        How strongly multipliers are pulled toward their priors: the Gaussian prior's
+        precision is ``prior_precision`` (as many outcomes' worth of belief in the hand-set
+        value, so a handful of outcomes barely move it) plus ``prior_strength`` per outcome
+        that speaks of the input (a ridge that never lets go entirely).
     learning_rate
         AdaGrad's base step for ``learn_one``.
     min_outcomes, min_attacks
@@ -134,6 +136,7 @@ class OutcomeModel:
         default_prior: float = 1.0,
         leak_prior: float = 1e-4,
         prior_strength: float = 0.02,
+        prior_precision: float = 20.0,
         learning_rate: float = 0.05,
         min_outcomes: int = 300,
         min_attacks: int = 20,
@@ -142,12 +145,14 @@ class OutcomeModel:
         self.default_prior = default_prior
         self.leak_prior = leak_prior
         self.prior_strength = prior_strength
+        self.prior_precision = prior_precision
         self.learning_rate = learning_rate
         self.min_outcomes = min_outcomes
         self.min_attacks = min_attacks
         self.weights_: dict[str, float] = {}
         self.leak_ = leak_prior
         self._g2: dict[str, float] = {}
+        self._seen: dict[str, float] = {}
         self.n_outcomes_ = 0.0
         self.n_attacks_ = 0.0
         self.n_learned_ = 0
@@ -222,8 +227,12 @@ class OutcomeModel:
             (name, d_risk if v > 0 else d_trust, abs(v)) for name, v in x.items() if v != 0]
         for name, d, magnitude in steps:
             current = self.leak_ if name == LEAK else self.weight(name)
-            grad = weight * d * magnitude + self.prior_strength * abs(weight) * (
-                current - self.prior(name))
+            # the prior's share of this outcome: its fixed precision spread over the
+            # outcomes that spoke of the input so far, plus the per-outcome ridge
+            seen = self._seen.get(name, 0.0) + abs(weight)
+            self._seen[name] = seen
+            pull = abs(weight) * (self.prior_strength + self.prior_precision / seen)
+            grad = weight * d * magnitude + pull * (current - self.prior(name))
             acc = self._g2.get(name, 0.0) + grad * grad
             self._g2[name] = acc
             # projected: multipliers never below 0, the leak never at 0 (log loss of an
@@ -267,7 +276,7 @@ class OutcomeModel:
         prior = np.array([self.leak_prior, *(self.prior(n) for n in names)])
         # the prior's precision scales with how often an input is spoken of, as online
         seen = np.concatenate([[w.sum()], (risk_m != 0).T @ w + (trust_m != 0).T @ w])
-        precision = self.prior_strength * seen
+        precision = self.prior_strength * seen + self.prior_precision
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             leak, mult = theta[0], theta[1:]
@@ -289,6 +298,7 @@ class OutcomeModel:
         self.leak_ = float(result.x[0])
         self.weights_ = {n: float(v) for n, v in zip(names, result.x[1:], strict=True)}
         self._g2 = {}
+        self._seen = {n: float(v) for n, v in zip([LEAK, *names], seen, strict=True)}
         self.n_outcomes_ = float(w.sum())
         self.n_attacks_ = float((w * y).sum())
         self.n_learned_ = len(xs)
