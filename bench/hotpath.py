@@ -21,8 +21,9 @@ the engine calls (nothing in the package is changed):
               inside the store's transaction and the JSON of profile and decision)
     features  features.extract.extract and features.profile.sighting as the core imports them
     rules     Ruleset.evaluate and the allow / deny list lookup
-    model     AnomalyModel.score_one / risk / learn_one and the learning gate: the model's
-              step, per login (score every login, learn the ones the engine teaches)
+    model     AnomalyModel.score_one / risk / learn_one: the model's step, per login (score
+              every login, learn the ones the engine teaches)
+    gate      the learning gate's caps (LearningGate.admit; part of ``model`` before #19)
     policy    riskengine.core.policy.decide and engine.to_wire
     other     the rest of Engine.score (bookkeeping, logging check, dataclasses)
 
@@ -60,8 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
 
-STEPS = ("parse", "edge", "signals", "ip", "store", "features", "rules", "model", "policy",
-         "other")
+STEPS = ("parse", "edge", "signals", "ip", "store", "features", "rules", "model", "gate",
+         "policy", "other")
 # The targets (#10), per event, in process.
 TARGET_SQLITE_P50_MS = 0.3
 TARGET_SQLITE_P99_MS = 1.5
@@ -132,7 +133,7 @@ class Probe:
             self.patch(engine.store, name, "store")
         for name in ("score_one", "risk", "learn_one"):
             self.patch(engine.model, name, "model")
-        self.patch(engine.gate, "admit", "model")
+        self.patch(engine.gate, "admit", "gate")
         self.patch(engine.ipintel, "lookup", "ip")
         if getattr(engine, "signals", None) is not None:
             for name in ("start", "collect"):
@@ -299,10 +300,11 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(summaries: list[dict[str, Any]]) -> str:
     cols = [s["store"] for s in summaries]
-    rows = [f"{'':<30}" + "".join(f"{col:>12}" for col in cols)]
+    width = max(12, *(len(col) + 2 for col in cols))
+    rows = [f"{'':<30}" + "".join(f"{col:>{width}}" for col in cols)]
 
     def row(name: str, get: Callable[[dict[str, Any]], float], fmt: str) -> None:
-        rows.append(f"{name:<30}" + "".join(f"{fmt.format(get(s)):>12}" for s in summaries))
+        rows.append(f"{name:<30}" + "".join(f"{fmt.format(get(s)):>{width}}" for s in summaries))
 
     row("events timed", lambda s: s["events"], "{:,}")
     row("runs (medians of)", lambda s: s["runs"], "{}")
