@@ -92,18 +92,24 @@ def outcome_refusal(before: StoredDecision, label: Label, source: Source) -> Ref
 
 
 def outcome_lesson(before: StoredDecision, label: Label, source: Source, *,
-                   inputs: Mapping[str, float]) -> OutcomeLesson | None:
+                   inputs: Mapping[str, float], negative_weight: float = 0.0
+                   ) -> OutcomeLesson | None:
     """What the outcome model learns from a feedback applied to ``before`` (the decision as
     it was, with the latest earlier feedback), given the login's ``inputs`` as the model
     reads them; None when ``outcome_refusal`` refuses it. A label contradicting an earlier
     one on the same event (a passed step-up later reported as fraud) undoes what that one
-    taught (``undo``); one repeating it (the same label from another source) adds nothing."""
+    taught (``undo``), and so does a fraud label on a login that taught the model as a
+    sampled negative (``negative_weight``: its weight, 0 when it was not sampled); one
+    repeating a label (the same label from another source) adds nothing."""
     earlier = (before.feedback or "").split(":", 1)[0]
     if earlier == label.value or outcome_refusal(before, label, source) is not None:
         return None
     seen = before.sighting or {}
+    contradicts = earlier in (Label.LEGIT.value, Label.FRAUD.value) and earlier != label.value
+    negative_weight = negative_weight if label is Label.FRAUD else 0.0
     return OutcomeLesson(
         event_id=before.event_id, inputs=dict(inputs), attack=label is Label.FRAUD,
         weight=1.0, user=before.user_key, block=str(seen.get("ip_prefix_key")),
         asn=seen.get("asn"), ts=before.ts,
-        undo=earlier in (Label.LEGIT.value, Label.FRAUD.value) and earlier != label.value)
+        undo=contradicts or negative_weight > 0,
+        undo_weight=1.0 if contradicts else negative_weight)

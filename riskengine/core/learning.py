@@ -17,9 +17,9 @@ Hard rules (impossible travel, SIM swap, velocity) are not learned at all: they 
 The outcome model (``models.outcome``) learns from labelled outcomes instead, behind
 defences of its own: ``core.feedback.outcome_lesson`` refuses an outcome an attacker could
 have produced (an SMS code passed right after a SIM change or a number's reassignment, a
-failed password attempt), verified-good logins teach it only as a deterministic sample
+failed password attempt), allowed logins teach it only as a deterministic sample
 (``sampled``), and ``OutcomeTeacher`` caps each user's and network's share and undoes a
-lesson a later label contradicts.
+lesson a later label contradicts (a fraud report on a login taught as a negative).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class OutcomeLesson:
     """One labelled outcome for the outcome model: the login's inputs as the model reads
     them (``core.policy.outcome_inputs``), whether it was an attack, how many logins it
     stands for, who taught it (for the caps) and whether it contradicts an earlier lesson
-    on the same event (``undo``)."""
+    on the same event (``undo``; ``undo_weight`` is that lesson's weight, for when the
+    teacher no longer remembers it)."""
 
     event_id: str
     inputs: Mapping[str, float]
@@ -51,11 +52,13 @@ class OutcomeLesson:
     asn: int | None
     ts: float
     undo: bool = False
+    undo_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "inputs": dict(self.inputs), "attack": self.attack,
                 "weight": self.weight, "user": self.user, "block": self.block,
-                "asn": self.asn, "ts": self.ts, "undo": self.undo}
+                "asn": self.asn, "ts": self.ts, "undo": self.undo,
+                "undo_weight": self.undo_weight}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OutcomeLesson:
@@ -63,7 +66,8 @@ class OutcomeLesson:
                    inputs={str(k): float(v) for k, v in data["inputs"].items()},
                    attack=bool(data["attack"]), weight=float(data["weight"]),
                    user=str(data["user"]), block=str(data["block"]), asn=data.get("asn"),
-                   ts=float(data["ts"]), undo=bool(data.get("undo", False)))
+                   ts=float(data["ts"]), undo=bool(data.get("undo", False)),
+                   undo_weight=float(data.get("undo_weight", 0.0)))
 
 
 def otp_verified(event: LoginEvent, values: Mapping[str, Any]) -> bool:
@@ -162,10 +166,11 @@ class OutcomeTeacher:
     ``gate`` bounds each user's, address block's and ASN's share of the outcome lessons (a
     ``LearningGate``: a handful of accounts cannot drag the model, however many step-ups
     they pass or fail). ``taught_`` remembers the last ``remember`` lessons admitted, by
-    event id, so that a passed step-up later reported as fraud is taken back exactly (a
-    step with the opposite weight) before the fraud is learned; one that is no longer
+    event id, so that a lesson a later label contradicts (a passed step-up, or an allowed
+    login sampled as a negative, later reported as fraud) is taken back exactly (a step
+    with the opposite weight) before the new label is learned; one that is no longer
     remembered (older, or taught by a learner since restarted) is outweighed instead: the
-    fraud counts twice.
+    new label counts its own weight plus ``undo_weight``.
     """
 
     def __init__(self, *, gate: LearningGate | None = None, remember: int = 50_000) -> None:
@@ -178,14 +183,14 @@ class OutcomeTeacher:
     def teach(self, model: Any, lesson: OutcomeLesson) -> bool:
         """Apply ``lesson`` to ``model`` if the caps admit it; True when learned."""
         weight = lesson.weight
-        if lesson.undo:
-            earlier = self.taught_.pop(lesson.event_id, None)
-            if earlier is not None:
-                inputs, attack, taught_weight = earlier
-                model.learn_one(inputs, attack, -taught_weight)
-                self.undone_ += 1
-            else:
-                weight *= 2.0
+        earlier = self.taught_.get(lesson.event_id)
+        if earlier is not None and earlier[1] != lesson.attack:
+            inputs, attack, taught_weight = earlier
+            del self.taught_[lesson.event_id]
+            model.learn_one(inputs, attack, -taught_weight)
+            self.undone_ += 1
+        elif lesson.undo and earlier is None:
+            weight += lesson.undo_weight
         if not self.gate.admit(user=lesson.user, block=lesson.block, asn=lesson.asn,
                                ts=lesson.ts):
             return False

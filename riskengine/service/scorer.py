@@ -106,7 +106,7 @@ class Engine:
     outcome, outcome_version, outcome_card
         The model learned from outcomes (``models.outcome``), if any; it scores when it is
         ready and the ruleset's ``outcome`` section switches it on, and it learns from
-        feedback and from a ``negative_rate`` sample of verified-good logins either way.
+        feedback and from a ``negative_rate`` sample of allowed logins either way.
     outcome_teacher, outcome_lessons
         Its caps and undo memory (``core.learning.OutcomeTeacher``), and where its lessons
         go when a shared learner teaches it for all instances (None: in this process).
@@ -301,16 +301,18 @@ class Engine:
             return self._replayed(stored, started)
         if verdict.lesson is not None:
             self._teach(verdict.lesson)
-            if self.outcome is not None and sampled(event.event_id, self.negative_rate):
-                # A verified-good login is the bulk of the negatives: a sample of them,
-                # each standing for the ones left out.
-                self._teach_outcome(OutcomeLesson(
-                    event_id=event.event_id, weight=1.0 / self.negative_rate, attack=False,
-                    inputs=outcome_inputs(
-                        verdict.decision.rule_results, anomaly_risk=verdict.anomaly_risk,
-                        model_weight=self.ruleset.for_tenant(event.tenant).model_weight,
-                        values=verdict.features),
-                    user=event.user_key, block=event.ip_prefix_key, asn=ip.asn, ts=event.ts))
+        if self.outcome is not None and self._sampled_negative(stored):
+            # Allowed logins are the bulk of the negatives: a sample of them, each standing
+            # for the ones left out. Not only verified ones: a login is labelled fraud when
+            # its victim reports it, legit never, so without these the allowed logins'
+            # patterns would be learned from their frauds alone; a report undoes one.
+            self._teach_outcome(OutcomeLesson(
+                event_id=event.event_id, weight=1.0 / self.negative_rate, attack=False,
+                inputs=outcome_inputs(
+                    verdict.decision.rule_results, anomaly_risk=verdict.anomaly_risk,
+                    model_weight=self.ruleset.for_tenant(event.tenant).model_weight,
+                    values=verdict.features),
+                user=event.user_key, block=event.ip_prefix_key, asn=ip.asn, ts=event.ts))
         return Scored(body, self._elapsed(started), verdict.decision, verdict.features)
 
     def _teach(self, lesson: Lesson) -> None:
@@ -324,6 +326,14 @@ class Engine:
             if self.gate.admit(user=lesson.user, block=lesson.block, asn=lesson.asn,
                                ts=lesson.ts):
                 self.model.learn_one(lesson.values)
+
+    def _sampled_negative(self, stored: StoredDecision) -> bool:
+        """Whether this decision teaches the outcome model as a negative: an allowed,
+        successful login in the ``negative_rate`` sample (by its event id alone, so the
+        feedback path knows it later)."""
+        return (self.negative_rate > 0 and stored.decision.get("decision") == "allow"
+                and not stored.features.get("auth_failed")
+                and sampled(stored.event_id, self.negative_rate))
 
     def _teach_outcome(self, lesson: OutcomeLesson) -> None:
         if self.outcome_lessons is not None:
@@ -349,7 +359,9 @@ class Engine:
             risk = self.model.risk(anomaly) if math.isfinite(anomaly) else 0.0
         inputs = outcome_inputs(ruleset.evaluate(before.features), anomaly_risk=risk,
                                 model_weight=ruleset.model_weight, values=before.features)
-        lesson = fb.outcome_lesson(before, label, source, inputs=inputs)
+        lesson = fb.outcome_lesson(
+            before, label, source, inputs=inputs,
+            negative_weight=1.0 / self.negative_rate if self._sampled_negative(before) else 0.0)
         if lesson is None:
             return False
         self._teach_outcome(lesson)

@@ -227,6 +227,23 @@ class TestPoisoningGuards:
         assert risky and all(model.weight(k) > untaught.weight(k) for k in risky)
 
 
+def test_an_allowed_login_taught_as_a_negative_is_undone_by_a_fraud_report(make_engine) -> None:
+    """Victims report frauds, nobody reports a legit login: an allowed login taught as a
+    sampled negative is taken back when it is reported, and the fraud learned."""
+    model = OutcomeModel()
+    engine = make_engine(store=MemoryStore(), outcome=model, outcome_version="o",
+                         outcome_teacher=loose_teacher(), negative_rate=1.0)
+    last = home_history(engine, 5)
+    body = engine.score(ScoreRequest(**{**HOME, "event_id": "quiet",
+                                       "timestamp": at(last + timedelta(hours=3))})).body
+    assert body["decision"] == "allow"
+    learned = model.n_learned_
+    engine.feedback("default", "quiet", label=Label.FRAUD, source=Source.USER_REPORT)
+    assert engine.outcome_teacher.undone_ == 1
+    assert model.n_learned_ == learned  # one step back, one step forward
+    assert model.n_attacks_ == 1.0
+
+
 class TestOnlineAdaptation:
     def test_passed_step_ups_lower_the_rules_weight_and_customers_scores(
             self, make_engine) -> None:
