@@ -43,7 +43,18 @@ class LoginEvent:
 
     ``*_key`` fields are keyed pseudonyms (None when the client sent nothing usable);
     ``ip_key`` pseudonymizes ``ip`` and ``ip_prefix_key`` its /24 (IPv4) or /48 (IPv6).
-    ``timestamp`` is timezone-aware.
+    ``event_id`` is the pseudonym of the caller's event id too.
+
+    Two times, both timezone-aware: ``timestamp`` is the engine's clock for this login (the
+    server's receive time in the caller's UTC offset; the caller's own time only when the
+    operator trusts it, for replays), which every window, cap, travel speed, "last login"
+    and retention runs on, and whose offset places the local hour when the IP's time zone
+    is unknown; ``observed_at`` is what the caller said (None when it said nothing),
+    bounded at the edge and kept for the record.
+
+    ``caller_event_id`` (echoed in the answer, never stored or logged) and ``digest`` (a
+    keyed digest of the whole request, telling a retry from another login that reuses the
+    event id) are the edge's, for the shell: the core reads neither.
     """
 
     event_id: str
@@ -59,6 +70,7 @@ class LoginEvent:
     account_kind: str = "other"
     user_agent: str | None = None
     device_key: str | None = None
+    device_id_kind: str | None = None
     device_model: str | None = None
     os_name: str | None = None
     os_version: str | None = None
@@ -68,9 +80,13 @@ class LoginEvent:
     imsi_key: str | None = None
     iccid_key: str | None = None
     phone_key: str | None = None
+    observed_at: datetime | None = None
+    caller_event_id: str | None = None
+    digest: str | None = None
+
     @property
     def ts(self) -> float:
-        """Event time in epoch seconds."""
+        """The engine's clock for this login (``timestamp``), in epoch seconds."""
         return self.timestamp.timestamp()
 
     @property

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ from riskengine.adapters.stores.base import StoreError
 from riskengine.core.learning import LearningGate, OutcomeLesson, OutcomeTeacher
 
 log = logging.getLogger("riskengine.learner")
+
+# Stream entries read (or deleted) per round trip when a user's lessons are looked for: a
+# page answers well within a scoring call's deadline.
+STREAM_PAGE = 200
 
 # The outcome model's lessons, lock and published versions live under their own prefix.
 OUTCOME_PREFIX = "re:outcome"
@@ -126,6 +130,52 @@ class RedisLessons:
                          maxlen=self.max_len, approximate=True)
         except (redis.RedisError, OSError) as exc:
             raise StoreError(f"publishing a lesson failed: {type(exc).__name__}") from None
+
+    def of_users(self, user_keys: Collection[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(stream id, lesson) of every lesson on the stream taught by one of these user
+        pseudonyms, oldest first: the right of access reaches the stream too. Walks the
+        whole stream, ``STREAM_PAGE`` entries a round trip."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        try:
+            for entry_id, lesson in self._walk():
+                if lesson.get("user") in user_keys:
+                    found.append((entry_id, lesson))
+        except (redis.RedisError, OSError) as exc:
+            raise StoreError(f"reading the lessons failed: {type(exc).__name__}") from None
+        return found
+
+    def forget(self, user_keys: Collection[str]) -> int:
+        """Delete every lesson of these user pseudonyms from the stream (a user's erasure);
+        returns how many went. A lesson the learner has already learned is in the model's
+        counts, which name nobody; one not yet learned is never learned.
+
+        Redis marks a deleted entry deleted in its block of entries and frees the block
+        once every entry in it is deleted or trimmed (``max_len``): until then the entry's
+        bytes stay in memory and in RDB snapshots, out of every read (XRANGE, XREAD)."""
+        ids = [entry_id for entry_id, _ in self.of_users(user_keys)]
+        gone = 0
+        try:
+            for i in range(0, len(ids), STREAM_PAGE):
+                gone += int(self._r.xdel(self._keys.lessons, *ids[i:i + STREAM_PAGE]))
+        except (redis.RedisError, OSError) as exc:
+            raise StoreError(f"erasing lessons failed: {type(exc).__name__}") from None
+        return gone
+
+    def _walk(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        start = "-"
+        while True:
+            page = self._r.xrange(self._keys.lessons, min=start, count=STREAM_PAGE)
+            for raw_id, fields in page:
+                entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+                try:
+                    lesson = json.loads(fields[b"lesson"])
+                except (KeyError, ValueError):
+                    continue  # not a lesson this code wrote
+                yield entry_id, lesson
+            if len(page) < STREAM_PAGE:
+                return
+            last = page[-1][0]
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
 
 
 def _publish(r: redis.Redis, keys: Keys, artifact: Path) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from riskengine.adapters.sqlite_erasure import empty_log, wipe_deleted
+
 SCHEMA_VERSION = 2
 
 # The item count is kept by triggers in a one-row table: COUNT(*) scans the table, which
@@ -128,6 +130,9 @@ def _open(path: str) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         # Survives a crash of the process; a power loss can drop the last few puts only.
         conn.execute("PRAGMA synchronous = NORMAL")
+        # An erased user's items must not survive in the file's bytes (``forget`` also
+        # empties the log).
+        wipe_deleted(conn)
         version = conn.execute(_USER_VERSION).fetchone()[0]
         if version == 0:
             conn.executescript(
@@ -146,6 +151,20 @@ def _open(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _owned(user_keys: Iterable[str], tenant: str | None, event_ids: Iterable[str],
+           head: str) -> Iterator[tuple[str, list[Any]]]:
+    """``head`` (a DELETE or SELECT of the outbox) over the items of these user pseudonyms
+    and of these events of ``tenant``, 500 keys a statement."""
+    users, events = list(user_keys), list(event_ids)
+    for i in range(0, len(users), 500):
+        part = users[i:i + 500]
+        yield f"{head} WHERE user_key IN ({','.join('?' * len(part))})", part
+    for i in range(0, len(events), 500):
+        part = events[i:i + 500]
+        yield (f"{head} WHERE tenant = ? AND event_id IN ({','.join('?' * len(part))})",
+               [tenant, *part])
 
 
 class Outbox:
@@ -309,21 +328,37 @@ class Outbox:
     def forget(self, *, user_keys: Iterable[str], tenant: str | None = None,
                event_ids: Iterable[str] = ()) -> int:
         """Remove every pending item of these user pseudonyms, and of these events of
-        ``tenant`` (a user's erasure reaches the outbox too); returns how many went."""
-        users, events = list(user_keys), list(event_ids)
+        ``tenant`` (a user's erasure reaches the outbox too); returns how many went.
+
+        The deleted rows are zeroed in the file (``secure_delete``) and the write-ahead log,
+        which still holds their earlier pages, is copied back and emptied."""
         gone = 0
         with self._transaction("forget") as conn:
-            for i in range(0, len(users), 500):
-                part = users[i:i + 500]
-                gone += conn.execute(
-                    f"DELETE FROM outbox WHERE user_key IN ({','.join('?' * len(part))})",
-                    part).rowcount
-            for i in range(0, len(events), 500):
-                part = events[i:i + 500]
-                gone += conn.execute(
-                    "DELETE FROM outbox WHERE tenant = ? AND event_id IN "
-                    f"({','.join('?' * len(part))})", [tenant, *part]).rowcount
+            for sql, params in _owned(user_keys, tenant, event_ids, "DELETE FROM outbox"):
+                gone += conn.execute(sql, params).rowcount
+        if gone:
+            with self._lock, self._errors("forget"):
+                empty_log(self._conn)
         return gone
+
+    def of_user(self, *, user_keys: Iterable[str], tenant: str | None = None,
+                event_ids: Iterable[str] = ()) -> list[OutboxItem]:
+        """The pending items ``forget`` would remove, oldest first (the user's right of
+        access reaches the outbox too)."""
+        rows: dict[int, tuple[Any, ...]] = {}
+        with self._lock, self._errors("of_user"):
+            for sql, params in _owned(user_keys, tenant, event_ids,
+                                      "SELECT id, kind, key, payload, attempts, queued_at"
+                                      " FROM outbox"):
+                rows.update((row[0], row) for row in self._conn.execute(sql, params))
+        items = []
+        for item_id, kind, key, payload, attempts, queued_at in sorted(rows.values()):
+            try:
+                decoded = json.loads(payload)
+            except ValueError as exc:
+                raise OutboxError(f"outbox {self.path}: item {item_id} is corrupt") from exc
+            items.append(OutboxItem(item_id, kind, key, decoded, attempts, queued_at))
+        return items
 
     def __len__(self) -> int:
         with self._lock, self._errors("len"):

@@ -1,15 +1,89 @@
 """The edge: a validated wire request into a pseudonymous ``LoginEvent``. Raw identifiers
-stop here; everything after sees keyed pseudonyms only."""
+stop here; everything after sees keyed pseudonyms only.
+
+It also decides the login's time. The caller's timestamp is what the caller says it
+observed, and the caller may lie: the engine's clock is the server's receive time, handed
+in as ``received_at`` (the core reads no clock). A timestamp too far ahead of it or too old
+is refused (``TimestampOutOfRange``). Only an operator replaying recorded traffic trusts the
+callers' times (``TimePolicy.trust_event_time``); even then a user's time never runs
+backwards (``not_before``).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from features import identifiers as ids
 from features.event import AuthResult, EventType, LoginEvent, LoginMethod, NetworkType
 from features.extract import ip_prefix
+from features.profile import UserProfile
 from riskengine.core.privacy import Kind, Pseudonymizer
 from riskengine.core.wire import ScoreRequest, parse_timestamp
+
+
+class Refused(ValueError):
+    """A request the engine refuses because of one field (``field``), with ``status`` the
+    HTTP status that says why. The message names no value the caller sent."""
+
+    status = 422
+    field = "body"
+
+
+class TimestampOutOfRange(Refused):
+    """``timestamp`` is further ahead of the server's clock, or older, than allowed."""
+
+    field = "timestamp"
+
+
+class EventIdConflict(Refused):
+    """``event_id`` was already used for another login (another request body)."""
+
+    status = 409
+    field = "event_id"
+
+
+@dataclass(frozen=True, slots=True)
+class TimePolicy:
+    """How far a caller's timestamp may stray from the server's receive time.
+
+    Parameters
+    ----------
+    max_ahead_s
+        How far ahead of the receive time a timestamp may be (clock skew).
+    max_age_s
+        How old it may be (an auth service's retries, its outbox).
+    trust_event_time
+        Run the windows and caps on the caller's timestamp, with no age limit: for replaying
+        recorded traffic over HTTP, never for callers that may lie.
+    """
+
+    max_ahead_s: float = 300.0
+    max_age_s: float = 86_400.0
+    trust_event_time: bool = False
+
+    def clock(self, observed: datetime | None, received_at: datetime) -> datetime:
+        """The engine's time for a login the caller stamped ``observed`` (None: not at all)
+        and the server received at ``received_at``; raises ``TimestampOutOfRange``.
+
+        The receive time, told in the caller's UTC offset: the offset is the one part of a
+        caller's timestamp that is safe to believe (it places the local hour when the IP
+        databases know no time zone), the instant is not."""
+        if observed is None:
+            return received_at
+        if self.trust_event_time:
+            return observed
+        if observed > received_at + timedelta(seconds=self.max_ahead_s):
+            raise TimestampOutOfRange(
+                f"timestamp is more than {self.max_ahead_s:g} s ahead of the server's clock")
+        if observed < received_at - timedelta(seconds=self.max_age_s):
+            raise TimestampOutOfRange(
+                f"timestamp is more than {self.max_age_s:g} s older than the server's clock")
+        return received_at.astimezone(observed.tzinfo)
+
+
+DEFAULT_TIME_POLICY = TimePolicy()
 
 
 def _identifiers(req: ScoreRequest) -> tuple[tuple[Kind, str | None], ...]:
@@ -29,20 +103,23 @@ def _ssid(req: ScoreRequest) -> str | None:
 
 
 def to_event(req: ScoreRequest, p: Pseudonymizer, *, event_id: str,
-             received_at: datetime) -> LoginEvent:
-    """``req`` as a ``LoginEvent`` under ``event_id``, timed by its own timestamp or, when it
-    sent none, by ``received_at``."""
+             received_at: datetime, time_policy: TimePolicy = DEFAULT_TIME_POLICY
+             ) -> LoginEvent:
+    """``req`` as a ``LoginEvent`` under the pseudonym of ``event_id``, on the engine's
+    clock (``time_policy.clock``: the receive time ``received_at`` unless the policy trusts the
+    caller's timestamp). Raises ``TimestampOutOfRange`` for a timestamp out of bounds."""
     scope = req.tenant
 
     def key(kind: Kind, value: str | None) -> str | None:
         return p(kind, value, scope=scope) if value else None
 
+    observed = parse_timestamp(req.timestamp) if req.timestamp else None
     device, network, sim = req.device, req.network, req.sim
     return LoginEvent(
-        event_id=event_id,
+        event_id=p(Kind.EVENT_ID, event_id, scope=scope),
         tenant=req.tenant,
         user_key=p(Kind.USER, req.user_id, scope=scope),
-        timestamp=parse_timestamp(req.timestamp) if req.timestamp else received_at,
+        timestamp=time_policy.clock(observed, received_at),
         ip=req.ip,
         ip_key=p(Kind.IP, req.ip, scope=scope),
         ip_prefix_key=p(Kind.IP_PREFIX, ip_prefix(req.ip), scope=scope),
@@ -61,7 +138,41 @@ def to_event(req: ScoreRequest, p: Pseudonymizer, *, event_id: str,
         imsi_key=key(Kind.IMSI, sim.imsi if sim else None),
         iccid_key=key(Kind.ICCID, sim.iccid if sim else None),
         phone_key=key(Kind.PHONE, req.phone),
+        observed_at=observed,
+        caller_event_id=event_id,
+        digest=request_digest(req, p),
     )
+
+
+def event_key(p: Pseudonymizer, tenant: str, event_id: str) -> str:
+    """The pseudonym a caller's ``event_id`` is stored and logged under."""
+    return p(Kind.EVENT_ID, event_id, scope=tenant)
+
+
+def request_digest(req: ScoreRequest, p: Pseudonymizer) -> str:
+    """A keyed digest of the request as validated (defaults filled in, addresses in their
+    canonical form; the event id left out): the same login sent again has the same digest,
+    another login reusing the event id another. Keyed, as the body holds identifiers."""
+    canonical = json.dumps(req.model_dump(mode="json", exclude={"event_id"}),
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return p(Kind.REQUEST, canonical, scope=req.tenant)
+
+
+def latest_seen(profile: UserProfile | None) -> float | None:
+    """The latest time the user's profile has seen (a learned login, a failure)."""
+    if profile is None:
+        return None
+    times = [t for t in (profile.last_login, *profile.failures) if t is not None]
+    return max(times) if times else None
+
+
+def not_before(event: LoginEvent, latest: float | None) -> LoginEvent:
+    """``event`` with its clock moved up to ``latest`` when it is earlier: a user's time
+    only moves forward, so a login stamped before the user's latest one (only a trusted
+    replay can stamp one) cannot rewind the user's windows."""
+    if latest is None or event.ts >= latest:
+        return event
+    return replace(event, timestamp=datetime.fromtimestamp(latest, UTC))
 
 
 def aliases(req: ScoreRequest, p: Pseudonymizer) -> dict[str, tuple[str, ...]]:

@@ -25,6 +25,10 @@ class Kind(StrEnum):
     PHONE = "phone"
     IP = "ip"
     IP_PREFIX = "ip_prefix"
+    # A caller's event id may carry a phone number or an account name.
+    EVENT_ID = "event_id"
+    # A keyed digest of a whole request (which holds identifiers), for idempotency checks.
+    REQUEST = "request"
 
 
 # HMAC's inner and outer pads (RFC 2104) as byte translation tables, as ``hmac`` makes them.

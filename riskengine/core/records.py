@@ -71,10 +71,14 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class UserData:
-    """Everything a store holds about one user, for the user's right of access."""
+    """Everything held about one user pseudonym, for the user's right of access: what the
+    store holds (profile, decisions), and what waits to be written or learned: the outbox's
+    items (``queued``: kind and payload) and the shared learner's lessons (``lessons``)."""
 
     profile: UserProfile | None
     decisions: tuple[StoredDecision, ...]
+    queued: tuple[dict[str, Any], ...] = ()
+    lessons: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -163,10 +163,17 @@ _RFC3339 = re.compile(
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _TS_HINT = "must be an RFC 3339 date-time with offset, like 2026-11-28T09:30:00+08:00"
+# What a clock can mean: a time outside is a broken or a forged clock, whatever the settings
+# (a trusted replay included). The service bounds it further around its own receive time
+# (``riskengine.core.edge.TimePolicy``).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2101, 1, 1, tzinfo=UTC)
+_TS_RANGE_HINT = "must be a date-time between the years 2000 and 2100"
 
 
 def parse_timestamp(value: str) -> datetime:
-    """An RFC 3339 date-time with a time zone offset (``Z`` or ``+08:00``)."""
+    """An RFC 3339 date-time with a time zone offset (``Z`` or ``+08:00``), in the years
+    2000 to 2100."""
     text = value.strip()
     if not _RFC3339.fullmatch(text):
         raise ValueError(_TS_HINT)
@@ -176,9 +183,14 @@ def parse_timestamp(value: str) -> datetime:
     if frac and len(frac.group(1)) > 6:  # Python keeps microseconds; drop finer digits
         text = text.replace(frac.group(0), frac.group(0)[:7])
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:  # 2026-02-30 and the like
         raise ValueError("is not a valid date and time") from None
+    # The local year first: year 1 or 9999 with an offset cannot even be compared in UTC.
+    if not EARLIEST_TIME.year <= when.year < LATEST_TIME.year \
+            or not EARLIEST_TIME <= when < LATEST_TIME:
+        raise ValueError(_TS_RANGE_HINT)
+    return when
 
 
 class FeedbackRequest(_Strict):

@@ -113,6 +113,10 @@ def service_settings(settings: Settings | None = None) -> Settings:
     if resolved.env == "development" and resolved.pseudonym_key is None:
         startup_log.warning("development mode: identifiers are pseudonymized with a PUBLIC "
                             "key; set RISKENGINE_PSEUDONYM_KEY before real traffic")
+    if resolved.trust_event_time:
+        startup_log.warning("RISKENGINE_TRUST_EVENT_TIME=1: velocity windows and learning "
+                            "caps run on the callers' timestamps, with no age limit; for "
+                            "replaying recorded traffic only, never for real callers")
     return resolved
 
 
@@ -175,6 +179,7 @@ def build_engine(settings: Settings) -> Built:
         pseudonymizer=settings.pseudonymizer(),
         failover=Action(settings.failover_decision),
         signals=build_signals(settings),
+        time_policy=settings.time_policy(),
         outcome=outcome,
         outcome_version=str(outcome_card["model_version"]),
         outcome_card=outcome_card,

@@ -82,4 +82,8 @@ def export_document(tenant: str, data: list[UserData], *, now: datetime) -> dict
              "features": d.features}
             for d in decisions
         ],
+        # Not yet in the store: writes kept while it was unavailable, and lessons the
+        # shared model has still to learn (or has learned: they stay until trimmed).
+        "queued_writes": [item for d in data for item in d.queued],
+        "model_lessons": [lesson for d in data for lesson in d.lessons],
     }

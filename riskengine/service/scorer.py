@@ -13,8 +13,8 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -43,6 +43,7 @@ from riskengine.core import edge
 from riskengine.core import feedback as fb
 from riskengine.core.answer import shadow_summary, to_wire
 from riskengine.core.decide import Context, Lesson, RuleFault, evaluate
+from riskengine.core.edge import DEFAULT_TIME_POLICY, EventIdConflict, Refused, TimePolicy
 from riskengine.core.feedback import Label, Source
 from riskengine.core.learning import LearningGate, OutcomeLesson, OutcomeTeacher, sampled
 from riskengine.core.policy import (
@@ -63,6 +64,14 @@ log = logging.getLogger("riskengine.decision")
 
 class LessonSink(Protocol):
     def publish(self, lesson: Mapping[str, Any]) -> None: ...
+
+    def of_users(self, user_keys: Collection[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(id, lesson) of the lessons these user pseudonyms taught that are still kept."""
+        ...
+
+    def forget(self, user_keys: Collection[str]) -> int:
+        """Delete those lessons; returns how many went."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,9 @@ class Engine:
     signals
         External signals (``riskengine.adapters.signals``): started at the edge, collected
         within their budget and handed to the core; None for none.
+    time_policy
+        How far a caller's timestamp may stray from the receive time, and whether the
+        windows run on it (``riskengine.core.edge.TimePolicy``).
     outcome, outcome_version, outcome_card
         The model learned from outcomes (``models.outcome``), if any; it scores when it is
         ready and the ruleset's ``outcome`` section switches it on, and it learns from
@@ -129,6 +141,7 @@ class Engine:
         outbox: Outbox | None = None,
         clock: Callable[[], float] = time.perf_counter,
         signals: Signals | None = None,
+        time_policy: TimePolicy = DEFAULT_TIME_POLICY,
         outcome: OutcomeModel | None = None,
         outcome_version: str = "",
         outcome_card: Mapping[str, Any] | None = None,
@@ -153,6 +166,7 @@ class Engine:
         self.breaker = breaker
         self.outbox = outbox
         self.signals = signals
+        self.time_policy = time_policy
         self._clock = clock
         self._model_lock = threading.Lock()
         self.outcome = outcome
@@ -217,18 +231,28 @@ class Engine:
     # -- the edge ----------------------------------------------------------------------
 
     def to_event(self, req: ScoreRequest, *, received_at: datetime) -> LoginEvent:
-        """The request as a pseudonymous event; its signal lookups start now and run while
-        the store loads."""
+        """The request as a pseudonymous event on the engine's clock: ``received_at``, the
+        server's receive time (a replay hands in the event's own time), unless the time
+        policy trusts callers' timestamps. Raises ``edge.TimestampOutOfRange`` for a
+        timestamp out of bounds. Its signal lookups start now and run while the store
+        loads."""
         event = edge.to_event(req, self.pseudonymize, received_at=received_at,
-                              event_id=req.event_id or str(uuid.uuid4()))
+                              event_id=req.event_id or str(uuid.uuid4()),
+                              time_policy=self.time_policy)
         if self.signals is not None:  # the raw number's last stop
             self.signals.start(event, phone=req.phone, asn=self.ipintel.lookup(event.ip).asn)
         return event
 
     # -- scoring -------------------------------------------------------------------------
 
+    def event_key(self, tenant: str, event_id: str) -> str:
+        """The pseudonym under which a caller's ``event_id`` is stored and logged."""
+        return edge.event_key(self.pseudonymize, tenant, event_id)
+
     def score(self, req: ScoreRequest, *, received_at: datetime | None = None) -> Scored:
-        """Score one request end to end; never raises for a dependency failure."""
+        """Score one request end to end; never raises for a dependency failure. Raises
+        ``edge.Refused`` for what the caller must fix: a timestamp out of bounds (422), an
+        event id already used for another login (409)."""
         started = self._clock()
         event = self.to_event(req, received_at=received_at or datetime.now(UTC))
         return self.score_event(event, aliases=edge.aliases(req, self.pseudonymize),
@@ -239,7 +263,9 @@ class Engine:
         aliases: Mapping[str, tuple[str, ...]] | None = None, started: float | None = None,
     ) -> Scored:
         """Score an event; ``ip`` replaces the IP databases' answer (datasets with their
-        own), ``aliases`` are its pseudonyms under retired keys (``edge.aliases``)."""
+        own), ``aliases`` are its pseudonyms under retired keys (``edge.aliases``). Raises
+        ``edge.EventIdConflict`` when its event id was used for another login: nothing is
+        counted. The answer carries the caller's own event id."""
         started = self._clock() if started is None else started
         ip = ip or self.ipintel.lookup(event.ip)
         if self.breaker is not None and not self.breaker.allow():
@@ -247,10 +273,13 @@ class Engine:
                                     BREAKER_OPEN_MESSAGE)
             self._queue_attempt(event, ip, scored)
             self._log(event, scored)
-            return scored
+            return _answer(scored, event)
         try:
             scored = self._score(event, ip, aliases or {}, started)
             self._tell_breaker(None)
+        except Refused:
+            self._tell_breaker(None)  # the store answered
+            raise
         except StoreError as exc:
             self._tell_breaker(exc)
             contended = isinstance(exc, StoreContended)
@@ -268,7 +297,7 @@ class Engine:
             log.exception(json.dumps({"event": "internal_error", "event_id": event.event_id}))
             scored = self._failover(event, started, FailoverReason.INTERNAL_ERROR)
         self._log(event, scored)
-        return scored
+        return _answer(scored, event)
 
     def _score(self, event: LoginEvent, ip: IpInfo, aliases: Mapping[str, tuple[str, ...]],
                started: float) -> Scored:
@@ -277,7 +306,10 @@ class Engine:
             device_key=event.device_key, event_id=event.event_id, now=event.ts,
             aliases=aliases))
         if loaded.previous is not None:
-            return self._replayed(loaded.previous, started)
+            return self._replayed(event, loaded.previous, started)
+        # A user's time only moves forward: a login stamped before the user's latest one
+        # (a trusted replay's) runs at that latest time, never rewinding the windows.
+        event = edge.not_before(event, edge.latest_seen(loaded.profile))
         signalled = self.signals.collect(event, ip, loaded.profile) if self.signals else {}
         with self._model_lock:  # the model must not learn while it scores
             verdict = evaluate(event, ip, loaded, Context(
@@ -285,10 +317,10 @@ class Engine:
                 shadow=self.shadow, signals=signalled, outcome=self.outcome,
                 outcome_version=self.outcome_version), now=event.ts)
         body = to_wire(verdict.decision)
-        stored_body = body
+        stored_body = _with_digest(body, event)
         if verdict.shadow is not None:
             self.shadow_stats.add(event.tenant, verdict.decision, verdict.shadow)
-            stored_body = {**body, "shadow": shadow_summary(verdict.shadow)}
+            stored_body = {**stored_body, "shadow": shadow_summary(verdict.shadow)}
         stored = self.store.record(
             StoredDecision(event_id=event.event_id, tenant=event.tenant,
                            user_key=event.user_key, ts=event.ts, decision=stored_body,
@@ -298,7 +330,7 @@ class Engine:
             carry_over(loaded.inherited, verdict.update),
         )
         if stored.decision != stored_body:  # a concurrent twin of this event_id won the race
-            return self._replayed(stored, started)
+            return self._replayed(event, stored, started)
         if verdict.lesson is not None:
             self._teach(verdict.lesson)
         if self.outcome is not None and self._sampled_negative(stored):
@@ -367,8 +399,14 @@ class Engine:
         self._teach_outcome(lesson)
         return True
 
-    def _replayed(self, stored: StoredDecision, started: float) -> Scored:
-        body = {k: v for k, v in stored.decision.items() if k != "shadow"}
+    def _replayed(self, event: LoginEvent, stored: StoredDecision, started: float) -> Scored:
+        """The answer kept under the event's id, when the request is the same one sent
+        again; ``EventIdConflict`` when it is another login reusing the id."""
+        kept = stored.decision.get(DIGEST)
+        if kept is not None and event.digest is not None and kept != event.digest:
+            raise EventIdConflict("event_id was already used for another login; nothing "
+                                  "was counted (send each login under an id of its own)")
+        body = {k: v for k, v in stored.decision.items() if k not in _KEPT_ONLY}
         return Scored(body, self._elapsed(started), replayed=True)
 
     def _failover(self, event: LoginEvent, started: float, reason: FailoverReason,
@@ -395,8 +433,8 @@ class Engine:
         if self.outbox is not None:
             self._queue(RecordItem(
                 StoredDecision(event_id=event.event_id, tenant=event.tenant,
-                               user_key=event.user_key, ts=event.ts, decision=scored.body,
-                               features={}),
+                               user_key=event.user_key, ts=event.ts,
+                               decision=_with_digest(scored.body, event), features={}),
                 _attempt(event, ip)))
 
     def _queue(self, item: Queued) -> None:
@@ -424,9 +462,9 @@ class Engine:
                 failed, ts = item.attempt.failed, item.attempt.ts
                 self.store.record(item.decision, item.attempt,
                                   (lambda p: note_failure(p, ts)) if failed else None)
-            elif isinstance(item, FeedbackItem):
-                outcome = self.feedback(item.tenant, item.event_id, label=item.label,
-                                        source=item.source)
+            elif isinstance(item, FeedbackItem):  # queued under the event id's pseudonym
+                outcome = self.feedback_by_key(item.tenant, item.event_id,
+                                               label=item.label, source=item.source)
                 if outcome is FeedbackOutcome.QUEUED:
                     raise StoreError("store still unavailable")
             elif self.lessons is not None:
@@ -439,6 +477,14 @@ class Engine:
     # -- outcomes fed back ---------------------------------------------------------------
 
     def feedback(
+        self, tenant: str, event_id: str, *, label: Label, source: Source
+    ) -> FeedbackOutcome:
+        """``feedback_by_key`` of the event the caller knows as ``event_id`` (its own id, as
+        the score answer echoed it; the store keeps the id's pseudonym, ``event_key``)."""
+        return self.feedback_by_key(tenant, self.event_key(tenant, event_id), label=label,
+                                    source=source)
+
+    def feedback_by_key(
         self, tenant: str, event_id: str, *, label: Label, source: Source
     ) -> FeedbackOutcome:
         """An outcome learned after the decision: a step-up result, a user's report, an
@@ -477,19 +523,44 @@ class Engine:
                 *p.previous(Kind.USER, user_id, scope=tenant))
 
     def export_user(self, tenant: str, user_id: str) -> list[UserData]:
-        """What the store holds about the user, under each of the user's pseudonyms."""
-        return [self.store.export_user(tenant, key) for key in self.user_keys(tenant, user_id)]
+        """Everything held about the user, under each of the user's pseudonyms: the store's
+        profile and decisions, the outbox's items and the shared learner's lessons."""
+        out = []
+        for key in self.user_keys(tenant, user_id):
+            data = self.store.export_user(tenant, key)
+            queued: tuple[dict[str, Any], ...] = ()
+            if self.outbox is not None:
+                queued = tuple({"kind": item.kind, "queued_at": item.queued_at,
+                                "payload": item.payload}
+                               for item in self.outbox.of_user(
+                                   user_keys=[key], tenant=tenant,
+                                   event_ids=[d.event_id for d in data.decisions]))
+            lessons = tuple(lesson for sink in self._lesson_sinks()
+                            for _, lesson in sink.of_users({key}))
+            out.append(replace(data, queued=queued, lessons=lessons))
+        return out
 
     def erase_user(self, tenant: str, user_id: str) -> int:
-        """Erase the user from the store (under every pseudonym) and from the outbox: the
-        items queued under the user's pseudonyms, and the feedback on the user's events."""
+        """Erase the user everywhere the user's pseudonyms reach: the store (under every
+        pseudonym; the SQLite store also scrubs its file and log), the outbox (the items
+        queued under the user's pseudonyms, and the feedback on the user's events) and the
+        shared learners' streams of lessons."""
         keys = self.user_keys(tenant, user_id)
-        events = [d.event_id for data in self.export_user(tenant, user_id)
-                  for d in data.decisions] if self.outbox is not None else []
+        events = [d.event_id for key in keys
+                  for d in self.store.export_user(tenant, key).decisions] \
+            if self.outbox is not None else []
         gone = sum(self.store.erase_user(tenant, key) for key in keys)
         if self.outbox is not None:
             gone += self.outbox.forget(user_keys=keys, tenant=tenant, event_ids=events)
+        for sink in self._lesson_sinks():
+            gone += sink.forget(set(keys))
         return gone
+
+    def _lesson_sinks(self) -> list[LessonSink]:
+        """Where this engine's lessons go for a shared learner: the anomaly model's and the
+        outcome model's streams (each lesson names its user's pseudonym)."""
+        sinks = [self.lessons, self.outcome_lessons]
+        return [sink for sink in sinks if sink is not None]
 
     # -- logging -------------------------------------------------------------------------
 
@@ -515,6 +586,36 @@ class Engine:
             "failover": body.get("failover", False),
             "replayed": scored.replayed,
         }, ensure_ascii=True))
+
+
+# Kept with a decision beside its answer, never answered: the request's keyed digest (an
+# event id sent again with another body is a conflict), the time the caller said the login
+# happened (the engine's clock is the decision's ``ts``) and the shadow ruleset's decision.
+DIGEST = "request_digest"
+OBSERVED = "observed_at"
+_KEPT_ONLY = (DIGEST, OBSERVED, "shadow")
+
+
+def _with_digest(body: dict[str, Any], event: LoginEvent) -> dict[str, Any]:
+    kept = dict(body)
+    if event.digest is not None:
+        kept[DIGEST] = event.digest
+    if event.observed_at is not None:
+        kept[OBSERVED] = event.observed_at.isoformat()
+    return kept
+
+
+def _answer(scored: Scored, event: LoginEvent) -> Scored:
+    """``scored`` in the caller's terms: its own event id where the engine's answer (and a
+    deny's message) carries the id's pseudonym."""
+    own, body = event.caller_event_id, scored.body
+    kept = body.get("event_id")
+    if own is None or kept == own:
+        return scored
+    answer = {**body, "event_id": own}
+    if isinstance(kept, str) and isinstance(body.get("user_message"), str):
+        answer["user_message"] = body["user_message"].replace(kept, own)
+    return replace(scored, body=answer)
 
 
 def _attempt(event: LoginEvent, ip: IpInfo) -> Attempt:

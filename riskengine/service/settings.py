@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskengine.core.edge import TimePolicy
 from riskengine.core.privacy import Pseudonymizer, parse_key_file
 
 DEV_KEY = "riskengine-development-key-not-secret"
@@ -59,6 +60,20 @@ class Settings(BaseSettings):
         default=365.0, gt=0, description="A profile not updated for this long is deleted"
     )
     failover_decision: Literal["challenge", "deny"] = "challenge"
+    # -- time: the server's clock decides (riskengine.core.edge.TimePolicy)
+    timestamp_max_ahead_s: float = Field(
+        default=300.0, ge=0, description="A login's timestamp may be at most this far ahead "
+        "of the server's clock (clock skew); further is a 422 naming timestamp",
+    )
+    timestamp_max_age_s: float = Field(
+        default=86_400.0, gt=0, description="A login's timestamp may be at most this old "
+        "(late deliveries); older is a 422 naming timestamp",
+    )
+    trust_event_time: bool = Field(
+        default=False, description="Run velocity windows and learning caps on the callers' "
+        "timestamps, with no age limit: for replaying recorded traffic over HTTP only, as a "
+        "caller could then move its own windows. A warning says so at start",
+    )
     store_timeout_s: float = Field(
         default=0.05, gt=0, description="Deadline of each call to a shared (Redis) store"
     )
@@ -188,6 +203,12 @@ class Settings(BaseSettings):
         if self.env == "production":
             raise ValueError("no pseudonymization key configured")
         return [(self.pseudonym_key_id, DEV_KEY.encode())]
+
+    def time_policy(self) -> TimePolicy:
+        """How callers' timestamps are bounded and whether windows run on them."""
+        return TimePolicy(max_ahead_s=self.timestamp_max_ahead_s,
+                          max_age_s=self.timestamp_max_age_s,
+                          trust_event_time=self.trust_event_time)
 
     def key_bytes(self) -> bytes:
         """The current pseudonymization key."""

@@ -268,7 +268,9 @@ class Replayer:
             passed = False
             if decision == "challenge" and not event.failed:
                 passed = self._passes(scenario, challenge, label)
-                self.engine.confirm(event.tenant, event.event_id, passed=passed)
+                # Feedback names the login by the caller's own id, as the answer echoes it
+                # (the event carries the id's pseudonym).
+                self.engine.confirm(event.tenant, scored.body["event_id"], passed=passed)
             elif decision == "challenge":  # a failed password: nothing to step up
                 passed = self._could_pass(scenario, challenge, label)
             attack = scenario != CUSTOMER
@@ -276,7 +278,7 @@ class Replayer:
             hours = label.get("reported_after_hours")
             if attack and got_in and hours is not None and scored.decision is not None:
                 heapq.heappush(due, (when + timedelta(hours=float(hours)), report.events,
-                                     event.tenant, event.event_id))
+                                     event.tenant, scored.body["event_id"]))
             baseline_score = self._baseline(event, ip) if self.baseline is not None else None
             report.events += 1
             first_seen = first_seen or when

@@ -27,9 +27,14 @@ def _open_api_by_default() -> Iterator[None]:
 
     Module-scoped so that it is in force for module-scoped app fixtures; a test that wants
     keys says ``auth="keys"``, which wins over the environment.
+
+    They also trust the callers' timestamps, as a replay of recorded traffic does: these
+    tests send logins dated in November 2026 and run on the windows those dates make. The
+    server's own clock is tested in tests/security (``trust_event_time=False``).
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RISKENGINE_AUTH", "open")
+        patch.setenv("RISKENGINE_TRUST_EVENT_TIME", "1")
         yield
 
 

@@ -72,7 +72,9 @@ def test_shadow_decisions_are_recorded_and_never_enforced(tmp_path) -> None:
         assert report["candidate_rules"].startswith("candidate")
         assert report["candidate"]["challenge"] >= report["live"]["challenge"]
         built = client.app.state.built
-        stored = built.engine.store.get_decision("default", "s0")
+        # Kept under the event id's pseudonym.
+        stored = built.engine.store.get_decision("default",
+                                                 built.engine.event_key("default", "s0"))
         assert stored.decision["shadow"]["rules_version"].startswith("candidate")
         again = client.post("/v1/score", json={**LOGIN, "event_id": "s0",
                                                "timestamp": "2026-11-02T01:00:00Z"}).json()

@@ -141,17 +141,18 @@ class TestIdempotency:
         second.pop("latency_ms")
         assert second == first
 
-    def test_a_replay_returns_the_first_decision_even_if_the_body_changed(
+    def test_an_event_id_reused_for_another_login_is_a_conflict(
         self, client: TestClient
     ) -> None:
+        # Issue #18: another login under a used event_id got the first login's answer.
         request = {"event_id": "evt-7", "user_id": "u1", "ip": "123.120.5.9"}
-        first = score(client, request)
+        score(client, request)
 
-        replay = score(client, {**request, "ip": "185.220.101.1", "auth_result": "failure"})
+        reused = client.post("/v1/score", json={**request, "ip": "185.220.101.1",
+                                                "auth_result": "failure"})
 
-        first.pop("latency_ms")
-        replay.pop("latency_ms")
-        assert replay == first
+        assert reused.status_code == 409
+        assert reused.json()["fields"] == ["event_id"]
 
     def test_a_replayed_failure_is_counted_once(self, client: TestClient) -> None:
         start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -217,8 +218,10 @@ class TestLenientWhereItShouldBe:
         placeholder = score(client, {"user_id": "u1", "ip": "123.120.5.9",
                                      "device": {"bluetooth_mac": mac}})
 
-        assert store.get_decision("default", real["event_id"]).features["bluetooth_known"] is True
-        stored = store.get_decision("default", placeholder["event_id"])
+        key = app.state.built.engine.event_key  # decisions are kept under the id's pseudonym
+        assert store.get_decision("default", key("default", real["event_id"])
+                                  ).features["bluetooth_known"] is True
+        stored = store.get_decision("default", key("default", placeholder["event_id"]))
         assert stored.features["bluetooth_known"] is None
 
     @pytest.mark.parametrize(
@@ -239,7 +242,8 @@ class TestLenientWhereItShouldBe:
         for answer in answers:
             assert_contract(answer)
             assert "device_many_accounts" not in codes(answer)
-            stored = store.get_decision("default", answer["event_id"])
+            stored = store.get_decision(
+                "default", app.state.built.engine.event_key("default", answer["event_id"]))
             assert stored.features["device_id_present"] is False
 
     def test_a_real_device_id_shared_by_many_accounts_is_flagged(self, client: TestClient) -> None:

@@ -10,6 +10,7 @@ import pytest
 from features.ipintel import IpIntel
 from models import persistence
 from riskengine.adapters.stores import SqliteStore
+from riskengine.core.edge import TimePolicy
 from riskengine.core.privacy import Pseudonymizer
 from riskengine.core.rules import load_ruleset
 from riskengine.service.scorer import Engine
@@ -48,6 +49,9 @@ def make_engine(ipintel: IpIntel, tmp_path: Path) -> Callable[..., Engine]:
             "model_card": card,
             "ipintel": ipintel,
             "pseudonymizer": Pseudonymizer(b"test-key-0123456789abcdef"),
+            # These tests tell stories in event time, as a replay does: the windows run on
+            # the events' own timestamps (tests/security checks the server's clock).
+            "time_policy": TimePolicy(trust_event_time=True),
         }
         kwargs.update(overrides)
         return Engine(**kwargs)

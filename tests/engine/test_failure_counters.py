@@ -40,7 +40,8 @@ class Counters(RuleBasedStateMachine):
         scored = self.engine.score(ScoreRequest(
             event_id=f"s{self.n}", user_id=user, ip=ip, timestamp=self.now.isoformat(),
             auth_result="failure" if failed else "success",
-            device={"id": "490154203237518"}, network={"type": "wifi", "ssid": "Home"}))
+            device={"id": "490154203237518"}, network={"type": "wifi", "ssid": "Home"}),
+            received_at=self.now)  # the test's clock is the server's
         return {"body": scored.body, "features": dict(scored.features or {}), "at": self.now}
 
     @rule(user=st.sampled_from(USERS), attacker=st.booleans())

@@ -82,7 +82,9 @@ def decisions(folder: Path) -> Iterator[dict[str, Any]]:
 
     Replayer(engine, warmup_days=0, seed=SEED).run(events, progress=False, observe=observe)
     for record in out:
-        stored = engine.store.get_decision("default", record["event_id"])
+        # Stored under the event id's pseudonym; the answer echoes the caller's id.
+        stored = engine.store.get_decision("default",
+                                           engine.event_key("default", record["event_id"]))
         shadowed = (stored.decision.get("shadow") if stored is not None else None) or {}
         record["shadow"] = [shadowed.get("decision"), shadowed.get("reasons")]
         yield record

@@ -48,7 +48,9 @@ def test_stored_decisions_carry_the_features_the_replay_saw(tmp_path, sample_hea
     engine = analysis.engine_for(store=f"sqlite:{store}")
     replayed, _ = analysis.replay_frame(sample_head, engine)
     attack = replayed[replayed["attack"]].iloc[0]
-    engine.feedback("default", attack["event_id"], label=Label.FRAUD, source=Source.ANALYST)
+    # The frame's event ids are the stored ones (the ids' pseudonyms).
+    engine.feedback_by_key("default", attack["event_id"], label=Label.FRAUD,
+                           source=Source.ANALYST)
     engine.store.close()
 
     logins = analysis.feature_frame("decisions", store)

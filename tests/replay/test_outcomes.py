@@ -43,7 +43,8 @@ class Watched:
             return scored
 
         def spy_feedback(tenant: str, event_id: str, *, label: Label, source: Source) -> Any:
-            caller_id = self.caller_ids[event_id]
+            # The replay names the login as the caller does (the answer's event_id).
+            caller_id = self.caller_ids.get(event_id, event_id)
             if source in (Source.CHALLENGE_PASSED, Source.CHALLENGE_FAILED):
                 self.confirms.append((caller_id, source is Source.CHALLENGE_PASSED))
             else:

@@ -5,12 +5,19 @@ widens it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.security.conftest import bearer, keyed_client, write_key
 
 LOGIN = {"user_id": "+8613800138000", "ip": "123.120.5.9", "event_id": "evt-a1",
          "tenant": "tenantA"}
 
+
+
+def stored_decision(client: Any, tenant: str, event_id: str) -> Any:
+    """The decision kept for the caller's ``event_id`` (under the id's pseudonym)."""
+    engine = client.app.state.built.engine
+    return engine.store.get_decision(tenant, engine.event_key(tenant, event_id))
 
 def test_a_key_cannot_act_for_another_tenant_by_naming_it(tmp_path: Path) -> None:
     """A feedback key of tenant B set ``"tenant": "tenantA"`` in the body and applied
@@ -39,7 +46,7 @@ def test_a_key_cannot_act_for_another_tenant_by_naming_it(tmp_path: Path) -> Non
         for answer in (forged, scored_for_a, exported, erased, by_query):
             assert answer.status_code == 403, answer.text
             assert answer.json()["fields"] == ["tenant"]
-        stored = client.app.state.built.engine.store.get_decision("tenantA", "evt-a1")
+        stored = stored_decision(client, "tenantA", "evt-a1")
         assert stored is not None and not stored.feedback  # nothing was applied
         # its own tenant, it may
         assert client.post("/v1/score", json={**LOGIN, "tenant": "tenantB"},
@@ -72,12 +79,12 @@ def test_only_an_analyst_key_may_claim_an_analyst_verdict(tmp_path: Path) -> Non
 
         claimed = client.post("/v1/feedback", json=verdict, headers=bearer(feedback))
         assert claimed.status_code == 403 and claimed.json()["fields"] == ["source"]
-        stored = client.app.state.built.engine.store.get_decision("tenantA", "evt-a1")
+        stored = stored_decision(client, "tenantA", "evt-a1")
         assert not stored.feedback
 
         assert client.post("/v1/feedback", json=verdict,
                            headers=bearer(analyst)).status_code == 200
-        assert client.app.state.built.engine.store.get_decision("tenantA", "evt-a1").feedback
+        assert stored_decision(client, "tenantA", "evt-a1").feedback
         # the feedback scope keeps doing what it did
         report = {**verdict, "label": "fraud", "source": "user_report"}
         assert client.post("/v1/feedback", json=report,

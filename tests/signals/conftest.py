@@ -107,14 +107,17 @@ def down_url() -> str:
 
 
 def make_client(tmp_path: Path, **settings: Any) -> TestClient:
-    """The scoring service as in production, with test settings and its own SQLite file."""
+    """The scoring service as in production, with test settings and its own SQLite file;
+    its windows run on the logins' own timestamps (they are dated November 2026), as in a
+    replay of recorded traffic."""
     values = {"env": "test", "auth": "open", "store": f"sqlite:{tmp_path / 'signals.db'}",
-              "_env_file": None, **settings}
+              "_env_file": None, "trust_event_time": True, **settings}
     return TestClient(create_app(Settings(**values)))
 
 
 def stored_features(client: TestClient, event_id: str) -> dict[str, Any]:
-    stored = client.app.state.built.engine.store.get_decision("default", event_id)
+    engine = client.app.state.built.engine  # kept under the event id's pseudonym
+    stored = engine.store.get_decision("default", engine.event_key("default", event_id))
     assert stored is not None
     return stored.features
 

@@ -237,8 +237,10 @@ def test_attempts_without_asn_or_device_count_by_ip_only(store: Store) -> None:
 @pytest.mark.parametrize(
     ("now", "counted"),
     [
-        (T0 - 1.0, False),  # not yet happened at query time
-        (T0, True),  # the window end is inclusive
+        # A login stamped before the window's latest attempt (only a trusted replay can
+        # stamp one) still sees that attempt: time only moves forward per network.
+        (T0 - 1.0, True),
+        (T0, True),
         (T0 + IP_WINDOW_S - 0.5, True),
         (T0 + IP_WINDOW_S, False),  # the window start is exclusive
     ],
@@ -273,7 +275,7 @@ def test_tenant_counts_cover_the_last_ten_whole_minutes(
 @pytest.mark.parametrize(
     ("now", "counted"),
     [
-        (T0 - 1.0, False),
+        (T0 - 1.0, True),  # time only moves forward per device, as per network
         (T0, True),
         (T0 + DEVICE_WINDOW_S - 1.0, True),
         (T0 + DEVICE_WINDOW_S, False),
@@ -292,14 +294,16 @@ def test_device_window_follows_the_latest_sighting(store: Store) -> None:
     assert load(store, now=T0 + 100.0 + DEVICE_WINDOW_S - 1.0).velocity.device_accounts_30d == 1
 
 
-def test_out_of_order_attempts_are_counted_by_their_own_time(store: Store) -> None:
+def test_a_login_stamped_in_the_past_cannot_rewind_a_window(store: Store) -> None:
+    # Issue #18: with windows ending at the login's own time, a caller stamping each
+    # failure earlier than the last saw an empty window every time.
     record(store, "e1", user="u2", ts=T0 + 300.0, failed=True)
     record(store, "e2", user="u3", ts=T0, failed=True)
-    record(store, "e3", user="u4", ts=T0 - 700.0, failed=True)
+    record(store, "e3", user="u4", ts=T0 - 700.0, failed=True)  # before the window
 
     velocity = load(store, now=T0 + 100.0).velocity
 
-    assert (velocity.ip_users_10m, velocity.ip_failures_10m) == (1, 1)
+    assert (velocity.ip_users_10m, velocity.ip_failures_10m) == (2, 2)
 
 
 def test_record_is_idempotent_by_event_id(store: Store) -> None:

@@ -41,9 +41,10 @@ PRUNE_EVERY = 10_000
 
 
 def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
-    """Other users and failures among time-sorted ``hits`` in ``(now - IP_WINDOW_S, now]``,
-    the latest ``WINDOW_SCAN_MAX`` of them."""
-    end = bisect_right(hits, now, key=_ts)
+    """Other users and failures among time-sorted ``hits`` after ``now - IP_WINDOW_S``, the
+    latest ``WINDOW_SCAN_MAX`` of them. No upper end: a window ends at its latest hit when
+    that is later than ``now`` (a login stamped in the past cannot see an emptier one)."""
+    end = len(hits)
     start = max(bisect_right(hits, now - IP_WINDOW_S, key=_ts), end - WINDOW_SCAN_MAX)
     inside = hits[start:end]
     return len({h[1] for h in inside} - {user_key}), sum(h[2] for h in inside)
@@ -139,7 +140,7 @@ class MemoryStore:
             ip_users, ip_failures = _window(ip_hits, user_key, now)
             asn_users, asn_failures = _window(asn_hits, user_key, now)
             device_accounts = sum(
-                user != user_key and now - DEVICE_WINDOW_S < last_ts <= now
+                user != user_key and now - DEVICE_WINDOW_S < last_ts
                 for user, last_ts in device_users.items()
             )
             first, last = minute_window(now)

@@ -404,15 +404,17 @@ class RedisStore:
             for key in self._user_keys(tenant, user_key, query.event_id):
                 pipe.get(key)
             pipe.get(self._index_key(tenant, query.event_id))
-            # The window's latest WINDOW_SCAN_MAX members (newest first).
-            pipe.zrevrangebyscore(self._key(tenant, "ip", query.ip_key), now, since,
+            # The window's latest WINDOW_SCAN_MAX members (newest first). No upper end: a
+            # window ends at its latest member when that is later than the login, so a
+            # login stamped in the past cannot see an emptier window.
+            pipe.zrevrangebyscore(self._key(tenant, "ip", query.ip_key), "+inf", since,
                                   start=0, num=WINDOW_SCAN_MAX)
             if query.asn is not None:
-                pipe.zrevrangebyscore(self._key(tenant, "asn", query.asn), now, since,
+                pipe.zrevrangebyscore(self._key(tenant, "asn", query.asn), "+inf", since,
                                       start=0, num=WINDOW_SCAN_MAX)
             if query.device_key is not None:
                 device = self._key(tenant, "device", query.device_key)
-                pipe.zcount(device, f"({now - DEVICE_WINDOW_S!r}", now)
+                pipe.zcount(device, f"({now - DEVICE_WINDOW_S!r}", "+inf")
                 pipe.zscore(device, user_key)
             for minute in range(first, last + 1):
                 pipe.hmget(self._key(tenant, "minute", minute), "attempts", "failures")
@@ -424,7 +426,7 @@ class RedisStore:
         device_accounts = 0
         if query.device_key is not None:
             device_accounts, own_ts = next(replies), next(replies)
-            device_accounts -= own_ts is not None and now - DEVICE_WINDOW_S < own_ts <= now
+            device_accounts -= own_ts is not None and now - DEVICE_WINDOW_S < own_ts
         buckets = list(replies)
         if owner is None or owner == user_key:
             previous = _decision(raw_decision, tenant, user_key, query.event_id)

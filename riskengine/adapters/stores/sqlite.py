@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import orjson
 
 from features.profile import UserProfile, Velocity
+from riskengine.adapters.sqlite_erasure import empty_log, wipe_deleted
 from riskengine.adapters.stores.base import (
     DECISION_RETENTION_S,
     DEVICE_WINDOW_S,
@@ -121,11 +122,13 @@ CREATE INDEX IF NOT EXISTS device_accounts_by_user ON device_accounts (tenant, u
 
 _USER_VERSION = "PRAGMA user_version"
 # One velocity window (the IP's or the ASN's, by the column that is also the parameter's
-# name): users and failures among its latest ``scan_max`` attempts.
+# name): users and failures among its latest ``scan_max`` attempts. A window has no upper
+# end: it ends at the latest attempt it holds when that is later than the login (time only
+# moves forward, so a login stamped in the past cannot look at an emptier window).
 _WINDOW = """(SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
           COALESCE(SUM(failed), 0) AS failures
      FROM (SELECT user_key, failed FROM attempts
-            WHERE tenant = :tenant AND {column} = :{column} AND ts > :start AND ts <= :now
+            WHERE tenant = :tenant AND {column} = :{column} AND ts > :start
             ORDER BY ts DESC LIMIT :scan_max)
   )"""
 # Everything ``load`` reads, in one statement: one step of the SQLite engine, one read
@@ -137,7 +140,7 @@ SELECT
   ip.users, ip.failures, asn.users, asn.failures,
   (SELECT COUNT(*) FROM device_accounts
     WHERE tenant = :tenant AND device_key = :device_key AND user_key != :user_key
-      AND last_ts > :device_start AND last_ts <= :now),
+      AND last_ts > :device_start),
   tm.attempts, tm.failures,
   d.user_key, d.ts, d.decision, d.features, d.sighting, d.feedback, d.learned
 FROM
@@ -320,6 +323,8 @@ def _open(path: str, timeout_s: float) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         # Durable against process crashes; a power loss can drop the last commits only.
         conn.execute("PRAGMA synchronous = NORMAL")
+        # An erased user must not survive in free pages (``erase_user`` empties the log too).
+        wipe_deleted(conn)
         # Checkpoints run in the store's own thread (``_Checkpointer``); this is the limit
         # at which a commit still does one itself.
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
@@ -543,9 +548,17 @@ class SqliteStore:
             return UserData(_read_profile(conn, tenant, user_key), decisions)
 
     def erase_user(self, tenant: str, user_key: str) -> int:
+        """Deletes the user's rows, zeroed in the file (``secure_delete``), then copies the
+        write-ahead log back into the file and truncates it: the log still holds the pages
+        as they were before. A reader holding the log for long (another process's) leaves
+        it to the next checkpoint, which the store runs every few milliseconds."""
         with self._transaction("erase_user", "BEGIN IMMEDIATE") as conn:
             self._parsed.pop((tenant, user_key), None)  # nothing of the user stays in memory
-            return sum(conn.execute(sql, (tenant, user_key)).rowcount for sql in _ERASE)
+            gone = sum(conn.execute(sql, (tenant, user_key)).rowcount for sql in _ERASE)
+        if str(self.path) != ":memory:":
+            with self._lock, self._errors("erase_user"):
+                empty_log(self._conn)
+        return gone
 
     def purge(self, *, now: float, profile_retention_s: float) -> dict[str, int]:
         """Delete what retention no longer allows, ``PURGE_CHUNK_ROWS`` rows a transaction:
