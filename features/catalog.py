@@ -69,11 +69,56 @@ _SCORED: tuple[FeatureSpec, ...] = (
     _b("os_downgrade", "A known device reports a lower OS version than it had before.", True),
     _b(
         "device_mismatch",
-        "A known device id now reports another model, OS, Bluetooth address or SIM: the id "
-        "is probably replayed on other hardware (None unless the device is known).",
+        "A known device id now reports another model, OS or Bluetooth address: the id is "
+        "probably replayed on other hardware (None unless the device is known).",
         True,
     ),
+    _b(
+        "device_sim_mismatch",
+        "A known device now carries another SIM than it did (a customer's new card, or a "
+        "stolen phone with the thief's); None unless both SIMs are known.",
+    ),
     _b("bluetooth_known", "This Bluetooth address was seen before for the user."),
+    FeatureSpec(
+        "device_id_kind",
+        "str",
+        "What the device id is: imei, meid, android_id, uuid (IDFV, IDFA, some OAIDs), oaid or "
+        "vendor (None without a usable id).",
+    ),
+    FeatureSpec(
+        "client_version",
+        "str",
+        "The app's build (MallApp/8.6.2) or the browser's version, from the user agent.",
+    ),
+    _b(
+        "client_downgrade",
+        "A known device reports an older app or browser build than it had before: builds "
+        "only move forward on real hardware (None unless the device is known).",
+    ),
+    FeatureSpec(
+        "device_speed_kmh",
+        "float",
+        "Speed needed to go from where this device was last verified to this login's place "
+        "(None unless both places locate the user): one device cannot be in two places.",
+    ),
+    FeatureSpec(
+        "browser_family",
+        "str",
+        "Browser, OS and device type of a web login without a device id (the web's device).",
+    ),
+    _b(
+        "browser_known",
+        "A web login from a browser family seen in the user's verified web logins (None for "
+        "an app login, without a user agent, or for a new user).",
+    ),
+    _b(
+        "household_device",
+        "A device new to this user but used by other accounts, seen on a network of this "
+        "user's own (address block or Wi-Fi), not an anonymiser: a family member's phone.",
+    ),
+    FeatureSpec("user_devices", "int", "Devices in the user's verified history."),
+    FeatureSpec("user_countries", "int", "Countries in the user's verified history."),
+    FeatureSpec("user_asns", "int", "Network operators in the user's verified history."),
     FeatureSpec(
         "device_accounts_30d",
         "int",
@@ -111,6 +156,11 @@ _SCORED: tuple[FeatureSpec, ...] = (
     _b("ssid_known", "The Wi-Fi network name was seen in the user's successful logins."),
     _b("ip_prefix_known", "The /24 or /48 network was seen in the user's successful logins."),
     _b("asn_known", "The ASN was seen in the user's successful logins."),
+    _b(
+        "same_country_as_last",
+        "The country is the one of the user's last verified login (None when either is "
+        "unknown).",
+    ),
     _b(
         "sim_changed",
         "This phone number was seen with another SIM before and this SIM is new for it.",

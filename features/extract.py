@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,6 +156,24 @@ def _novel(known: bool | None) -> bool | None:
     return None if known is None else not known
 
 
+_PRODUCT = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*)/([0-9][0-9A-Za-z_.]*)")
+
+
+def client_version(user_agent: str | None, browser_version: str | None) -> str | None:
+    """The app's build from its own product token (``MallApp/8.6.2 (...)``), else the
+    browser's version."""
+    if not user_agent:
+        return None
+    m = _PRODUCT.match(user_agent)
+    if m and m.group(1) != "Mozilla":
+        return m.group(2)[:32]
+    return browser_version
+
+
+def _speed(distance_km: float, hours: float) -> float:
+    return max(0.0, distance_km - GEO_TOLERANCE_KM) / max(hours, MIN_TRAVEL_HOURS)
+
+
 def extract(
     event: LoginEvent,
     ip: IpInfo,
@@ -181,6 +200,10 @@ def extract(
     os_family = (event.os_name or (ua and ua.os) or "").strip() or None
     os_version = event.os_version or (ua.os_version if ua else None)
     device_model = model_family(event.device_model or (ua.device_model if ua else None))
+    client = client_version(event.user_agent, ua.browser_version if ua else None)
+    # A web login has no device id: its browser family stands in for the device.
+    browser = (f"{ua.browser}|{ua.os}|{ua.device_type}"
+               if ua is not None and event.device_key is None and ua.browser else None)
 
     def known(present: str | None, container: Mapping[str, object]) -> bool | None:
         if present is None or is_new:
@@ -196,18 +219,23 @@ def extract(
 
     device_key = event.device_key
     traits = p.device_traits.get(device_key) if device_key in p.devices else None
-    os_downgrade = device_mismatch = None
+    os_downgrade = device_mismatch = device_sim_mismatch = client_downgrade = None
+    device_speed = None
     if traits is not None:
+        build, best_build = version_tuple(client), version_tuple(traits.client)
+        if build and best_build:
+            client_downgrade = build < best_build
         mine, theirs = version_tuple(os_version), version_tuple(traits.os_version)
         if mine and theirs and os_family and traits.os_family:
             os_downgrade = os_family == traits.os_family and mine < theirs
+        # A replayed record carries the hardware's own model, OS and Bluetooth address; a
+        # SIM is another matter (the customer's new card), so it is told apart.
         device_mismatch = (
             _differs(device_model, traits.model)
             or _differs(os_family, traits.os_family)
             or _differs(event.bluetooth_key, traits.bluetooth)
-            # A device that always carried a SIM now shows another one, or none.
-            or (traits.sim is not None and traits.sim != event.sim_key)
         )
+        device_sim_mismatch = _differs(event.sim_key, traits.sim)
 
     sim_changed: bool | None = None
     if event.phone_key and event.sim_key and not is_new:
@@ -222,7 +250,14 @@ def extract(
         # The location of a VPN, Tor or hosting exit says nothing about where the user is.
         if ip.locates_user and p.last_lat is not None and p.last_lon is not None:
             distance = haversine_km(p.last_lat, p.last_lon, ip.latitude or 0.0, ip.longitude or 0.0)
-            speed = max(0.0, distance - GEO_TOLERANCE_KM) / max(hours_since, MIN_TRAVEL_HOURS)
+            speed = _speed(distance, hours_since)
+    if (traits is not None and traits.at is not None and traits.lat is not None
+            and traits.lon is not None and ip.locates_user):
+        device_speed = _speed(
+            haversine_km(traits.lat, traits.lon, ip.latitude or 0.0, ip.longitude or 0.0),
+            abs(now - traits.at) / 3600.0)
+    anonymiser = bool(ip.is_hosting or ip.is_vpn or ip.is_tor)
+    device_accounts = velocity.device_accounts_30d + 1 if event.device_key is not None else None
 
     # This attempt counts in its own IP window.
     ip_users, ip_failures = velocity.ip_users_10m + 1, velocity.ip_failures_10m + int(failed)
@@ -249,9 +284,21 @@ def extract(
         "os_downgrade": os_downgrade,
         "device_mismatch": device_mismatch,
         "bluetooth_known": known(event.bluetooth_key, p.bluetooth),
-        "device_accounts_30d": (
-            velocity.device_accounts_30d + 1 if event.device_key is not None else None
-        ),
+        "device_accounts_30d": device_accounts,
+        "device_sim_mismatch": device_sim_mismatch,
+        "device_id_kind": event.device_id_kind,
+        "client_version": client,
+        "client_downgrade": client_downgrade,
+        "device_speed_kmh": device_speed,
+        "browser_family": browser,
+        "browser_known": known(browser, p.browsers),
+        "household_device": (
+            device_known is False and (device_accounts or 0) >= 2 and not anonymiser
+            and bool(prefix_known or ssid_known)
+        ) if device_known is not None else None,
+        "user_devices": len(p.devices),
+        "user_countries": len(p.countries),
+        "user_asns": len(p.asns),
         "ip_version": ip.version,
         "ip_is_private": ip.is_private,
         "ip_country": ip.country,
@@ -272,6 +319,10 @@ def extract(
         "ssid_known": bool(ssid_known),
         "ip_prefix_known": bool(prefix_known),
         "asn_known": bool(asn_known),
+        "same_country_as_last": (
+            ip.country == p.last_country
+            if ip.country is not None and p.last_country is not None else None
+        ),
         "sim_changed": sim_changed,
         "local_hour": hour,
         "local_hour_sin": math.sin(2 * math.pi * hour / 24.0),

@@ -45,13 +45,19 @@ class Seen:
 @dataclass(frozen=True, slots=True)
 class DeviceTraits:
     """What a known device id reported when it was last verified: a replayed id on other
-    hardware shows up as a mismatch. ``os_version`` is the highest seen."""
+    hardware shows up as a mismatch. ``os_version`` and ``client`` (the app or browser
+    build) are the highest seen: they only move forward. ``at``, ``lat`` and ``lon`` are
+    when and where the device was last verified, for the device's own travel speed."""
 
     model: str | None = None
     os_family: str | None = None
     os_version: str | None = None
     bluetooth: str | None = None
     sim: str | None = None
+    client: str | None = None
+    at: float | None = None
+    lat: float | None = None
+    lon: float | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +81,8 @@ class UserProfile:
     countries: dict[str, Seen] = field(default_factory=dict)
     cities: dict[str, Seen] = field(default_factory=dict)
     ssids: dict[str, Seen] = field(default_factory=dict)
+    # browser family / OS / device type of web logins (no device id), the web's "device"
+    browsers: dict[str, Seen] = field(default_factory=dict)
     sims: dict[str, dict[str, Seen]] = field(default_factory=dict)
     hours: list[float] = field(default_factory=lambda: [0.0] * 24)
     failures: list[float] = field(default_factory=list)
@@ -98,7 +106,8 @@ class UserProfile:
             "devices": _seen_dict(self.devices),
             "device_traits": {
                 k: {"model": t.model, "os_family": t.os_family, "os_version": t.os_version,
-                    "bluetooth": t.bluetooth, "sim": t.sim}
+                    "bluetooth": t.bluetooth, "sim": t.sim, "client": t.client, "at": t.at,
+                    "lat": t.lat, "lon": t.lon}
                 for k, t in self.device_traits.items()
             },
             "models": _seen_dict(self.models),
@@ -109,6 +118,7 @@ class UserProfile:
             "countries": _seen_dict(self.countries),
             "cities": _seen_dict(self.cities),
             "ssids": _seen_dict(self.ssids),
+            "browsers": _seen_dict(self.browsers),
             "sims": {k: _seen_dict(v) for k, v in self.sims.items()},
             "hours": list(self.hours),
             "failures": list(self.failures),
@@ -139,6 +149,7 @@ class UserProfile:
         out.countries = self.countries.copy()
         out.cities = self.cities.copy()
         out.ssids = self.ssids.copy()
+        out.browsers = self.browsers.copy()
         out.sims = {k: v.copy() for k, v in self.sims.items()}
         out.hours = self.hours.copy()
         out.failures = self.failures.copy()
@@ -166,7 +177,7 @@ class UserProfile:
             bad={str(k): float(v) for k, v in (data.get("bad") or {}).items()},
         )
         for name in ("devices", "models", "os_families", "bluetooth", "ip_prefixes", "asns",
-                     "countries", "cities", "ssids"):
+                     "countries", "cities", "ssids", "browsers"):
             setattr(out, name, seen_map(data.get(name)))
         if len(out.hours) != 24:
             raise ValueError("profile hour histogram must have 24 buckets")
@@ -342,6 +353,8 @@ class Sighting:
     phone_key: str | None = None
     sim_key: str | None = None
     local_hour: float | None = None
+    client_version: str | None = None
+    browser: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Every field is a plain value: no need for asdict's recursive deep copy.
@@ -376,6 +389,8 @@ def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighti
         phone_key=event.phone_key,
         sim_key=event.sim_key,
         local_hour=values.get("local_hour"),
+        client_version=values.get("client_version"),
+        browser=values.get("browser_family"),
     )
 
 
@@ -404,13 +419,19 @@ def learn(profile: UserProfile, seen: Sighting, *, trust: bool = False) -> UserP
         mine = version_tuple(seen.os_version)
         if mine and (best is None or mine > (version_tuple(best) or ())):
             best = seen.os_version
+        client = before.client
+        build = version_tuple(seen.client_version)
+        if build and (client is None or build > (version_tuple(client) or ())):
+            client = seen.client_version
+        newest = before.at is None or ts >= before.at
+        at = ts if newest else before.at
+        lat, lon = before.lat, before.lon
+        if newest and seen.latitude is not None and seen.longitude is not None:
+            lat, lon = seen.latitude, seen.longitude
         traits = (model or before.model, seen.os_family or before.os_family, best,
-                  seen.bluetooth_key or before.bluetooth, seen.sim_key or before.sim)
-        # A known device usually reports what it did before: keep the (immutable) traits
-        # rather than build equal ones.
-        if before is _NO_TRAITS or traits != (before.model, before.os_family,
-                                              before.os_version, before.bluetooth, before.sim):
-            out.device_traits[seen.device_key] = DeviceTraits(*traits)
+                  seen.bluetooth_key or before.bluetooth, seen.sim_key or before.sim,
+                  client, at, lat, lon)
+        out.device_traits[seen.device_key] = DeviceTraits(*traits)
         for gone in out.device_traits.keys() - out.devices.keys():
             del out.device_traits[gone]
         for gone in out.trusted.keys() - out.devices.keys():
@@ -423,6 +444,8 @@ def learn(profile: UserProfile, seen: Sighting, *, trust: bool = False) -> UserP
     _touch(out.countries, seen.country, ts)
     _touch(out.cities, f"{seen.country}/{seen.city}" if seen.city else None, ts)
     _touch(out.ssids, seen.ssid_key, ts)
+    if seen.device_key is None:
+        _touch(out.browsers, seen.browser, ts)
     if seen.phone_key and seen.sim_key:
         sims = out.sims.setdefault(seen.phone_key, {})
         _touch(sims, seen.sim_key, ts)
@@ -436,6 +459,11 @@ def learn(profile: UserProfile, seen: Sighting, *, trust: bool = False) -> UserP
     return out
 
 
+# Most devices one account may newly trust in a day: whoever can pass step-ups on many
+# devices in a day is not one customer buying one phone.
+MAX_TRUST_GRANTS_PER_DAY = 2
+
+
 def trust_device(profile: UserProfile, seen: Sighting) -> UserProfile:
     """The profile with the login's device trusted (a step-up passed on it) and its
     device, address block and Wi-Fi no longer marked bad."""
@@ -444,9 +472,26 @@ def trust_device(profile: UserProfile, seen: Sighting) -> UserProfile:
     return out
 
 
+def unmark(profile: UserProfile, seen: Sighting) -> UserProfile:
+    """The profile without the bad marks a (reversed) fraud label put on the login's device,
+    address block and Wi-Fi."""
+    out = profile.copy()
+    for key in (seen.device_key, seen.ip_prefix_key, seen.ssid_key):
+        if key is not None:
+            out.bad.pop(key, None)
+    return out
+
+
+def trust_grants_today(profile: UserProfile, ts: float) -> int:
+    """Devices newly trusted within a day of ``ts``."""
+    return sum(1 for t in profile.trusted.values() if abs(ts - t) < 86_400.0)
+
+
 def _trust(out: UserProfile, seen: Sighting) -> None:
-    if seen.device_key is not None and seen.device_key in out.devices:
-        out.trusted[seen.device_key] = seen.ts
+    key = seen.device_key
+    if key is not None and key in out.devices and (
+            key in out.trusted or trust_grants_today(out, seen.ts) < MAX_TRUST_GRANTS_PER_DAY):
+        out.trusted[key] = seen.ts
     for key in (seen.device_key, seen.ip_prefix_key, seen.ssid_key):
         if key is not None:
             out.bad.pop(key, None)
@@ -478,6 +523,7 @@ def unlearn(profile: UserProfile, seen: Sighting) -> UserProfile:
         (out.countries, seen.country),
         (out.cities, f"{seen.country}/{seen.city}" if seen.city else None),
         (out.ssids, seen.ssid_key),
+        (out.browsers, seen.browser if seen.device_key is None else None),
         (out.models, model_family(seen.device_model)),
         (out.os_families, seen.os_family),
     ):

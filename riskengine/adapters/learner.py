@@ -37,16 +37,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from models import snapshots
+from models.calibration import DeploymentCalibration
 from models.outcome import OutcomeModel
 from models.persistence import OUTCOME_FOLDER, card_path, read_card
 from riskengine.adapters.stores.base import StoreError
 from riskengine.core.learning import LearningGate, OutcomeLesson, OutcomeTeacher
 
 log = logging.getLogger("riskengine.learner")
-
-# Stream entries read (or deleted) per round trip when a user's lessons are looked for: a
-# page answers well within a scoring call's deadline.
-STREAM_PAGE = 200
 
 # The outcome model's lessons, lock and published versions live under their own prefix.
 OUTCOME_PREFIX = "re:outcome"
@@ -65,6 +62,7 @@ class Slot:
     swap_method: str
     name_method: str
     frozen_method: str
+    calibration_attribute: str | None = None
 
     def model(self, engine: Any) -> Any:
         return getattr(engine, self.attribute)
@@ -84,11 +82,22 @@ class Slot:
     def frozen(self, engine: Any) -> Any:
         return getattr(engine, self.frozen_method)()
 
+    def calibration(self, engine: Any) -> dict[str, Any]:
+        """What the model's calibration rests on, for its snapshot's card (empty when the
+        model keeps none)."""
+        if self.calibration_attribute is None:
+            return {}
+        return {"calibration": getattr(engine, self.calibration_attribute).card()}
+
 
 ANOMALY_SLOT = Slot("model", "model_version", "model_card", "swap_model", "name_model",
-                    "model_frozen")
+                    "model_frozen", calibration_attribute="calibration")
 OUTCOME_SLOT = Slot("outcome", "outcome_version", "outcome_card", "swap_outcome",
                     "name_outcome", "outcome_frozen")
+
+# Stream entries read (or deleted) per round trip when a user's lessons are looked for: a
+# page answers well within a scoring call's deadline.
+STREAM_PAGE = 200
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -248,6 +257,8 @@ class Learner:
         self._published_at = time.monotonic()
         self._renew = self._r.register_script(_RENEW)
         self.teach: Teach = teach or self._teach_anomaly
+        # The model's scale, refitted on the verified-good logins this deployment teaches.
+        self.calibration = DeploymentCalibration()
         self.outcome_learner = outcome_learner(
             url, key=key, folder=self.folder / OUTCOME_FOLDER, prefix=f"{prefix}:outcome",
             lock_ttl_s=lock_ttl_s, snapshot_every_s=snapshot_every_s, batch=batch,
@@ -257,6 +268,8 @@ class Learner:
         if not self.gate.admit(user=lesson["user"], block=lesson["block"],
                                asn=lesson.get("asn"), ts=float(lesson["ts"])):
             return False
+        score = lesson.get("score")
+        self.calibration.observe(model, float(score) if score is not None else None)
         model.learn_one(lesson["values"])
         return True
 
@@ -310,7 +323,8 @@ class Learner:
         version = snapshots.next_version(self.version, taken)
         artifact = snapshots.save_snapshot(self.model, self.folder, version=version,
                                            parent=self.version, key=self.key,
-                                           card={"stream_cursor": self.cursor},
+                                           card={"stream_cursor": self.cursor,
+                                                 "calibration": self.calibration.card()},
                                            training=self.training)
         _publish(self._r, self._keys, artifact)
         self.version = version

@@ -20,7 +20,7 @@ from features.ipintel import IpInfo
 from features.profile import Sighting, learn, note_failure, sighting
 from models.base import RiskModel
 from models.outcome import OutcomeModel
-from riskengine.core.learning import otp_verified, verified_good
+from riskengine.core.learning import earns_trust, verified_good
 from riskengine.core.policy import Decision, decide
 from riskengine.core.records import Loaded, ProfileUpdate
 from riskengine.core.rules import Action, Outcome, Ruleset
@@ -52,22 +52,27 @@ class Context:
 @dataclass(frozen=True, slots=True)
 class Lesson:
     """A verified-good login's features, for the model to learn, with who taught it (for
-    the learning caps: user, address block, ASN) and when."""
+    the learning caps: user, address block, ASN) and when. ``score`` is the anomaly score
+    the model gave the login before learning it (a held-out score: the deployment's
+    calibration is made of them), None when it was not scored."""
 
     values: Mapping[str, Any]
     user: str
     block: str
     asn: int | None
     ts: float
+    score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"values": dict(self.values), "user": self.user, "block": self.block,
-                "asn": self.asn, "ts": self.ts}
+                "asn": self.asn, "ts": self.ts, "score": self.score}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Lesson:
+        score = data.get("score")
         return cls(values=data["values"], user=data["user"], block=data["block"],
-                   asn=data.get("asn"), ts=float(data["ts"]))
+                   asn=data.get("asn"), ts=float(data["ts"]),
+                   score=float(score) if score is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +127,11 @@ def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
     # A detector must not learn from what it flags: only allowed, verified logins.
     verified = decision.action is Action.ALLOW and verified_good(event, fv)
     seen = sighting(event, ip, fv)
-    lesson = Lesson(values=fv, user=event.user_key, block=event.ip_prefix_key,
+    lesson = Lesson(values=fv, user=event.user_key, block=event.ip_prefix_key, score=anomaly,
                     asn=ip.asn, ts=event.ts) if verified else None
     return Verdict(features=fv, decision=decision, shadow=shadowed, sighting=seen,
                    update=_profile_update(event, seen, learn_it=verified,
-                                          trust=verified and otp_verified(event, fv)),
+                                          trust=verified and earns_trust(event, fv)),
                    lesson=lesson, anomaly_risk=risk)
 
 

@@ -7,8 +7,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from features.profile import Sighting, learn, mark_bad, trust_device, unlearn
+from features.profile import (
+    Sighting,
+    UserProfile,
+    learn,
+    mark_bad,
+    trust_device,
+    unlearn,
+    unmark,
+)
 from riskengine.core.decide import Lesson
+from riskengine.core.edge import Refused as RequestRefused
 from riskengine.core.learning import OutcomeLesson
 from riskengine.core.records import FeedbackPlan, ProfileUpdate, StoredDecision
 from riskengine.core.rules import Challenge
@@ -26,14 +35,63 @@ class Source(StrEnum):
     ANALYST = "analyst"
 
 
-def plan(label: Label, source: Source) -> FeedbackPlan:
+class FeedbackConflict(RequestRefused):
+    """A feedback that contradicts what happened (a step-up result for a login that was not
+    challenged with that step-up): refused with 409, nothing changes."""
+
+    status = 409
+    field = "source"
+
+
+STEP_UP_SOURCES = (Source.CHALLENGE_PASSED, Source.CHALLENGE_FAILED)
+
+
+def check(stored: StoredDecision, source: Source, challenge: str | None = None) -> None:
+    """Raise ``FeedbackConflict`` when ``source`` cannot describe ``stored``: a step-up
+    result needs a login that was challenged, with ``challenge`` when the caller names it."""
+    if source not in STEP_UP_SOURCES:
+        return
+    asked = stored.decision.get("challenge")
+    if stored.decision.get("decision") != "challenge" or asked is None:
+        raise FeedbackConflict(f"{source.value}: this login was not challenged "
+                               f"(it was answered {stored.decision.get('decision')})")
+    if challenge is not None and challenge != asked:
+        raise FeedbackConflict(f"{source.value}: this login was challenged with {asked}, "
+                               f"not {challenge}")
+
+
+def grants_trust(stored: StoredDecision, source: Source) -> bool:
+    """Whether a ``legit`` with ``source`` makes the login's device trusted: a one-time code
+    passed on a challenge, from a network the user is known on, not by SMS right after the
+    phone may have changed hands; or an analyst's verdict. A captcha proves a human, not the
+    customer; a user's report or a legit on a denied login proves no device."""
+    if source is Source.ANALYST:
+        return True
+    if source is not Source.CHALLENGE_PASSED:
+        return False
+    decision = stored.decision
+    asked = decision.get("challenge")
+    if decision.get("decision") != "challenge" or asked not in (Challenge.SMS_OTP.value,
+                                                                 Challenge.EMAIL_OTP.value):
+        return False
+    features = stored.features
+    if asked == Challenge.SMS_OTP.value and any(features.get(f) for f in PHONE_TAKEN_OVER):
+        return False
+    return bool(features.get("ip_prefix_known") or features.get("asn_known")
+                or features.get("user_is_new"))
+
+
+def plan(label: Label, source: Source, challenge: str | None = None) -> FeedbackPlan:
     """What the feedback does to the stored decision's user: ``legit`` verifies the login
-    (the profile learns it if it had not; a passed step-up also makes its device trusted);
+    (the profile learns it if it had not; ``grants_trust`` says when its device becomes
+    trusted; an analyst's ``legit`` after a ``fraud`` also lifts that label's bad marks);
     ``fraud`` takes a learned login back out of the profile and marks its device, address
-    block and Wi-Fi as bad for that user. A failed attempt teaches nothing either way."""
-    passed = source is Source.CHALLENGE_PASSED
+    block and Wi-Fi as bad for that user. A passed captcha verifies nothing (a solving
+    service passes it too), and a failed attempt teaches nothing either way."""
 
     def apply(stored: StoredDecision) -> tuple[ProfileUpdate | None, bool]:
+        # Raises FeedbackConflict inside the store's transaction: nothing is written.
+        check(stored, source, challenge)
         if stored.sighting is None or stored.features.get("auth_failed"):
             return None, stored.learned
         seen = Sighting.from_dict(stored.sighting)
@@ -42,11 +100,24 @@ def plan(label: Label, source: Source) -> FeedbackPlan:
             if stored.learned:
                 return (lambda p: mark_bad(unlearn(p, seen), seen, at=at)), False
             return (lambda p: mark_bad(p, seen, at=at)), False
+        if source is Source.CHALLENGE_PASSED and \
+                stored.decision.get("challenge") == Challenge.CAPTCHA.value:
+            return None, stored.learned
+        trust = grants_trust(stored, source)
+        reversal = source is Source.ANALYST and (stored.feedback or "").startswith("fraud")
         if stored.learned:
-            return ((lambda p: trust_device(p, seen)) if passed else None), True
-        return (lambda p: learn(p, seen, trust=passed)), True
+            if not (trust or reversal):
+                return None, True
+            return (lambda p: _lift(p, seen, trust=trust, reversal=reversal)), True
+        return (lambda p: learn(_lift(p, seen, trust=False, reversal=reversal), seen,
+                                trust=trust)), True
 
     return apply
+
+
+def _lift(profile: UserProfile, seen: Sighting, *, trust: bool, reversal: bool) -> UserProfile:
+    out = unmark(profile, seen) if reversal else profile
+    return trust_device(out, seen) if trust else out
 
 
 def lesson_of(before: StoredDecision, label: Label) -> Lesson | None:

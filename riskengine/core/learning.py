@@ -78,18 +78,30 @@ def otp_verified(event: LoginEvent, values: Mapping[str, Any]) -> bool:
     return not (event.login_method is LoginMethod.SMS_OTP and values.get("sim_changed"))
 
 
+def known_network(values: Mapping[str, Any]) -> bool:
+    """The server sees the login on a network the user is known on: a known address block
+    or network operator. A Wi-Fi name alone is a claim the client makes (a replayed device
+    record sends it), so it verifies nothing."""
+    return bool(values.get("ip_prefix_known") or values.get("asn_known"))
+
+
 def verified_good(event: LoginEvent, values: Mapping[str, Any]) -> bool:
     """An allowed, successful login that may be learned now (see the module docstring)."""
     if event.failed:
         return False
-    known_network = bool(
-        values.get("ssid_known") or values.get("ip_prefix_known") or values.get("asn_known")
-    )
     return bool(
-        (values.get("device_known") and known_network)
+        (values.get("device_known") and known_network(values))
         or values.get("user_is_new")
         or otp_verified(event, values)
     )
+
+
+def earns_trust(event: LoginEvent, values: Mapping[str, Any]) -> bool:
+    """The login makes its device trusted: a one-time code passed (``otp_verified``) from a
+    network the user is known on (an address block or the user's own operator). A code
+    passed on a stranger's network verifies the login, not the device."""
+    return otp_verified(event, values) and bool(
+        values.get("ip_prefix_known") or values.get("asn_known") or values.get("user_is_new"))
 
 
 class LearningGate:

@@ -23,7 +23,9 @@ Step-up
     The preference of the strongest hit rule that names one; otherwise an OTP to the
     account's own channel (SMS for phone accounts or when a phone number came with the
     event, e-mail for e-mail accounts), captcha as the last resort. Rules can rule a
-    channel out (``avoid``), and SMS is always ruled out right after a SIM change.
+    channel out (``avoid``); SMS is always ruled out right after a SIM change or a number's
+    recycling, and so is the channel the login itself used (an SMS-code login gets no SMS
+    step-up: a swapped SIM would pass it again).
 """
 
 from __future__ import annotations
@@ -269,8 +271,14 @@ def choose_challenge(
 ) -> Challenge:
     """The step-up that fits the case (see the module docstring)."""
     avoid = {c for r in hits for c in r.rule.avoid}
-    if values.get("sim_changed"):
+    if values.get("sim_changed") or values.get("phone_recycled_since_last_login") is True:
         avoid.add(Challenge.SMS_OTP)
+    # A code to the channel the login itself was made with proves nothing more: whoever
+    # holds the (maybe swapped) SIM or the mailbox passes it again.
+    if event.login_method.value == "sms_otp":
+        avoid.add(Challenge.SMS_OTP)
+    elif event.login_method.value == "email_otp":
+        avoid.add(Challenge.EMAIL_OTP)
     preferred = [r.rule.challenge for r in sorted(hits, key=lambda r: -r.rule.score)
                  if r.rule.challenge is not None]
     own = Challenge.EMAIL_OTP if event.account_kind == "email" else (

@@ -14,7 +14,14 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from features import identifiers as ids
 
@@ -42,17 +49,23 @@ class _Strict(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_control_characters(cls, v: Any) -> Any:
+    def _no_control_characters(cls, v: Any, info: ValidationInfo) -> Any:
         # CR/LF and other control characters have no business in any field, and are how
         # log injection starts.
         if isinstance(v, str) and _CONTROL.search(v):
             raise ValueError("must not contain control characters (CR, LF, NUL, ...)")
+        # An SDK sends "" for what it could not read: for an optional field that is absence.
+        if isinstance(v, str) and not v.strip() and info.field_name is not None \
+                and cls.model_fields[info.field_name].default is None:
+            return None
         return v
 
 
 class Device(_Strict):
     id: Text64 | None = Field(
-        default=None, description="IMEI (15 digits, Luhn) or OAID"
+        default=None,
+        description="IMEI (15 digits, Luhn), MEID, Android id, IDFV/IDFA, OAID or a vendor "
+        "id; placeholders (all zeros, 'unknown', empty) mean none",
     )
     model: Text128 | None = None
     os_name: Text64 | None = None
@@ -62,16 +75,18 @@ class Device(_Strict):
     @field_validator("id")
     @classmethod
     def _device_id(cls, v: str | None) -> str | None:
-        if v is None or v.strip() == "":
+        if v is None:
             return None
-        v = v.strip()
-        if ids.looks_like_imei(v):
-            if not ids.is_imei(v):
-                raise ValueError("an IMEI must be 15 digits with a valid Luhn check digit")
-            return None if set(v) == {"0"} else v
-        if not ids.is_oaid(v):
-            raise ValueError("must be an IMEI (15 digits) or an OAID (hex digits and dashes)")
-        return None if ids.is_placeholder_oaid(v) else v.lower()
+        try:
+            found = ids.normalize_device_id(v)
+        except ids.DeviceIdError as e:
+            raise ValueError(str(e)) from None
+        return found[0] if found else None
+
+    @property
+    def id_kind(self) -> str | None:
+        """What kind of id ``id`` is (``features.identifiers.device_id_kind``)."""
+        return ids.device_id_kind(self.id) if self.id else None
 
     @field_validator("bluetooth_mac")
     @classmethod
@@ -84,9 +99,34 @@ class Device(_Strict):
         return None if ids.is_placeholder_mac(mac) else mac
 
 
+# What SDKs report as the network type, by the four the engine tells apart.
+_NETWORK_TYPES = {
+    "wifi": "wifi", "wlan": "wifi", "wi-fi": "wifi",
+    "cellular": "cellular", "mobile": "cellular", "2g": "cellular", "3g": "cellular",
+    "4g": "cellular", "5g": "cellular", "lte": "cellular", "nr": "cellular",
+    "wwan": "cellular", "ethernet": "ethernet", "lan": "ethernet", "wired": "ethernet",
+}
+
+
 class Network(_Strict):
-    type: Literal["wifi", "cellular", "ethernet", "unknown"] = "unknown"
+    type: Literal["wifi", "cellular", "ethernet", "unknown"] = Field(
+        default="unknown",
+        description="wifi, cellular, ethernet or unknown; common SDK spellings (WIFI, 4G, 5G, "
+        "LTE, mobile, none) are mapped, anything else is unknown",
+    )
     ssid: Text64 | None = None
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return _NETWORK_TYPES.get(v.strip().lower(), "unknown")
+        return v
+
+    @field_validator("ssid")
+    @classmethod
+    def _ssid(cls, v: str | None) -> str | None:
+        return ids.normalize_ssid(v) if v is not None else None
 
 
 class Sim(_Strict):
@@ -96,14 +136,20 @@ class Sim(_Strict):
     @field_validator("imsi")
     @classmethod
     def _imsi(cls, v: str | None) -> str | None:
-        if v is not None and not ids.is_imsi(v):
+        if v is None or ids.is_placeholder_id(v):
+            return None
+        v = v.strip()
+        if not ids.is_imsi(v):
             raise ValueError("an IMSI is 14 or 15 digits")
         return v
 
     @field_validator("iccid")
     @classmethod
     def _iccid(cls, v: str | None) -> str | None:
-        if v is not None and not ids.is_iccid(v):
+        if v is None or ids.is_placeholder_id(v):
+            return None
+        v = ids.normalize_iccid(v)
+        if not ids.is_iccid(v):
             raise ValueError("an ICCID is 18 to 20 digits starting with 89")
         return v
 
@@ -153,7 +199,10 @@ class ScoreRequest(_Strict):
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str | None) -> str | None:
-        if v is not None and not ids.is_e164(v):
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not ids.is_e164(v):
             raise ValueError("must be an E.164 number like +8613800138000")
         return v
 
@@ -202,6 +251,12 @@ class FeedbackRequest(_Strict):
     ] = "default"
     label: Literal["legit", "fraud"]
     source: Literal["challenge_passed", "challenge_failed", "user_report", "analyst"]
+    challenge: Literal["sms_otp", "email_otp", "captcha"] | None = Field(
+        default=None,
+        description="For a step-up result: the step-up the customer took. It must be the one "
+        "the score answer asked for (else 409); a step-up result for a login that was not "
+        "challenged is a 409 too",
+    )
 
 
 class FeedbackResponse(BaseModel):

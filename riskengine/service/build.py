@@ -161,6 +161,9 @@ def build_engine(settings: Settings) -> Built:
     signal providers (an invalid signal file stops the start, naming its line)."""
     ruleset = load_ruleset(settings.rules)
     model, card = load_model(settings)
+    warm = getattr(model, "warm", None)
+    if warm is not None:  # compile (or load from numba's cache) now, never in a request
+        warm()
     outcome, outcome_card = load_outcome_model(settings)
     if settings.ipdata_city_mmdb is not None:
         ipintel = IpIntel.from_mmdb(settings.ipdata_city_mmdb, settings.ipdata_asn_mmdb)
@@ -289,6 +292,7 @@ class ModelKeeper:
             frozen = self.slot.frozen(self.engine)
             artifact = snapshots.save_snapshot(
                 frozen, self.folder, version=version, parent=parent, key=self.key,
+                card=self.slot.calibration(self.engine),
                 training=self.slot.card(self.engine).get("training"))
             if snapshots.active_version(self.folder) not in (None, parent):
                 # An operator promoted or rolled back while this snapshot was written: theirs

@@ -23,6 +23,7 @@ from features.extract import FeatureVector
 from features.ipintel import IpInfo, IpIntel
 from features.profile import note_failure
 from models.base import RiskModel
+from models.calibration import DeploymentCalibration
 from models.outcome import OutcomeModel
 from models.persistence import Frozen, freeze
 from riskengine.adapters.breaker import CircuitBreaker
@@ -162,6 +163,8 @@ class Engine:
         self.pseudonymize = pseudonymizer
         self.failover = failover
         self.gate = gate or LearningGate()
+        # The served model's scale, refitted on this deployment's verified-good logins.
+        self.calibration = DeploymentCalibration()
         self.lessons = lessons
         self.breaker = breaker
         self.outbox = outbox
@@ -188,6 +191,7 @@ class Engine:
         """Serve another model from the next request on (a rollback or a promotion)."""
         with self._model_lock:
             self.model, self.model_version, self.model_card = model, version, dict(card or {})
+            self.calibration = DeploymentCalibration()
 
     def name_model(self, version: str, card: Mapping[str, Any]) -> None:
         """Give the serving model the version and card of the snapshot just taken of it."""
@@ -357,6 +361,7 @@ class Engine:
         with self._model_lock:
             if self.gate.admit(user=lesson.user, block=lesson.block, asn=lesson.asn,
                                ts=lesson.ts):
+                self.calibration.observe(self.model, lesson.score)
                 self.model.learn_one(lesson.values)
 
     def _sampled_negative(self, stored: StoredDecision) -> bool:
@@ -463,8 +468,16 @@ class Engine:
                 self.store.record(item.decision, item.attempt,
                                   (lambda p: note_failure(p, ts)) if failed else None)
             elif isinstance(item, FeedbackItem):  # queued under the event id's pseudonym
-                outcome = self.feedback_by_key(item.tenant, item.event_id,
-                                               label=item.label, source=item.source)
+                try:
+                    outcome = self.feedback_by_key(item.tenant, item.event_id,
+                                                   label=item.label, source=item.source)
+                except fb.FeedbackConflict as conflict:
+                    # It contradicts the stored decision: it would have been a 409 had the
+                    # store answered; dropped, as the caller was told it was queued.
+                    log.warning(json.dumps({"event": "queued_feedback_refused",
+                                            "event_id": item.event_id,
+                                            "reason": str(conflict)}))
+                    return
                 if outcome is FeedbackOutcome.QUEUED:
                     raise StoreError("store still unavailable")
             elif self.lessons is not None:
@@ -477,15 +490,19 @@ class Engine:
     # -- outcomes fed back ---------------------------------------------------------------
 
     def feedback(
-        self, tenant: str, event_id: str, *, label: Label, source: Source
+        self, tenant: str, event_id: str, *, label: Label, source: Source,
+        challenge: str | None = None,
     ) -> FeedbackOutcome:
         """``feedback_by_key`` of the event the caller knows as ``event_id`` (its own id, as
-        the score answer echoed it; the store keeps the id's pseudonym, ``event_key``)."""
+        the score answer echoed it; the store keeps the id's pseudonym, ``event_key``). Raises
+        ``core.feedback.FeedbackConflict`` when it contradicts the decision (a step-up result
+        for a login that was not challenged, or not with ``challenge``)."""
         return self.feedback_by_key(tenant, self.event_key(tenant, event_id), label=label,
-                                    source=source)
+                                    source=source, challenge=challenge)
 
     def feedback_by_key(
-        self, tenant: str, event_id: str, *, label: Label, source: Source
+        self, tenant: str, event_id: str, *, label: Label, source: Source,
+        challenge: str | None = None,
     ) -> FeedbackOutcome:
         """An outcome learned after the decision: a step-up result, a user's report, an
         analyst's verdict (``core.feedback.plan`` says what each does). Idempotent; labels
@@ -493,7 +510,8 @@ class Engine:
         what one could have taught, and a snapshot from before it can be restored."""
         try:
             outcome, before = self.store.apply_feedback(
-                tenant, event_id, f"{label.value}:{source.value}", fb.plan(label, source))
+                tenant, event_id, f"{label.value}:{source.value}",
+                fb.plan(label, source, challenge))
         except StoreError:
             if self.outbox is None:
                 raise

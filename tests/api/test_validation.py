@@ -67,9 +67,8 @@ BAD: list[tuple[str, str, dict[str, Any]]] = [
     ("ip cidr", "ip", with_("ip", "123.120.5.0/24")),
     # -- device
     ("imei bad luhn", "device.id", with_("device.id", "490154203237519")),
-    ("imei 14 digits", "device.id", with_("device.id", "49015420323751")),
-    ("imei 16 digits", "device.id", with_("device.id", "4901542032375180")),
-    ("device id not hex", "device.id", with_("device.id", "not-an-oaid-zzzz-zzzz")),
+    ("device id with spaces", "device.id", with_("device.id", "not an id at all")),
+    ("device id markup", "device.id", with_("device.id", "<img src=x>")),
     ("device id too long", "device.id", with_("device.id", "a" * 65)),
     ("mac malformed", "device.bluetooth_mac", with_("device.bluetooth_mac", "zz:22:fb:12:34:56")),
     ("mac short", "device.bluetooth_mac", with_("device.bluetooth_mac", "3c:22:fb:12:34")),
@@ -92,7 +91,6 @@ BAD: list[tuple[str, str, dict[str, Any]]] = [
     ("timestamp no offset", "timestamp", with_("timestamp", "2026-11-02T09:30:00")),
     ("timestamp no offset ms", "timestamp", with_("timestamp", "2026-11-02T09:30:00.123")),
     ("timestamp bad month", "timestamp", with_("timestamp", "2026-13-02T09:30:00+08:00")),
-    ("timestamp empty", "timestamp", with_("timestamp", "")),
     # -- lengths
     ("user_id 257 chars", "user_id", with_("user_id", "u" * 257)),
     ("event_id 129 chars", "event_id", with_("event_id", "e" * 129)),
@@ -103,13 +101,12 @@ BAD: list[tuple[str, str, dict[str, Any]]] = [
     ("user_id missing", "user_id", with_("user_id", _DROP)),
     ("ip missing", "ip", with_("ip", _DROP)),
     ("user_id empty", "user_id", with_("user_id", "")),
-    ("event_id empty", "event_id", with_("event_id", "")),
     # -- enums
     ("event_type", "event_type", with_("event_type", "logout")),
     ("auth_result", "auth_result", with_("auth_result", "ok")),
     ("auth_result case", "auth_result", with_("auth_result", "SUCCESS")),
     ("login_method", "login_method", with_("login_method", "face_id")),
-    ("network.type", "network.type", with_("network.type", "5g")),
+    ("network.type number", "network.type", with_("network.type", 5)),
     ("tenant spaces", "tenant", with_("tenant", "acme corp")),
     ("tenant empty", "tenant", with_("tenant", "")),
     ("tenant 65 chars", "tenant", with_("tenant", "t" * 65)),
@@ -276,3 +273,41 @@ def test_a_batch_of_bad_requests_leaves_the_store_as_it_was(tmp_path: Path, seed
 
         assert snapshot(db_path) == before
     assert snapshot(db_path) == before
+
+
+# Real clients' shapes: placeholders and SDK spellings are accepted, never a 422 on a real
+# customer's login (issue #17).
+REAL_WORLD = [
+    ("all-zero OAID", with_("device.id", "0000000000000000")),
+    ("all-zero IDFA", with_("device.id", "00000000-0000-0000-0000-000000000000")),
+    ("IDFV upper case", with_("device.id", "A1B2C3D4-E5F6-7890-ABCD-EF1234567890")),
+    ("Android id", with_("device.id", "3f2a9c0e1b4d5a6f")),
+    ("vendor id", with_("device.id", "HONOR_1a2b3c4d5e")),
+    ("empty device id", with_("device.id", "")),
+    ("Bluetooth placeholder", with_("device.bluetooth_mac", "02:00:00:00:00:00")),
+    ("empty Bluetooth", with_("device.bluetooth_mac", "")),
+    ("unknown ssid", with_("network.ssid", "<unknown ssid>")),
+    ("quoted ssid", with_("network.ssid", '"HomeNet"')),
+    ("network 4G", with_("network.type", "4G")),
+    ("network WIFI", with_("network.type", "WIFI")),
+    ("empty IMSI", with_("sim.imsi", "")),
+    ("all-zero ICCID", with_("sim.iccid", "00000000000000000000")),
+    ("ICCID with filler F", with_("sim.iccid", "8986001234567890123F")),
+    ("empty phone", with_("phone", "")),
+    ("empty model", with_("device.model", "")),
+    ("empty timestamp", with_("timestamp", "")),
+    ("empty event id", with_("event_id", "")),
+]
+
+
+@pytest.mark.parametrize(("case", "body"), REAL_WORLD, ids=[c for c, _ in REAL_WORLD])
+def test_real_world_shapes_are_scored(served: tuple[TestClient, Path], case: str,
+                                      body: dict[str, Any]) -> None:
+    client, _ = served
+    # Each case is a login of its own (the same event_id with another body is a 409).
+    if body.get("event_id"):
+        body = {**body, "event_id": f"real-world-{case}"}
+
+    response = client.post("/v1/score", json=body)
+
+    assert response.status_code == 200, (case, response.text)

@@ -40,15 +40,44 @@ class TestTrust:
     def test_a_passed_step_up_makes_the_device_trusted(self, make_engine):
         engine = make_engine()
         last = home_history(engine, 5)
+        # A new phone on the user's own provider, another address block: challenged, and
+        # the code passed from the user's own operator earns the phone trust.
         first = score(engine, **{**HOME, "device": NEW_PHONE, "network": {"type": "cellular"},
-                                 "ip": "223.104.3.7", "event_id": "p1",
+                                 "ip": "123.120.77.9", "event_id": "p1",
                                  "timestamp": at(last + timedelta(days=1))})
-        assert first["decision"] == "challenge"
+        assert first["decision"] == "challenge" and first["challenge"] == "sms_otp"
         engine.feedback("default", "p1", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
         assert len(profile_of(engine).trusted) == 1
         home = score(engine, **{**HOME, "device": NEW_PHONE,
                                 "timestamp": at(last + timedelta(days=2))})
         assert "known_device_known_network" in codes(home)
+
+    def test_a_step_up_passed_on_a_strangers_network_verifies_the_login_not_the_device(
+            self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        first = score(engine, **{**HOME, "device": NEW_PHONE, "network": {"type": "cellular"},
+                                 "ip": "223.104.3.7", "event_id": "p1",
+                                 "timestamp": at(last + timedelta(days=1))})
+        assert first["decision"] == "challenge"
+        engine.feedback("default", "p1", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
+        profile = profile_of(engine)
+        assert profile.trusted == {} and len(profile.devices) == 2
+
+    def test_a_passed_captcha_verifies_nothing(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        for i in range(6):  # five failures make the next login a captcha
+            score(engine, **{**HOME, "auth_result": "failure", "ip": "223.104.3.7",
+                             "timestamp": at(last + timedelta(days=1, seconds=i))})
+        body = score(engine, **{**HOME, "device": NEW_PHONE, "ip": "223.104.3.7",
+                                "event_id": "c1", "network": {"type": "cellular"},
+                                "timestamp": at(last + timedelta(days=1, minutes=1))})
+        assert body["decision"] == "challenge" and body["challenge"] == "captcha", body
+        devices_before = len(profile_of(engine).devices)
+        engine.feedback("default", "c1", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
+        profile = profile_of(engine)
+        assert profile.trusted == {} and len(profile.devices) == devices_before
 
     def test_an_otp_login_is_a_step_up(self, make_engine):
         engine = make_engine()

@@ -1,6 +1,6 @@
 """An attacker's failures from a new IP must not lock the real user out (NIST SP 800-63B
-limits consecutive failures per account to 100; riskengine never denies the owner on a
-trusted device and known network for failures made elsewhere: it asks for a captcha at most)."""
+limits consecutive failures per account to 100; riskengine does not even ask the owner on a
+trusted device and known network for a captcha because of failures made elsewhere)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def test_an_attackers_failures_do_not_lock_the_owner_out(make_engine):
     assert all(b["decision"] != "allow" for b in attacker)
     owner = engine.score(ScoreRequest(**{**HOME, "timestamp": at(
         last + timedelta(hours=2, minutes=41))})).body
-    # Not locked out: the owner gets at most a captcha, the cheapest step-up, while the
-    # account is under attack; the trust of the owner's device still counts.
-    assert owner["decision"] == "challenge" and owner["challenge"] == "captcha"
-    assert {"account_brute_force", "known_device_known_network"} <= {
-        r["code"] for r in owner["reasons"]}
+    # Not locked out: strangers' failures do not degrade the owner's trusted phone on the
+    # home network (issue #18); the trust of the owner's device still counts.
+    assert owner["decision"] == "allow", owner
+    codes = {r["code"] for r in owner["reasons"]}
+    assert "known_device_known_network" in codes and "account_brute_force" not in codes

@@ -8,16 +8,19 @@ import pytest
 
 from features.identifiers import (
     PLACEHOLDER_BLUETOOTH,
+    DeviceIdError,
     account_kind,
+    device_id_kind,
     is_e164,
     is_iccid,
     is_imei,
     is_imsi,
-    is_oaid,
+    is_placeholder_id,
     is_placeholder_mac,
-    is_placeholder_oaid,
     luhn_ok,
+    normalize_device_id,
     normalize_mac,
+    normalize_ssid,
 )
 
 VALID_IMEIS = ["490154203237518", "356938035643809"]
@@ -58,45 +61,87 @@ class TestImei:
         assert not is_imei("490154203237514\n")
 
 
-class TestOaid:
+# What apps really send as a device id, by kind; the kind is kept as a feature.
+REAL_DEVICE_IDS = [
+    ("490154203237518", "imei"),  # old Android with READ_PHONE_STATE
+    ("A0000012345678", "meid"),  # CDMA MEID, 14 hex digits
+    ("268435456012345678", "meid"),  # MEID in decimal, 18 digits
+    ("3f2a9c0e1b4d5a6f", "android_id"),  # Settings.Secure.ANDROID_ID, 64-bit hex
+    ("1234567890123456", "android_id"),  # an Android id may be all digits
+    ("f2a9c0e1b4d5a6f", "android_id"),  # ... and loses leading zeros in some SDKs
+    ("A1B2C3D4-E5F6-7890-ABCD-EF1234567890", "uuid"),  # iOS IDFV / IDFA
+    ("7d3c1e2a-9f8b-4c6d-a1e0-5b4f3c2d1e0f", "uuid"),  # Huawei / Honor OAID
+    ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "oaid"),  # Xiaomi
+    ("dfb0ac7d41f1b3c9-04a6", "oaid"),
+    ("HONOR_1a2b3c4d5e", "vendor"),
+    ("vivo:9f8e7d6c5b4a", "vendor"),
+]
+
+# Placeholders mean "no id": never a 422, never a pseudonym shared by strangers.
+DEVICE_ID_PLACEHOLDERS = [
+    "0000000000000000",  # Android OAID with "limit ad tracking" on
+    "0" * 64,
+    "00000000-0000-0000-0000-000000000000",  # iOS IDFA/IDFV without permission
+    "000000000000000",  # IMEI of a device that will not tell
+    "9774d56d682e549c",  # the Android id shared by many Android 2.2 devices
+    "004999010640000",  # the emulator's IMEI
+    "unknown", "NULL", "undefined", "none", "",
+    "   ",
+    "ffffffffffffffff",
+]
+
+# What cannot be any real identifier.
+NOT_DEVICE_IDS = [
+    ("490154203237519", "Luhn"),  # 15 digits are an IMEI; this check digit is wrong
+    ("has a space", "device id"),
+    ("<script>", "device id"),
+    ("ab", "device id"),  # too short to identify anything
+    ("a1b2c3d4\u00e9", "device id"),  # not ASCII
+]
+
+
+class TestDeviceIds:
+    @pytest.mark.parametrize(("value", "kind"), REAL_DEVICE_IDS)
+    def test_real_shapes_are_accepted_with_their_kind(self, value: str, kind: str) -> None:
+        assert device_id_kind(value) == kind
+        normalized = normalize_device_id(value)
+        assert normalized is not None and normalized[1] == kind
+
+    def test_hex_ids_are_one_id_whatever_their_case(self) -> None:
+        upper = normalize_device_id("A1B2C3D4-E5F6-7890-ABCD-EF1234567890")
+        lower = normalize_device_id("a1b2c3d4-e5f6-7890-abcd-ef1234567890")
+        assert upper == lower
+
+    @pytest.mark.parametrize("value", DEVICE_ID_PLACEHOLDERS)
+    def test_placeholders_mean_absent(self, value: str) -> None:
+        assert is_placeholder_id(value)
+        assert normalize_device_id(value) is None
+
+    @pytest.mark.parametrize("value", [v for v, _ in REAL_DEVICE_IDS])
+    def test_a_real_id_is_not_a_placeholder(self, value: str) -> None:
+        assert not is_placeholder_id(value)
+
+    @pytest.mark.parametrize(("value", "says"), NOT_DEVICE_IDS)
+    def test_what_cannot_be_an_id_is_refused_saying_why(self, value: str, says: str) -> None:
+        value = value.encode().decode("unicode_escape")
+        with pytest.raises(DeviceIdError, match=says):
+            device_id_kind(value)
+
+
+class TestSsid:
     @pytest.mark.parametrize(
-        "value",
+        ("value", "expected"),
         [
-            "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
-            "A1B2C3D4-E5F6-7890-ABCD-EF1234567890",
-            "f" * 64,
-            "0123456789abcdef",
+            ('"HomeNet-5G"', "HomeNet-5G"),  # Android quotes a readable name
+            ("HomeNet-5G", "HomeNet-5G"),
+            ("<unknown ssid>", None),  # Android without the location permission
+            ("0x", None),  # a name that is not text
+            ('""', None),
+            ("  ", None),
         ],
     )
-    def test_hex_digits_and_dashes_are_an_oaid(self, value: str) -> None:
-        assert is_oaid(value)
-
-    @pytest.mark.parametrize(
-        "value",
-        [
-            "a1b2c3d4-e5f6",  # too short
-            "f" * 65,  # too long
-            "g1b2c3d4-e5f6-7890-abcd-ef1234567890",  # not hex
-            "-" * 20,  # no digit at all
-            "a1b2c3d4 e5f6 7890 abcd ef1234567890",
-        ],
-    )
-    def test_other_strings_are_not_an_oaid(self, value: str) -> None:
-        assert not is_oaid(value)
-
-    @pytest.mark.parametrize(
-        "value", ["00000000-0000-0000-0000-000000000000", "0" * 32, "0000-0000-0000-0000"]
-    )
-    def test_all_zero_oaid_is_the_limit_tracking_placeholder(self, value: str) -> None:
-        assert is_placeholder_oaid(value)
-
-    @pytest.mark.parametrize(
-        "value",
-        ["a1b2c3d4-e5f6-7890-abcd-ef1234567890", "00000000-0000-0000-0000-000000000001", "-" * 20],
-    )
-    def test_a_real_oaid_is_not_the_placeholder(self, value: str) -> None:
-        assert not is_placeholder_oaid(value)
-
+    def test_ssid_as_the_user_sees_it_or_absent(self, value: str, expected: str | None) -> None:
+        assert normalize_ssid(value) == expected
 
 class TestSim:
     @pytest.mark.parametrize("value", ["460001234567890", "46000123456789"])

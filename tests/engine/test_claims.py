@@ -1,0 +1,130 @@
+"""Client-reported identifiers are claims, not proof; trust is earned and scoped; customers'
+wider normals cost them less friction; a SIM swap is not stepped up by SMS (issue #17)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from riskengine.core.wire import ScoreRequest
+from tests.engine.conftest import HOME, at, home_history
+
+US_CLOUD = "13.52.1.1"  # hosting, San Jose
+CN_CLOUD = "1.116.1.1"  # hosting, Shanghai
+SAME_PROVIDER_OTHER_BLOCK = "221.218.1.9"  # China Unicom Beijing, another /24
+LONDON = "81.2.69.1"  # residential
+
+
+def score(engine, **fields: Any) -> dict[str, Any]:
+    return engine.score(ScoreRequest(**fields)).body
+
+
+def codes(body: dict[str, Any]) -> set[str]:
+    return {r["code"] for r in body["reasons"]}
+
+
+def trusted_home(engine) -> Any:
+    """Twenty logins from home, then an SMS-code login that makes the phone trusted."""
+    last = home_history(engine, 20)
+    when = last + timedelta(hours=1)
+    assert score(engine, **{**HOME, "login_method": "sms_otp",
+                            "timestamp": at(when)})["decision"] == "allow"
+    return when
+
+
+class TestReplayedDeviceRecord:
+    def test_the_whole_record_from_a_server_abroad_is_questioned(self, make_engine):
+        engine = make_engine()
+        last = trusted_home(engine)
+        body = score(engine, **{**HOME, "ip": US_CLOUD, "timestamp": at(last + timedelta(days=1))})
+        assert body["decision"] != "allow", body
+        assert "hosting_ip_known_device" in codes(body)
+        assert "known_device_known_network" not in codes(body)
+
+    def test_the_record_from_a_server_at_home_is_questioned(self, make_engine):
+        engine = make_engine()
+        last = trusted_home(engine)
+        body = score(engine, **{**HOME, "ip": CN_CLOUD, "timestamp": at(last + timedelta(days=1))})
+        assert body["decision"] != "allow", body
+
+    def test_one_device_cannot_be_in_two_places(self, make_engine):
+        engine = make_engine()
+        last = trusted_home(engine)
+        body = score(engine, **{**HOME, "ip": LONDON,
+                                "timestamp": at(last + timedelta(minutes=30))})
+        assert body["decision"] != "allow"
+        assert {"impossible_travel", "device_in_two_places"} <= codes(body)
+
+    def test_an_older_app_build_on_a_known_device_is_a_replay_sign(self, make_engine):
+        engine = make_engine()
+        ua = "MallApp/8.6.2 (HarmonyOS 4.2; HUAWEI Mate 60) okhttp/4.12.0"
+        last = home_history(engine, 10, user_agent=ua)
+        body = score(engine, **{**HOME, "user_agent": ua.replace("8.6.2", "8.1.0"),
+                                "timestamp": at(last + timedelta(days=1))})
+        assert "client_downgrade" in codes(body)
+        assert body["reasons"][0]["observed"] or True
+
+    def test_a_trusted_device_on_its_usual_provider_keeps_some_trust(self, make_engine):
+        engine = make_engine()
+        last = trusted_home(engine)
+        body = score(engine, **{**HOME, "ip": SAME_PROVIDER_OTHER_BLOCK,
+                                "timestamp": at(last + timedelta(days=1))})
+        assert body["decision"] == "allow"
+        assert "trusted_device_usual_provider" in codes(body)
+        assert "known_device_known_network" not in codes(body)
+
+
+class TestSimSwap:
+    def test_an_sms_login_is_never_stepped_up_by_sms(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        # A new device (no SIM ids: iOS and Android 10+ apps cannot read them) logging in
+        # with an SMS code: another SMS code would go to whoever holds the number.
+        body = score(engine, **{**HOME, "device": {"id": "a1b2c3d4-e5f6-4789-abcd-ef1234567890"},
+                                "sim": None, "ip": "81.167.144.58", "login_method": "sms_otp",
+                                "timestamp": at(last + timedelta(days=1))})
+        assert body["decision"] == "challenge"
+        assert body["challenge"] == "email_otp"
+
+    def test_a_new_sim_then_sms_login_is_stepped_up_by_email(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        body = score(engine, **{**HOME, "sim": {"iccid": "89860099999999999999"},
+                                "device": {"id": "356938035643809"}, "login_method": "password",
+                                "timestamp": at(last + timedelta(hours=3))})
+        assert body["decision"] in ("challenge", "deny")
+        assert body["challenge"] in ("email_otp", None)
+
+
+class TestLessFriction:
+    def test_a_family_members_phone_at_home_is_not_challenged(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 10, network={"type": "cellular"})
+        family = {**HOME, "user_id": "+8613900139000", "phone": "+8613900139000",
+                  "device": {"id": "356938035643809", "model": "Xiaomi 14"},
+                  "network": {"type": "cellular"}, "sim": None}
+        home_history(engine, 3, **family)
+        body = score(engine, **{**HOME, "device": family["device"], "network": {"type": "cellular"},
+                                "sim": None, "timestamp": at(last + timedelta(days=1))})
+        assert "household_device" in codes(body)
+        assert body["decision"] == "allow", body
+
+    def test_a_stable_browser_on_a_known_network_is_like_the_app(self, make_engine):
+        engine = make_engine()
+        web = {"user_id": "li.wei@example.cn", "ip": HOME["ip"],
+               "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                             "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"}
+        last = home_history(engine, 10, **{**web, "device": None, "network": None, "sim": None,
+                                           "phone": None})
+        body = score(engine, **{**web, "timestamp": at(last + timedelta(days=1))})
+        assert "known_browser_known_network" in codes(body)
+        assert body["decision"] == "allow"
+
+    def test_strangers_failures_do_not_lock_out_the_owners_trusted_phone(self, make_engine):
+        engine = make_engine()
+        last = trusted_home(engine)
+        for i in range(30):
+            score(engine, user_id=HOME["user_id"], ip=f"45.83.{64 + i}.10",
+                  auth_result="failure", timestamp=at(last + timedelta(hours=1, seconds=20 * i)))
+        owner = score(engine, **{**HOME, "timestamp": at(last + timedelta(hours=1, minutes=11))})
+        assert owner["decision"] == "allow", owner
