@@ -60,3 +60,17 @@ def test_short_keys_are_refused() -> None:
         Pseudonymizer(b"short")
     with pytest.raises(ValueError, match="at least 16 bytes"):
         Pseudonymizer(KEY, previous=[("k0", b"short")])
+
+
+def test_every_key_gives_the_current_pseudonym_then_the_retired_ones() -> None:
+    rng = random.Random(7)
+    keys = [("k3", rng.randbytes(32)), ("k2", rng.randbytes(70)), ("k1", rng.randbytes(16))]
+    p = Pseudonymizer(keys[0][1], key_id="k3", previous=keys[1:])
+    for kind in Kind:
+        for value, scope in (("+8613800138000", "t"), ("", ""), ("é中\x00", "tenant-é")):
+            expected = tuple(reference(key, kid, kind, value, scope) for kid, key in keys)
+            assert p.under_every_key(kind, value, scope=scope) == expected
+            assert (p(kind, value, scope=scope), *p.previous(kind, value, scope=scope)) \
+                == expected
+    assert Pseudonymizer(KEY).under_every_key(Kind.IP, "1.2.3.4") == (
+        reference(KEY, "k1", Kind.IP, "1.2.3.4", ""),)
