@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from riskengine import __version__
 from riskengine.adapters.auth import KeyStore, Scope
 from riskengine.api import admin, errors, routes, users
+from riskengine.api.body import add_schemas
 from riskengine.api.guards import MAX_BODY_BYTES, BodyGuard, InFlightLimit
 from riskengine.api.metrics import ServiceMetrics
 from riskengine.api.security import AdminPaths, AuthFailure, Gate, auth_failed
+from riskengine.core.wire import ScoreRequest
 from riskengine.service import build as service
 from riskengine.service.settings import Settings
 
@@ -63,7 +66,34 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(admin.router)
     app.include_router(admin.page)
     app.state.metrics = ServiceMetrics()
+    _document_parsed_bodies(app)
     return app
+
+
+def _document_parsed_bodies(app: FastAPI) -> None:
+    """The request models of the routes that parse their body themselves
+    (``riskengine.api.body``) among the OpenAPI document's components, where FastAPI would
+    have put them for a declared body."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_schemas(generate(), ScoreRequest)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+def served_app() -> FastAPI:
+    """The app as each worker process of ``riskengine serve --workers N`` builds it (uvicorn
+    imports ``riskengine.api.app:served_app`` in every worker): settings from the
+    environment, which the command has filled from its options; logging off the event loop
+    (``riskengine.adapters.logsetup``); the heap settled after start-up."""
+    from riskengine.adapters import logsetup
+
+    settings = Settings()
+    logsetup.configure(settings.log_level)
+    return create_app(settings, settle_heap=True)
 
 
 def _gate(settings: Settings) -> Gate:
