@@ -21,7 +21,9 @@ then does not extend them. Time the application takes to answer is not counted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -85,25 +87,42 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+@functools.cache
 def with_deadlines(*, header_timeout_s: float, body_timeout_s: float) -> type[DeadlineProtocol]:
     """A ``DeadlineProtocol`` class with these deadlines, for ``uvicorn.Config(http=...)``."""
     return type("DeadlineProtocol", (DeadlineProtocol,),
                 {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s})
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """``with_deadlines``'s protocol, as a factory that pickles: worker processes are
+    spawned, with uvicorn's ``Config`` (and the protocol in it) pickled for them, and a class
+    made at run time does not pickle."""
+
+    header_timeout_s: float
+    body_timeout_s: float
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DeadlineProtocol:
+        return with_deadlines(header_timeout_s=self.header_timeout_s,
+                              body_timeout_s=self.body_timeout_s)(*args, **kwargs)
+
+
 def run(app: Any, *, host: str, port: int, header_timeout_s: float, body_timeout_s: float,
-        log_level: str) -> None:
-    """Serve ``app`` on ``host:port`` until a signal stops it."""
+        log_level: str, workers: int = 1) -> None:
+    """Serve ``app`` on ``host:port`` until a signal stops it. With ``workers`` > 1, ``app``
+    is an import string of an app factory (``module:function``), which each worker process
+    calls; uvicorn's parent process restarts a worker that dies."""
     uvicorn.run(
         app,
         host=host,
         port=port,
-        workers=1,
-        http=with_deadlines(header_timeout_s=header_timeout_s,  # type: ignore[arg-type]
-                            body_timeout_s=body_timeout_s),
+        workers=workers,
+        factory=workers > 1,
+        http=Deadlines(header_timeout_s, body_timeout_s),  # type: ignore[arg-type]
         log_level=log_level,
         access_log=False,  # one structured line per decision is logged instead
     )
 
 
-__all__ = ["DeadlineProtocol", "run", "with_deadlines"]
+__all__ = ["DeadlineProtocol", "Deadlines", "run", "with_deadlines"]

@@ -44,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     from riskengine.api import create_app
     from riskengine.api.server import run
     from riskengine.core.rules import RulesetError, load_ruleset
+    from riskengine.service.build import shared_store
     from riskengine.service.settings import Settings
 
     overrides: dict[str, object] = {}
@@ -60,10 +61,30 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot start: {_one_line(exc)}") from None
     except RulesetError as exc:
         raise CommandError(f"cannot start: {exc}") from None
-    logsetup.configure(settings.log_level)  # lines off the event loop, never blocking it
-    run(create_app(settings, settle_heap=True), host=args.host, port=args.port,
-        header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
-        log_level=settings.log_level.lower())
+    deadlines = {"header_timeout_s": settings.header_timeout_s,
+                 "body_timeout_s": settings.body_timeout_s}
+    if args.workers < 1:
+        raise CommandError("cannot start: --workers must be at least 1")
+    if args.workers == 1:
+        logsetup.configure(settings.log_level)  # lines off the event loop, never blocking it
+        run(create_app(settings, settle_heap=True), host=args.host, port=args.port,
+            log_level=settings.log_level.lower(), **deadlines)
+        return 0
+    if not shared_store(settings.store):
+        # Each worker is a process of its own: a memory store would be N stores, and N
+        # models learning apart; SQLite takes one writer at a time (bench/README.md).
+        kind = settings.store.split(":", 1)[0]
+        if kind == "memory":
+            raise CommandError("cannot start: --workers > 1 needs a store the workers share "
+                               "(redis://...); each worker would keep its own memory: store")
+        print(f"riskengine: {args.workers} workers on one {kind} store: they write one at "
+              "a time and each learns its own model; use Redis to scale with cores",
+              file=sys.stderr)
+    # The workers are spawned processes: they read their settings from the environment.
+    os.environ.update({"RISKENGINE_" + name.upper(): str(value)
+                       for name, value in overrides.items()})
+    run("riskengine.api.app:served_app", host=args.host, port=args.port,
+        log_level=settings.log_level.lower(), workers=args.workers, **deadlines)
     return 0
 
 
@@ -311,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--rules", help="ruleset YAML (default: the shipped ruleset)")
     serve.add_argument("--env", choices=["development", "production"],
                        help="development allows the public pseudonymization key")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (default 1); more than one needs the Redis "
+                       "store to scale (SQLite: one writer at a time; memory: refused)")
     serve.set_defaults(func=_serve)
 
     sim = sub.add_parser("simulate", help="write labelled login traffic as JSONL")
