@@ -107,6 +107,17 @@ def scale(x: FloatArray, scaling: FloatArray) -> FloatArray:
     return out
 
 
+@njit(cache=True, inline="always")
+def _child(tree: FloatArray, node: int, x: FloatArray) -> int:
+    """The child of ``node`` that ``x`` goes down to, as river's trees choose it: by the
+    split, or, for a missing (NaN) feature, the child with the larger latest-window mass."""
+    value = x[int(tree[node, FEATURE])]
+    left = 2 * node + 1
+    if math.isnan(value):
+        return left + 1 if tree[left, L_MASS] < tree[left + 1, L_MASS] else left
+    return left if value < tree[node, THRESHOLD] else left + 1
+
+
 @njit(cache=True)
 def _score(nodes: FloatArray, x: FloatArray, scaling: FloatArray, height: int,
            size_limit: float, max_mass: float) -> float:
@@ -132,12 +143,7 @@ def _score(nodes: FloatArray, x: FloatArray, scaling: FloatArray, height: int,
             if r < size_limit:
                 stopped = True
                 break
-            value = x[int(tree[node, FEATURE])]
-            left = 2 * node + 1
-            if math.isnan(value):
-                node = left + 1 if tree[left, L_MASS] < tree[left + 1, L_MASS] else left
-            else:
-                node = left if value < tree[node, THRESHOLD] else left + 1
+            node = _child(tree, node, x)
             depth_pow *= 2.0
         if not stopped:
             score += tree[node, R_MASS] * depth_pow
@@ -155,12 +161,7 @@ def _learn(nodes: FloatArray, x: FloatArray, scaling: FloatArray, height: int) -
         node = 0
         for _ in range(height):
             tree[node, L_MASS] += 1.0
-            value = x[int(tree[node, FEATURE])]
-            left = 2 * node + 1
-            if math.isnan(value):
-                node = left + 1 if tree[left, L_MASS] < tree[left + 1, L_MASS] else left
-            else:
-                node = left if value < tree[node, THRESHOLD] else left + 1
+            node = _child(tree, node, x)
         tree[node, L_MASS] += 1.0
 
 

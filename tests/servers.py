@@ -3,6 +3,7 @@ environment's own RISKENGINE_ settings left out, and a wait until a server answe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -18,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def store_down_client(tmp_path: Path) -> Iterator[Any]:
+    """A test client of an app whose Redis store listens nowhere (a port nothing is bound to),
+    with its outbox under ``tmp_path``."""
+    from fastapi.testclient import TestClient
+
+    from riskengine.api import create_app
+    from riskengine.service.settings import Settings
+
+    settings = Settings(env="test", auth="open", store=f"redis://127.0.0.1:{free_port()}/0",
+                        outbox=tmp_path / "outbox.db", _env_file=None)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

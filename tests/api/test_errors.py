@@ -19,7 +19,7 @@ from riskengine.api import create_app
 from riskengine.api.errors import as_conflict, conflict
 from riskengine.api.guards import InFlightLimit
 from riskengine.service.settings import Settings
-from tests.servers import free_port
+from tests.servers import store_down_client
 
 LOGIN = {"user_id": "li.wei@example.cn", "ip": "123.120.5.9"}
 JSON = {"Content-Type": "application/json"}
@@ -167,11 +167,9 @@ def test_an_unexpected_error_is_a_500_in_the_shape(client: TestClient) -> None:
 
 @pytest.fixture
 def store_down(tmp_path: Path) -> Iterator[TestClient]:
-    """An app whose Redis store listens nowhere (a port nothing is bound to)."""
-    settings = Settings(env="test", auth="open", store=f"redis://127.0.0.1:{free_port()}/0",
-                        outbox=tmp_path / "outbox.db", _env_file=None)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
+    """An app whose Redis store listens nowhere."""
+    with store_down_client(tmp_path) as client:
+        yield client
 
 
 def test_with_the_store_down_user_data_routes_are_503_with_retry_after(

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
 from riskengine.service.settings import Settings
-from tests.servers import free_port, serve
+from tests.servers import serve, store_down_client
 
 JSON = {"Content-Type": "application/json"}
 LOGIN = {"user_id": "li.wei@example.cn", "ip": "123.120.5.9"}
@@ -67,10 +67,9 @@ def test_a_form_body_is_415(client: TestClient) -> None:
 
 @pytest.fixture
 def store_down(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(env="test", auth="open", store=f"redis://127.0.0.1:{free_port()}/0",
-                        outbox=tmp_path / "outbox.db", _env_file=None)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
+    """An app whose Redis store listens nowhere."""
+    with store_down_client(tmp_path) as client:
+        yield client
 
 
 def test_export_and_erase_with_the_store_down_are_503_not_a_plain_500(
