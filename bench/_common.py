@@ -197,6 +197,31 @@ def bare_app() -> Any:
     return app
 
 
+def bare_bytes_app() -> Any:
+    """For comparison: the async bare route with the body parsed as the scoring route parses
+    it (``riskengine.api.body.json_body``: from the bytes, in pydantic's core)."""
+    from typing import Annotated
+
+    import orjson
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from riskengine.api.body import json_body
+    from riskengine.core.wire import ScoreRequest
+
+    app = FastAPI()
+    constant = orjson.dumps(CONSTANT_ANSWER)
+
+    async def score(body):  # type: ignore[no-untyped-def]
+        return Response(constant, media_type="application/json")
+
+    score.__annotations__ = {"body": Annotated[ScoreRequest, json_body(ScoreRequest)],
+                             "return": Response}
+    app.post("/v1/score")(score)
+    app.get("/healthz")(_healthz)
+    return app
+
+
 def bare_sync_app() -> Any:
     """For comparison: a sync route (FastAPI runs it in its thread pool) that parses the
     same body and answers a constant through the response model ``ScoreResponse``."""
