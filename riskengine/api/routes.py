@@ -95,7 +95,7 @@ def feedback(request: Request, body: FeedbackRequest, engine: EngineDep) -> Any:
     if body.source == Source.ANALYST:
         needs_scope(request, Scope.ANALYST, field="source")
     outcome = engine.feedback(body.tenant, body.event_id, label=Label(body.label),
-                              source=Source(body.source))
+                              source=Source(body.source), challenge=body.challenge)
     if outcome is FeedbackOutcome.QUEUED:
         return JSONResponse(status_code=202, content={"event_id": body.event_id,
                                                       "status": outcome.value})
