@@ -91,9 +91,22 @@ def verified_good(event: LoginEvent, values: Mapping[str, Any]) -> bool:
         return False
     return bool(
         (values.get("device_known") and known_network(values))
+        or (values.get("device_trusted") and at_home_in_claims(values))
         or values.get("user_is_new")
         or otp_verified(event, values)
     )
+
+
+def at_home_in_claims(values: Mapping[str, Any]) -> bool:
+    """A trusted device's login that contradicts nothing: in the country of the user's last
+    login, on no anonymiser, its hardware, builds and travel consistent with its history.
+    Its network is new, but the login may teach it (a customer's carrier, a new office)."""
+    return bool(
+        values.get("same_country_as_last") and not values.get("new_country")
+        and not (values.get("ip_is_hosting") or values.get("ip_is_vpn") or values.get("ip_is_tor"))
+        and not values.get("device_mismatch") and not values.get("os_downgrade")
+        and not values.get("client_downgrade")
+        and not (values.get("device_speed_kmh") or 0) > 1000)
 
 
 def earns_trust(event: LoginEvent, values: Mapping[str, Any]) -> bool:

@@ -128,3 +128,26 @@ class TestLessFriction:
                   auth_result="failure", timestamp=at(last + timedelta(hours=1, seconds=20 * i)))
         owner = score(engine, **{**HOME, "timestamp": at(last + timedelta(hours=1, minutes=11))})
         assert owner["decision"] == "allow", owner
+
+
+def test_a_trusted_phone_teaches_its_new_carrier_when_nothing_contradicts_it(make_engine):
+    # The customer's own trusted phone on mobile data, a carrier the profile has not seen:
+    # allowed and learned, so the carrier is the customer's from then on.
+    engine = make_engine()
+    last = trusted_home(engine)
+    mobile = {**HOME, "ip": "223.104.3.7", "network": {"type": "cellular"}}
+    first = score(engine, **{**mobile, "timestamp": at(last + timedelta(hours=3))})
+    second = score(engine, **{**mobile, "ip": "223.104.9.7",
+                              "timestamp": at(last + timedelta(hours=5))})
+    assert first["decision"] == "allow" and second["decision"] == "allow"
+    key = engine.user_keys("default", HOME["user_id"])[0]
+    # Home broadband plus the two China Mobile networks these addresses belong to.
+    assert len(engine.store.get_profile("default", key).asns) == 3
+
+
+def test_a_replayed_record_from_a_server_teaches_nothing(make_engine):
+    engine = make_engine()
+    last = trusted_home(engine)
+    score(engine, **{**HOME, "ip": CN_CLOUD, "timestamp": at(last + timedelta(days=1))})
+    key = engine.user_keys("default", HOME["user_id"])[0]
+    assert len(engine.store.get_profile("default", key).asns) == 1
