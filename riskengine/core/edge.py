@@ -11,7 +11,6 @@ backwards (``not_before``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -154,8 +153,9 @@ def request_digest(req: ScoreRequest, p: Pseudonymizer) -> str:
     """A keyed digest of the request as validated (defaults filled in, addresses in their
     canonical form; the event id left out): the same login sent again has the same digest,
     another login reusing the event id another. Keyed, as the body holds identifiers."""
-    canonical = json.dumps(req.model_dump(mode="json", exclude={"event_id"}),
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    # pydantic's own serializer (in Rust), fields in the model's fixed order: canonical for
+    # a validated request, a fifth of the cost of sorting a dict through json.dumps.
+    canonical = req.model_dump_json(exclude={"event_id"})
     return p(Kind.REQUEST, canonical, scope=req.tenant)
 
 
@@ -182,5 +182,6 @@ def aliases(req: ScoreRequest, p: Pseudonymizer) -> dict[str, tuple[str, ...]]:
     if not p.rotating:
         return {}
     scope = req.tenant
-    return {p(kind, value, scope=scope): p.previous(kind, value, scope=scope)
-            for kind, value in _identifiers(req) if value}
+    every = (p.under_every_key(kind, value, scope=scope)
+             for kind, value in _identifiers(req) if value)
+    return {keys[0]: keys[1:] for keys in every}
