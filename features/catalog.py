@@ -245,6 +245,31 @@ _SCORED: tuple[FeatureSpec, ...] = (
         "Failed attempts from this ASN in 10 minutes, this one included, among the "
         "window's latest attempts (the stores' WINDOW_SCAN_MAX).",
     ),
+    FeatureSpec(
+        "ip_prefix_abuse_minutes_6h",
+        "int",
+        "Minutes of the last 6 hours, in whole 10-minute buckets, in which this address "
+        "block (/24, /48) failed on at least 8 accounts with half its attempts or more "
+        "failing, this attempt included (features.extract.ABUSE_ACCOUNTS, "
+        "ABUSE_FAILURE_SHARE): how long it has been failing across many accounts.",
+    ),
+    FeatureSpec(
+        "ip_prefix_failed_accounts_20m",
+        "int",
+        "Accounts with a failed attempt from this address block in the current and the "
+        "previous 10-minute bucket (10 to 20 minutes), this attempt included; read from a "
+        "64-bit sketch, so never more than the truth: whether the block is failing now.",
+    ),
+    FeatureSpec(
+        "asn_abuse_minutes_6h",
+        "float",
+        "ip_prefix_abuse_minutes_6h for the whole ASN (None when the ASN is unknown).",
+    ),
+    FeatureSpec(
+        "asn_failed_accounts_20m",
+        "int",
+        "ip_prefix_failed_accounts_20m for the whole ASN (None when the ASN is unknown).",
+    ),
     # -- the phone number and external signals: set by the engine from riskengine.adapters.signals
     # (the extractor leaves them None). None: not asked (no phone number in the event, or
     # no such provider configured). "unknown": asked, but the lookup failed, timed out,

@@ -11,6 +11,7 @@ pseudonyms (see ``LoginEvent``); countries, ASNs and cities are coarse and kept 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
@@ -184,12 +185,39 @@ class UserProfile:
         return out
 
 
+# The sustained-abuse counters (issue #18): per address block and per ASN, the attempts,
+# failures and failing accounts of each 10-minute bucket of event time, the last
+# ABUSE_BUCKETS of them (6 hours). Counts only: the failing accounts are a 64-bit sketch,
+# one bit per account chosen by its pseudonym (``account_bit``), never the pseudonyms.
+ABUSE_BUCKET_S = 600
+ABUSE_BUCKETS = 36
+ABUSE_SKETCH_BITS = 64
+# One bucket's counts: (bucket number: event time // ABUSE_BUCKET_S, attempts, failures,
+# failing-accounts sketch as an unsigned 64-bit integer).
+AbuseBucket = tuple[int, int, int, int]
+
+
+def abuse_bucket(ts: float) -> int:
+    """The number of the 10-minute bucket that event time ``ts`` falls in."""
+    return int(ts // ABUSE_BUCKET_S)
+
+
+def account_bit(user_key: str) -> int:
+    """The sketch bit of an account: one of 64, from its pseudonym (a keyed hash, so an
+    attacker cannot pick accounts that share a bit). The sketch's set bits never
+    outnumber the accounts, so a count read from it is never more than the truth."""
+    return 1 << (zlib.crc32(user_key.encode()) % ABUSE_SKETCH_BITS)
+
+
 @dataclass(frozen=True, slots=True)
 class Velocity:
     """Counts from the shared sliding windows, *excluding* the event being scored.
 
     ``tenant_*`` count every attempt on the tenant, the baseline against which a
-    credential-stuffing wave stands out."""
+    credential-stuffing wave stands out. ``ip_prefix_abuse`` and ``asn_abuse`` are the
+    address block's and the ASN's 10-minute buckets of the last 6 hours (``AbuseBucket``,
+    oldest first, empty buckets left out), from which ``features.extract`` tells how long
+    a network has been failing across many accounts."""
 
     ip_users_10m: int = 0
     ip_failures_10m: int = 0
@@ -198,6 +226,8 @@ class Velocity:
     device_accounts_30d: int = 0
     tenant_attempts_10m: int = 0
     tenant_failures_10m: int = 0
+    ip_prefix_abuse: tuple[AbuseBucket, ...] = ()
+    asn_abuse: tuple[AbuseBucket, ...] = ()
 
 
 def model_family(model: str | None) -> str | None:

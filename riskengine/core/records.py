@@ -35,6 +35,9 @@ class LoadQuery:
     event_id: str
     now: float
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The address block's pseudonym (the event's ``ip_prefix_key``), whose sustained-abuse
+    # buckets are read; None reads none.
+    ip_prefix_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,8 @@ class UserData:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One login attempt as counted by the sliding windows."""
+    """One login attempt as counted by the sliding windows and the sustained-abuse
+    buckets."""
 
     tenant: str
     user_key: str
@@ -92,6 +96,8 @@ class Attempt:
     device_key: str | None
     ts: float
     failed: bool
+    # Counted in the address block's sustained-abuse buckets when given.
+    ip_prefix_key: str | None = None
 
 
 def carry_over(inherited: UserProfile | None, update: ProfileUpdate | None

@@ -308,7 +308,7 @@ class Engine:
         loaded = self.store.load(LoadQuery(
             tenant=event.tenant, user_key=event.user_key, ip_key=event.ip_key, asn=ip.asn,
             device_key=event.device_key, event_id=event.event_id, now=event.ts,
-            aliases=aliases))
+            aliases=aliases, ip_prefix_key=event.ip_prefix_key))
         if loaded.previous is not None:
             return self._replayed(event, loaded.previous, started)
         # A user's time only moves forward: a login stamped before the user's latest one
@@ -638,7 +638,8 @@ def _answer(scored: Scored, event: LoginEvent) -> Scored:
 
 def _attempt(event: LoginEvent, ip: IpInfo) -> Attempt:
     return Attempt(tenant=event.tenant, user_key=event.user_key, ip_key=event.ip_key,
-                   asn=ip.asn, device_key=event.device_key, ts=event.ts, failed=event.failed)
+                   asn=ip.asn, device_key=event.device_key, ts=event.ts, failed=event.failed,
+                   ip_prefix_key=event.ip_prefix_key)
 
 
 __all__ = ["Engine", "Scored"]

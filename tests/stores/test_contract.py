@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from features.profile import Seen, UserProfile, Velocity
+from features.profile import (
+    ABUSE_BUCKET_S,
+    ABUSE_BUCKETS,
+    Seen,
+    UserProfile,
+    Velocity,
+    abuse_bucket,
+    account_bit,
+)
 from riskengine.adapters.stores import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
@@ -85,6 +93,7 @@ def record(
     device: str | None = "d1",
     ts: float = T0,
     failed: bool = False,
+    prefix: str | None = "p1",
     tenant: str = "t1",
     update: ProfileUpdate | None = None,
     action: str = "allow",
@@ -98,7 +107,8 @@ def record(
         features={"ip_users_10m": 0, "geo_velocity_kmh": None},
     )
     attempt = Attempt(
-        tenant=tenant, user_key=user, ip_key=ip, asn=asn, device_key=device, ts=ts, failed=failed
+        tenant=tenant, user_key=user, ip_key=ip, asn=asn, device_key=device, ts=ts, failed=failed,
+        ip_prefix_key=prefix,
     )
     return store.record(decision, attempt, update)
 
@@ -113,6 +123,7 @@ def load(
     now: float = T0,
     tenant: str = "t1",
     event_id: str = "query",
+    prefix: str | None = "p1",
 ) -> Loaded:
     return store.load(
         LoadQuery(
@@ -123,8 +134,14 @@ def load(
             device_key=device,
             event_id=event_id,
             now=now,
+            ip_prefix_key=prefix,
         )
     )
+
+
+def windows(velocity: Velocity) -> Velocity:
+    """The sliding windows' counts alone, without the sustained-abuse buckets."""
+    return replace(velocity, ip_prefix_abuse=(), asn_abuse=())
 
 
 def test_empty_store_loads_nothing(store: Store) -> None:
@@ -184,7 +201,7 @@ def test_velocity_counts_other_users_and_all_failures(store: Store) -> None:
     record(store, "e5", user="u4", ip="ip2", failed=True, device="d1")  # same ASN, other IP
     record(store, "e6", user="u5", ip="ip3", asn=64501, failed=True, device="d3")  # elsewhere
 
-    velocity = load(store, user="u1").velocity
+    velocity = windows(load(store, user="u1").velocity)
 
     assert velocity == Velocity(
         ip_users_10m=2,
@@ -221,7 +238,7 @@ def test_a_busy_window_counts_among_its_latest_attempts_only(store: Store) -> No
 def test_velocity_without_asn_or_device_is_zero_for_those(store: Store) -> None:
     record(store, "e1", user="u2", failed=True)
 
-    velocity = load(store, asn=None, device=None).velocity
+    velocity = windows(load(store, asn=None, device=None).velocity)
 
     assert velocity == Velocity(ip_users_10m=1, ip_failures_10m=1, tenant_attempts_10m=1,
                                 tenant_failures_10m=1)
@@ -230,7 +247,7 @@ def test_velocity_without_asn_or_device_is_zero_for_those(store: Store) -> None:
 def test_attempts_without_asn_or_device_count_by_ip_only(store: Store) -> None:
     record(store, "e1", user="u2", asn=None, device=None, failed=True)
 
-    assert load(store).velocity == Velocity(ip_users_10m=1, ip_failures_10m=1,
+    assert windows(load(store).velocity) == Velocity(ip_users_10m=1, ip_failures_10m=1,
                                             tenant_attempts_10m=1, tenant_failures_10m=1)
 
 
@@ -249,7 +266,7 @@ def test_ip_and_asn_windows_slide_with_event_time(store: Store, now: float, coun
     record(store, "e1", user="u2", failed=True, device=None)
 
     hits = int(counted)
-    velocity = replace(load(store, now=now).velocity, tenant_attempts_10m=0,
+    velocity = replace(windows(load(store, now=now).velocity), tenant_attempts_10m=0,
                        tenant_failures_10m=0)
     assert velocity == Velocity(hits, hits, hits, hits, 0)
 
@@ -503,3 +520,97 @@ def test_purge_applies_retention_at_event_time(store: Store) -> None:
     assert store.get_profile("t1", "u-new") is not None
     assert store.get_decision("t1", "old") is None  # older than 30 days of decisions
     assert store.get_decision("t1", "new") is not None
+
+
+# -- the sustained-abuse buckets (issue #18): counts per network and 10-minute bucket
+
+
+def test_abuse_buckets_count_attempts_failures_and_failing_accounts(store: Store) -> None:
+    record(store, "e1", user="u1", failed=True)
+    record(store, "e2", user="u2", failed=True, ip="ip2")  # another address, the same block
+    record(store, "e3", user="u2", failed=True, ip="ip3")  # an account counts once
+    record(store, "e4", user="u3", failed=False)  # a success counts as an attempt only
+    record(store, "e5", user="u4", failed=True, prefix="p2", asn=64501)  # elsewhere
+    record(store, "e6", user="u5", failed=True, tenant="t2")  # another tenant's
+
+    velocity = load(store, user="u9").velocity
+
+    bucket = abuse_bucket(T0)
+    sketch = account_bit("u1") | account_bit("u2")
+    assert velocity.ip_prefix_abuse == ((bucket, 4, 3, sketch),)
+    assert velocity.asn_abuse == ((bucket, 4, 3, sketch),)
+    assert load(store, prefix="p2", asn=64501).velocity.ip_prefix_abuse == (
+        (bucket, 1, 1, account_bit("u4")),)
+    assert load(store, prefix=None, asn=None).velocity.ip_prefix_abuse == ()
+
+
+def test_abuse_buckets_are_kept_per_bucket_oldest_first(store: Store) -> None:
+    for n in range(3):
+        record(store, f"e{n}", user=f"u{n}", failed=True, ts=T0 + n * ABUSE_BUCKET_S)
+    record(store, "late", user="u9", failed=False, ts=T0)  # late, into its own bucket
+
+    buckets = load(store, now=T0 + 2 * ABUSE_BUCKET_S).velocity.ip_prefix_abuse
+
+    first = abuse_bucket(T0)
+    assert buckets == ((first, 2, 1, account_bit("u0")),
+                       (first + 1, 1, 1, account_bit("u1")),
+                       (first + 2, 1, 1, account_bit("u2")))
+
+
+@pytest.mark.parametrize(
+    ("buckets_later", "counted"),
+    [
+        (-3, True),  # a login stamped in the past still sees them: no upper end
+        (0, True),
+        (ABUSE_BUCKETS - 1, True),  # the last 6 hours' buckets, the current one included
+        (ABUSE_BUCKETS, False),
+    ],
+)
+def test_abuse_buckets_cover_the_last_six_hours(
+    store: Store, buckets_later: int, counted: bool
+) -> None:
+    record(store, "e1", user="u2", failed=True)
+
+    velocity = load(store, now=T0 + buckets_later * ABUSE_BUCKET_S).velocity
+
+    assert len(velocity.ip_prefix_abuse) == len(velocity.asn_abuse) == int(counted)
+
+
+def test_abuse_buckets_hold_counts_that_an_erasure_leaves(store: Store) -> None:
+    record(store, "e1", user="u1", failed=True)
+    record(store, "e2", user="u2", failed=True)
+    before = load(store, user="u3").velocity
+
+    store.erase_user("t1", "u1")
+
+    # Counts and a 64-bit sketch hold no pseudonym: nothing of u1 is left to erase there.
+    after = load(store, user="u3").velocity
+    assert (after.ip_prefix_abuse, after.asn_abuse) == (before.ip_prefix_abuse,
+                                                        before.asn_abuse)
+    assert after.ip_users_10m == 1  # while the windows, which name users, let u1 go
+
+
+def test_purge_drops_abuse_buckets_past_six_hours(store: Store) -> None:
+    later = T0 + ABUSE_BUCKETS * ABUSE_BUCKET_S
+    record(store, "old", user="u1", failed=True, ts=T0)
+    record(store, "new", user="u2", failed=True, ts=later, prefix="p2", asn=64501)
+
+    report = store.purge(now=later, profile_retention_s=1e9)
+
+    assert report["abuse_buckets"] == 2  # the first block's and the first ASN's bucket
+    early = load(store, now=T0).velocity  # would see them, had they been kept
+    assert (early.ip_prefix_abuse, early.asn_abuse) == ((), ())
+    kept = load(store, now=later, prefix="p2", asn=64501).velocity
+    assert [b[0] for b in kept.ip_prefix_abuse] == [abuse_bucket(later)]
+
+
+def test_a_busy_network_keeps_six_hours_of_buckets_however_long_it_stays_busy(
+        store: Store) -> None:
+    for n in range(2 * ABUSE_BUCKETS):  # 12 hours, one failure a bucket
+        record(store, f"e{n}", user=f"u{n}", failed=True, ts=T0 + n * ABUSE_BUCKET_S)
+    last = T0 + (2 * ABUSE_BUCKETS - 1) * ABUSE_BUCKET_S
+
+    report = store.purge(now=last, profile_retention_s=1e9)
+
+    assert report["abuse_buckets"] <= 2 * ABUSE_BUCKETS  # what a store had not dropped yet
+    assert len(load(store, now=T0).velocity.ip_prefix_abuse) == ABUSE_BUCKETS

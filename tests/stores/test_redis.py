@@ -296,8 +296,9 @@ def test_purge_walks_many_keys_in_pages(
     report = store.purge(now=new + 1, profile_retention_s=100 * 86_400.0)
 
     old = n // 2
+    # abuse buckets: the old half's bucket of the block and of each of its 3 ASNs
     assert report == {"profiles": old, "decisions": old, "attempts": 2 * old,
-                      "device_accounts": old, "tenant_minutes": 1}
+                      "device_accounts": old, "tenant_minutes": 1, "abuse_buckets": 4}
     left = set(client.scan_iter())
     for i in range(n):
         mine = {k for k in left if f":u:u{i}}}" in k or k.endswith(f":event:e{i}}}")}
@@ -320,7 +321,7 @@ def test_purge_keeps_the_windows_late_events_still_need(
     assert load(store, now=T0 + 300.0).velocity.tenant_attempts_10m == 1
     assert store.purge(now=T0 + DEVICE_WINDOW_S, profile_retention_s=86_400.0) == {
         "profiles": 0, "decisions": 1, "attempts": 2, "device_accounts": 1,
-        "tenant_minutes": 1}
+        "tenant_minutes": 1, "abuse_buckets": 2}
     # Only the list of the user's windows is left, a day past the longest window.
     assert list(client.scan_iter()) == ["re:{t:t1:u:u2}:touched"]
     store.purge(now=T0 + DEVICE_WINDOW_S + 86_400.0 + 1.0, profile_retention_s=86_400.0)

@@ -246,10 +246,28 @@ def test_purge_goes_in_chunks_and_lets_other_writers_in_between(
 
     assert during and other.get_decision("t1", "during") == during[0]
     assert report == {"profiles": 11, "decisions": 11, "attempts": 11, "device_accounts": 11,
-                      "tenant_minutes": 1}
+                      "tenant_minutes": 1, "abuse_buckets": 2}  # the block's and the ASN's
     assert all(store.get_profile("t1", f"old{i}") is None for i in range(11))
     assert all(store.get_profile("t1", f"new{i}") is not None for i in range(3))
     assert store.get_profile("t1", "late") == UserProfile(logins=1)
     assert store.purge(now=now, profile_retention_s=100 * 86_400.0) == dict.fromkeys(report, 0)
     store.close()
     other.close()
+
+
+def test_a_schema_1_file_gains_the_abuse_buckets_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    store = SqliteStore(path)
+    record(store, "e1", user="u1", failed=True, update=bump)
+    store.close()
+    with sqlite3.connect(path) as conn:  # as the previous release left it
+        conn.execute("DROP TABLE abuse_buckets")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+    reopened = SqliteStore(path)
+    record(reopened, "e2", user="u2", failed=True)
+
+    assert reopened.get_profile("t1", "u1") is not None
+    assert [b[1:3] for b in load(reopened).velocity.ip_prefix_abuse] == [(1, 1)]
+    reopened.close()

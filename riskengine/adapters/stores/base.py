@@ -13,7 +13,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Protocol
 
-from features.profile import UserProfile, resolved
+from features.profile import ABUSE_BUCKETS, UserProfile, abuse_bucket, resolved
 from riskengine.core.records import (
     Attempt,
     FeedbackPlan,
@@ -45,6 +45,13 @@ DEVICE_WINDOW_S = 30 * 86_400.0
 # Tenant-wide counts are kept per minute: the window is the ten whole minutes before the
 # current one plus the current one, so it spans 10 to 11 minutes.
 MINUTE_S = 60
+
+
+def abuse_since(now: float) -> int:
+    """The first sustained-abuse bucket that ``load`` at event time ``now`` returns (the
+    last ``ABUSE_BUCKETS``, 6 hours; no upper end, as for every window) and that retention
+    keeps."""
+    return abuse_bucket(now) - ABUSE_BUCKETS + 1
 
 
 def minute_window(now: float) -> tuple[int, int]:

@@ -11,7 +11,14 @@ from typing import Any
 
 import orjson
 
-from features.profile import UserProfile, Velocity
+from features.profile import (
+    ABUSE_BUCKET_S,
+    AbuseBucket,
+    UserProfile,
+    Velocity,
+    abuse_bucket,
+    account_bit,
+)
 from riskengine.adapters.stores.base import (
     DECISION_RETENTION_S,
     DEVICE_WINDOW_S,
@@ -26,6 +33,7 @@ from riskengine.adapters.stores.base import (
     ProfileUpdate,
     StoredDecision,
     UserData,
+    abuse_since,
     minute_window,
     resolve_rotation,
 )
@@ -48,6 +56,24 @@ def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
     start = max(bisect_right(hits, now - IP_WINDOW_S, key=_ts), end - WINDOW_SCAN_MAX)
     inside = hits[start:end]
     return len({h[1] for h in inside} - {user_key}), sum(h[2] for h in inside)
+
+
+# A network's sustained-abuse buckets: bucket -> [attempts, failures, sketch].
+_Buckets = dict[int, list[int]]
+
+
+def _abuse(buckets: _Buckets | None, now: float) -> tuple[AbuseBucket, ...]:
+    if not buckets:
+        return ()
+    first = abuse_since(now)
+    return tuple(sorted((b, a, f, s) for b, (a, f, s) in buckets.items() if b >= first))
+
+
+def _drop_before(buckets: _Buckets, first: int) -> int:
+    old = [b for b in buckets if b < first]
+    for b in old:
+        del buckets[b]
+    return len(old)
 
 
 # A stored decision: (event_id, tenant, user_key, ts, learned, feedback, JSON of
@@ -123,6 +149,8 @@ class MemoryStore:
         self._minutes: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         # (tenant, device_key) -> user_key -> latest time seen on that device
         self._device_users: defaultdict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        # (tenant, "prefix" or "asn", network) -> its sustained-abuse buckets: counts only
+        self._abuse: defaultdict[tuple[str, str, str], _Buckets] = defaultdict(dict)
 
     def load(self, query: LoadQuery) -> Loaded:
         return resolve_rotation(self._load(query), query, self.get_profile)
@@ -147,6 +175,10 @@ class MemoryStore:
             buckets = [self._minutes.get((tenant, m)) for m in range(first, last + 1)]
             tenant_attempts = sum(b[0] for b in buckets if b)
             tenant_failures = sum(b[1] for b in buckets if b)
+            prefix_abuse = (() if query.ip_prefix_key is None else
+                            _abuse(self._abuse.get((tenant, "prefix", query.ip_prefix_key)), now))
+            asn_abuse = (() if query.asn is None else
+                         _abuse(self._abuse.get((tenant, "asn", str(query.asn))), now))
             return Loaded(
                 profile=_copy(self._profiles.get((tenant, user_key))),
                 velocity=Velocity(
@@ -157,6 +189,8 @@ class MemoryStore:
                     device_accounts_30d=device_accounts,
                     tenant_attempts_10m=tenant_attempts,
                     tenant_failures_10m=tenant_failures,
+                    ip_prefix_abuse=prefix_abuse,
+                    asn_abuse=asn_abuse,
                 ),
                 previous=_thaw(self._decisions.get((tenant, query.event_id))),
             )
@@ -183,10 +217,30 @@ class MemoryStore:
             if attempt.device_key is not None:
                 users = self._device_users[(attempt.tenant, attempt.device_key)]
                 users[attempt.user_key] = max(attempt.ts, users.get(attempt.user_key, attempt.ts))
+            self._count_abuse(attempt)
             self._records += 1
             if self._records % PRUNE_EVERY == 0:
                 self._prune(attempt.ts)
             return decision
+
+    def _count_abuse(self, attempt: Attempt) -> None:
+        """Count the attempt in its block's and ASN's bucket (called under the lock); each
+        network keeps its last 6 hours of buckets, however long it stays busy."""
+        bucket = abuse_bucket(attempt.ts)
+        bit = account_bit(attempt.user_key) if attempt.failed else 0
+        for kind, network in (("prefix", attempt.ip_prefix_key),
+                              ("asn", None if attempt.asn is None else str(attempt.asn))):
+            if network is None:
+                continue
+            buckets = self._abuse[(attempt.tenant, kind, network)]
+            counts = buckets.get(bucket)
+            if counts is None:
+                buckets[bucket] = [1, int(attempt.failed), bit]
+                _drop_before(buckets, abuse_since(max(buckets) * ABUSE_BUCKET_S))
+            else:
+                counts[0] += 1
+                counts[1] += attempt.failed
+                counts[2] |= bit
 
     def _prune(self, now: float) -> None:
         """Forget what no window or retention needs any more (called under the lock).
@@ -205,7 +259,8 @@ class MemoryStore:
             del self._decisions[key]
         self._prune_counters(now)
 
-    def _prune_counters(self, now: float) -> None:
+    def _prune_counters(self, now: float) -> int:
+        """Drop counter entries past their windows; returns how many abuse buckets went."""
         for hits_by_key in (self._ip_hits, self._asn_hits):
             emptied = []
             for key, hits in hits_by_key.items():
@@ -225,6 +280,14 @@ class MemoryStore:
                 unused.append(key)
         for key in unused:
             del self._device_users[key]
+        first_bucket, dropped, gone = abuse_since(now), 0, []
+        for key, buckets in self._abuse.items():
+            dropped += _drop_before(buckets, first_bucket)
+            if not buckets:
+                gone.append(key)
+        for key in gone:
+            del self._abuse[key]
+        return dropped
 
     def _update_profile(self, user: tuple[str, str], update: ProfileUpdate, ts: float) -> None:
         current = self._profiles.get(user)
@@ -287,9 +350,10 @@ class MemoryStore:
             for k in stale:
                 del self._decisions[k]
             counters = sum(len(h) for m in (self._ip_hits, self._asn_hits) for h in m.values())
-            self._prune_counters(now)
+            buckets = self._prune_counters(now)
             after = sum(len(h) for m in (self._ip_hits, self._asn_hits) for h in m.values())
-            return {"profiles": len(old), "decisions": len(stale), "attempts": counters - after}
+            return {"profiles": len(old), "decisions": len(stale), "attempts": counters - after,
+                    "abuse_buckets": buckets}
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock:

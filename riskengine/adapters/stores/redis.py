@@ -19,7 +19,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from features.profile import UserProfile, Velocity
+from features.profile import (
+    ABUSE_BUCKET_S,
+    ABUSE_BUCKETS,
+    AbuseBucket,
+    UserProfile,
+    Velocity,
+    abuse_bucket,
+    account_bit,
+)
 from riskengine.adapters.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
@@ -35,6 +43,7 @@ from riskengine.adapters.stores.base import (
     StoredDecision,
     StoreError,
     UserData,
+    abuse_since,
     minute_window,
     resolve_rotation,
 )
@@ -93,6 +102,63 @@ end
 redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return {'stored'}
 """
+
+# Counts an attempt in a network's sustained-abuse hash (KEYS[1]: field, the bucket
+# number ARGV[1]; value, "attempts failures sketch" with the failing accounts' 64-bit
+# sketch in 16 hex digits). ARGV[2]: 1 when the attempt failed, ARGV[3] its account's
+# sketch bit (0-63, from the right), ARGV[4] the first bucket kept (a new bucket drops
+# the older ones), ARGV[5] the hash's TTL. One key, so one slot; counts only.
+_COUNT_ABUSE = """
+local v = redis.call('hget', KEYS[1], ARGV[1])
+local a, f, s = 0, 0, '0000000000000000'
+if v then
+  local x, y, z = string.match(v, '^(%d+) (%d+) (%x+)$')
+  a, f, s = tonumber(x), tonumber(y), z
+end
+a = a + 1
+if ARGV[2] == '1' then
+  f = f + 1
+  local bit = tonumber(ARGV[3])
+  local i = 16 - math.floor(bit / 4)
+  local d = tonumber(string.sub(s, i, i), 16)
+  local m = 2 ^ (bit % 4)
+  if math.floor(d / m) % 2 == 0 then
+    s = string.sub(s, 1, i - 1) .. string.format('%x', d + m) .. string.sub(s, i + 1)
+  end
+end
+redis.call('hset', KEYS[1], ARGV[1], a .. ' ' .. f .. ' ' .. s)
+if not v then
+  for _, field in ipairs(redis.call('hkeys', KEYS[1])) do
+    if tonumber(field) < tonumber(ARGV[4]) then redis.call('hdel', KEYS[1], field) end
+  end
+end
+redis.call('expire', KEYS[1], ARGV[5])
+return a
+"""
+# Drops the buckets before ARGV[1] from a network's abuse hash (KEYS[1]); replies how many.
+_PRUNE_ABUSE = """
+local n = 0
+for _, field in ipairs(redis.call('hkeys', KEYS[1])) do
+  if tonumber(field) < tonumber(ARGV[1]) then n = n + redis.call('hdel', KEYS[1], field) end
+end
+return n
+"""
+# The abuse hashes' kinds in keys, by the network they count, and how long one outlives
+# its last attempt (its buckets' 6 hours and one bucket more; trimming is by event time).
+ABUSE_KINDS = {"prefix": "abuse-p", "asn": "abuse-a"}
+ABUSE_KEEP_S = (ABUSE_BUCKETS + 1) * ABUSE_BUCKET_S
+
+
+def _abuse(fields: dict[str, str], now: float) -> tuple[AbuseBucket, ...]:
+    """A network's buckets from ``abuse_since(now)`` on, oldest first."""
+    first, out = abuse_since(now), []
+    for name, value in fields.items():
+        bucket = int(name)
+        if bucket >= first:
+            attempts, failures, sketch = value.split()
+            out.append((bucket, int(attempts), int(failures), int(sketch, 16)))
+    out.sort()
+    return tuple(out)
 
 
 def _stripe(tenant: str, user_key: str) -> int:
@@ -290,6 +356,7 @@ class RedisStore:
         )
         self._delete_if_same = self._redis.register_script(_DELETE_IF_SAME)
         self._record = self._redis.register_script(_RECORD)
+        self._prune_abuse = self._redis.register_script(_PRUNE_ABUSE)
         # (tenant, user_key, event_id) -> (raw profile,) as ``load`` read it; scoring runs
         # in a thread pool, hence the lock.
         self._loaded: dict[tuple[str, str, str], tuple[str | None]] = {}
@@ -418,6 +485,10 @@ class RedisStore:
                 pipe.zscore(device, user_key)
             for minute in range(first, last + 1):
                 pipe.hmget(self._key(tenant, "minute", minute), "attempts", "failures")
+            if query.ip_prefix_key is not None:
+                pipe.hgetall(self._key(tenant, ABUSE_KINDS["prefix"], query.ip_prefix_key))
+            if query.asn is not None:
+                pipe.hgetall(self._key(tenant, ABUSE_KINDS["asn"], query.asn))
             replies = iter(pipe.execute())
         raw_profile, raw_decision, owner, ip_members = (next(replies) for _ in range(4))
         asn_users, asn_failures = (
@@ -427,7 +498,11 @@ class RedisStore:
         if query.device_key is not None:
             device_accounts, own_ts = next(replies), next(replies)
             device_accounts -= own_ts is not None and now - DEVICE_WINDOW_S < own_ts
-        buckets = list(replies)
+        buckets = [next(replies) for _ in range(first, last + 1)]
+        prefix_abuse = (() if query.ip_prefix_key is None else
+                        _decoded("abuse buckets", lambda: _abuse(next(replies), now)))
+        asn_abuse = (() if query.asn is None else
+                     _decoded("abuse buckets", lambda: _abuse(next(replies), now)))
         if owner is None or owner == user_key:
             previous = _decision(raw_decision, tenant, user_key, query.event_id)
         else:  # the event was recorded for another user
@@ -448,6 +523,8 @@ class RedisStore:
                 device_accounts_30d=int(device_accounts),
                 tenant_attempts_10m=sum(int(a or 0) for a, _ in buckets),
                 tenant_failures_10m=sum(int(f or 0) for _, f in buckets),
+                ip_prefix_abuse=prefix_abuse,
+                asn_abuse=asn_abuse,
             ),
             previous=previous,
         )
@@ -553,6 +630,14 @@ class RedisStore:
             pipe.hincrby(minute, "attempts", 1)
             pipe.hincrby(minute, "failures", int(attempt.failed))
             pipe.expire(minute, ATTEMPT_KEEP_S)
+            bit = account_bit(attempt.user_key).bit_length() - 1
+            for kind, network in (("prefix", attempt.ip_prefix_key), ("asn", attempt.asn)):
+                if network is not None:
+                    # EVAL, not the registered script: a pipeline holding a Script asks
+                    # the server whether it knows it first, one more round trip.
+                    pipe.eval(_COUNT_ABUSE, 1, self._key(tenant, ABUSE_KINDS[kind], network),
+                              abuse_bucket(ts), int(attempt.failed), bit, abuse_since(ts),
+                              ABUSE_KEEP_S)
             pipe.execute()
 
     def apply_feedback(
@@ -671,7 +756,8 @@ class RedisStore:
         readable, or a profile stored before its update time was kept, is left to its TTL.
         """
         report = dict.fromkeys(
-            ("profiles", "decisions", "attempts", "device_accounts", "tenant_minutes"), 0
+            ("profiles", "decisions", "attempts", "device_accounts", "tenant_minutes",
+             "abuse_buckets"), 0
         )
         pattern = _glob(self.prefix) + ":{t:*"
         with self._errors("purge"):
@@ -724,6 +810,9 @@ class RedisStore:
                 elif kind == "device" and not rest:
                     pipe.zremrangebyscore(key, "-inf", now - DEVICE_WINDOW_S)
                     tags.append("device_accounts")
+                elif kind in ABUSE_KINDS.values() and not rest:
+                    self._prune_abuse(keys=[key], args=[abuse_since(now)], client=pipe)
+                    tags.append("abuse_buckets")
                 elif kind == "minute" and not rest and _minute(name) < first_minute:
                     pipe.delete(key)
                     tags.append("tenant_minutes")

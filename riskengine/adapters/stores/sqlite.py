@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from features.profile import UserProfile, Velocity
+from features.profile import AbuseBucket, UserProfile, Velocity, abuse_bucket, account_bit
 from riskengine.adapters.sqlite_erasure import empty_log, wipe_deleted
 from riskengine.adapters.stores.base import (
     DECISION_RETENTION_S,
@@ -33,13 +33,16 @@ from riskengine.adapters.stores.base import (
     StoredDecision,
     StoreError,
     UserData,
+    abuse_since,
     minute_window,
     resolve_rotation,
 )
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What a file of an earlier schema version lacks, by version: run in order on open.
+_MIGRATIONS = {1: "{abuse}"}
 # The longest attempt window is IP_WINDOW_S (10 min); keeping an hour still counts events
 # that arrive late, and the table stays small.
 ATTEMPT_RETENTION_S = 3600.0
@@ -118,7 +121,26 @@ CREATE INDEX IF NOT EXISTS decisions_by_ts ON decisions (ts);
 CREATE INDEX IF NOT EXISTS decisions_by_user ON decisions (tenant, user_key, ts);
 CREATE INDEX IF NOT EXISTS attempts_by_user ON attempts (tenant, user_key);
 CREATE INDEX IF NOT EXISTS device_accounts_by_user ON device_accounts (tenant, user_key);
+{abuse}
 """
+# The sustained-abuse buckets (schema version 2): per network (kind 'p', an address block;
+# 'a', an ASN) and 10-minute bucket, counts and the failing accounts' 64-bit sketch (as
+# SQLite's signed integer). No user's pseudonym.
+_ABUSE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS abuse_buckets (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    network TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    sketch INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind, network, bucket)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS abuse_buckets_by_bucket ON abuse_buckets (bucket);
+"""
+_SCHEMA = _SCHEMA.format(abuse=_ABUSE_SCHEMA)
+_MIGRATIONS = {version: sql.format(abuse=_ABUSE_SCHEMA) for version, sql in _MIGRATIONS.items()}
 
 _USER_VERSION = "PRAGMA user_version"
 # One velocity window (the IP's or the ASN's, by the column that is also the parameter's
@@ -131,6 +153,12 @@ _WINDOW = """(SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
             WHERE tenant = :tenant AND {column} = :{column} AND ts > :start
             ORDER BY ts DESC LIMIT :scan_max)
   )"""
+# A network's sustained-abuse buckets from :abuse_first on, as "bucket attempts failures
+# sketch" joined by commas (NULL when none): one value of the one-row load.
+_ABUSE = """(SELECT group_concat(bucket || ' ' || attempts || ' ' || failures || ' ' || sketch, ',')
+     FROM abuse_buckets
+    WHERE tenant = :tenant AND kind = '{kind}' AND network = {network}
+      AND bucket >= :abuse_first)"""
 # Everything ``load`` reads, in one statement: one step of the SQLite engine, one read
 # snapshot, and no BEGIN / COMMIT of its own. NULLIF drops the asking user from the distinct
 # count; failures count everyone's. A NULL ASN or device matches nothing, counting 0.
@@ -142,6 +170,7 @@ SELECT
     WHERE tenant = :tenant AND device_key = :device_key AND user_key != :user_key
       AND last_ts > :device_start),
   tm.attempts, tm.failures,
+  {abuse_prefix}, {abuse_asn},
   d.user_key, d.ts, d.decision, d.features, d.sighting, d.feedback, d.learned
 FROM
   {window_ip} AS ip,
@@ -150,7 +179,9 @@ FROM
      FROM tenant_minutes WHERE tenant = :tenant AND minute BETWEEN :first AND :last
   ) AS tm
   LEFT JOIN decisions AS d ON d.tenant = :tenant AND d.event_id = :event_id
-""".format(window_ip=_WINDOW.format(column="ip_key"), window_asn=_WINDOW.format(column="asn"))
+""".format(window_ip=_WINDOW.format(column="ip_key"), window_asn=_WINDOW.format(column="asn"),
+           abuse_prefix=_ABUSE.format(kind="p", network=":prefix"),
+           abuse_asn=_ABUSE.format(kind="a", network=":asn_text"))
 _SELECT_PROFILE = "SELECT profile FROM profiles WHERE tenant = ? AND user_key = ?"
 _SELECT_DECISION = (
     "SELECT user_key, ts, decision, features, sighting, feedback, learned FROM decisions"
@@ -174,6 +205,13 @@ _UPSERT_DEVICE = (
     " ON CONFLICT (tenant, device_key, user_key)"
     " DO UPDATE SET last_ts = MAX(last_ts, excluded.last_ts)"
 )
+_COUNT_ABUSE = (
+    "INSERT INTO abuse_buckets (tenant, kind, network, bucket, attempts, failures, sketch)"
+    " VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (tenant, kind, network, bucket)"
+    " DO UPDATE SET attempts = attempts + 1, failures = failures + excluded.failures,"
+    " sketch = sketch | excluded.sketch"
+)
+_PRUNE_ABUSE = "DELETE FROM abuse_buckets WHERE bucket < ?"
 _SET_FEEDBACK = (
     "UPDATE decisions SET feedback = ?, learned = ? WHERE tenant = ? AND event_id = ?"
 )
@@ -203,6 +241,7 @@ _PURGE_CHUNK = {
         ("attempts", "rowid", "ts"),
         ("device_accounts", "tenant, device_key, user_key", "last_ts"),
         ("tenant_minutes", "tenant, minute", "minute"),
+        ("abuse_buckets", "tenant, kind, network, bucket", "bucket"),
     )
 }
 _PROFILES_FIRST = (
@@ -304,6 +343,35 @@ def _update_profile(
     return text, profile
 
 
+_SIGNED = 1 << 63
+_UNSIGNED = (1 << 64) - 1
+
+
+def _abuse(text: str | None) -> tuple[AbuseBucket, ...]:
+    """The buckets ``_ABUSE`` joined, oldest first, sketches unsigned again."""
+    if not text:
+        return ()
+    out = []
+    for item in text.split(","):
+        bucket, attempts, failures, sketch = map(int, item.split())
+        out.append((bucket, attempts, failures, sketch & _UNSIGNED))
+    out.sort()
+    return tuple(out)
+
+
+def _abuse_rows(attempt: Attempt) -> list[tuple[str, str, str, int, int, int]]:
+    """The rows ``_COUNT_ABUSE`` adds for an attempt: its block's and its ASN's."""
+    bit = account_bit(attempt.user_key) if attempt.failed else 0
+    signed = bit - (1 << 64) if bit >= _SIGNED else bit
+    bucket, failed = abuse_bucket(attempt.ts), int(attempt.failed)
+    rows = []
+    if attempt.ip_prefix_key is not None:
+        rows.append((attempt.tenant, "p", attempt.ip_prefix_key, bucket, failed, signed))
+    if attempt.asn is not None:
+        rows.append((attempt.tenant, "a", str(attempt.asn), bucket, failed, signed))
+    return rows
+
+
 def _round_trips(profile: UserProfile) -> bool:
     """Parsing the profile's JSON gives back an equal profile. Every float in it is an
     event time or a count except the location, the one that could be NaN or infinite
@@ -332,6 +400,11 @@ def _open(path: str, timeout_s: float) -> sqlite3.Connection:
         if version == 0:
             conn.executescript(
                 f"BEGIN IMMEDIATE; {_SCHEMA} {_USER_VERSION} = {SCHEMA_VERSION}; COMMIT;"
+            )
+        elif version in _MIGRATIONS:
+            steps = " ".join(_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {steps} {_USER_VERSION} = {SCHEMA_VERSION}; COMMIT;"
             )
         elif version != SCHEMA_VERSION:
             raise StoreError(
@@ -415,12 +488,15 @@ class SqliteStore:
             "start": query.now - IP_WINDOW_S,
             "scan_max": WINDOW_SCAN_MAX,
             "device_start": query.now - DEVICE_WINDOW_S,
+            "prefix": query.ip_prefix_key,
+            "asn_text": None if query.asn is None else str(query.asn),
+            "abuse_first": abuse_since(query.now),
         }
         params["first"], params["last"] = minute_window(query.now)
         with self._lock, self._errors("load"):
             row = self._conn.execute(_LOAD, params).fetchone()
         (raw_profile, ip_users, ip_failures, asn_users, asn_failures, device_accounts,
-         tenant_attempts, tenant_failures) = row[:8]
+         tenant_attempts, tenant_failures, prefix_abuse, asn_abuse) = row[:10]
         profile = None
         if raw_profile is not None:
             user = (query.tenant, query.user_key)
@@ -429,7 +505,8 @@ class SqliteStore:
                 parsed = _parse_profile(raw_profile, query.tenant, query.user_key)
                 self._keep_parsed(user, raw_profile, parsed)
             profile = parsed.copy()  # the kept parse stays the store's own
-        previous = None if row[8] is None else _decision_of(query.tenant, query.event_id, row[8:])
+        previous = (None if row[10] is None
+                    else _decision_of(query.tenant, query.event_id, row[10:]))
         return Loaded(
             profile=profile,
             velocity=Velocity(
@@ -440,6 +517,8 @@ class SqliteStore:
                 device_accounts_30d=int(device_accounts),
                 tenant_attempts_10m=int(tenant_attempts),
                 tenant_failures_10m=int(tenant_failures),
+                ip_prefix_abuse=_decoded("abuse buckets", lambda: _abuse(prefix_abuse)),
+                asn_abuse=_decoded("abuse buckets", lambda: _abuse(asn_abuse)),
             ),
             previous=previous,
         )
@@ -509,6 +588,7 @@ class SqliteStore:
                     _UPSERT_DEVICE,
                     (attempt.tenant, attempt.device_key, attempt.user_key, attempt.ts),
                 )
+            conn.executemany(_COUNT_ABUSE, _abuse_rows(attempt))
             self._records += 1
             if self._records % PRUNE_EVERY_RECORDS == 0:
                 # Event time drives pruning so replays of old data keep their windows; the
@@ -518,6 +598,7 @@ class SqliteStore:
                 conn.execute(_PRUNE_DEVICES, (horizon - DEVICE_WINDOW_S,))
                 conn.execute(_PRUNE_MINUTES, ((horizon - ATTEMPT_RETENTION_S) // MINUTE_S,))
                 conn.execute(_PRUNE_DECISIONS, (horizon - self.retention_s,))
+                conn.execute(_PRUNE_ABUSE, (abuse_since(horizon),))
         if written is not None and _round_trips(written[1]):
             # Committed: the user's next load finds this text and skips parsing it. A copy,
             # since whoever made the update may still hold what it returned.
@@ -570,6 +651,7 @@ class SqliteStore:
             ("attempts", now - ATTEMPT_RETENTION_S),
             ("device_accounts", now - DEVICE_WINDOW_S),
             ("tenant_minutes", (now - ATTEMPT_RETENTION_S) // MINUTE_S),
+            ("abuse_buckets", abuse_since(now) - 1),
         ):
             report[table] = 0
             while True:
