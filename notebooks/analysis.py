@@ -184,15 +184,19 @@ def decisions_frame(path: str | Path, *, tenant: str | None = None, limit: int |
     Read-only; failover decisions (no features) are left out."""
     ruleset = ruleset or load_ruleset()
     actions = {r.id: r.action for r in ruleset.rules}
-    sql = ("SELECT event_id, tenant, user_key, ts, decision, features, feedback, learned "
-           "FROM decisions" + (" WHERE tenant = ?" if tenant else "") + " ORDER BY ts, event_id"
+    # A compact feature vector (schema 3) is a JSON array with its list of names kept apart.
+    sql = ("SELECT event_id, tenant, user_key, ts, decision, features, feedback, learned, "
+           "names FROM decisions LEFT JOIN feature_names ON feature_names.id = names_id"
+           + (" WHERE tenant = ?" if tenant else "") + " ORDER BY ts, event_id"
            + (f" LIMIT {int(limit)}" if limit is not None else ""))
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
     try:
         cursor = conn.execute(sql, (tenant,) if tenant else ())
         rows = []
-        for event_id, tenant_, user, ts, decision, features, feedback, learned in cursor:
+        for event_id, tenant_, user, ts, decision, features, feedback, learned, names in cursor:
             values = json.loads(features)
+            if names is not None:
+                values = dict(zip(json.loads(names), values, strict=True))
             if not values:
                 continue
             body = json.loads(decision)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from features.extract import ABUSE_ACCOUNTS
 from features.profile import (
     ABUSE_BUCKET_S,
     ABUSE_BUCKETS,
@@ -549,12 +550,32 @@ def test_abuse_buckets_are_kept_per_bucket_oldest_first(store: Store) -> None:
         record(store, f"e{n}", user=f"u{n}", failed=True, ts=T0 + n * ABUSE_BUCKET_S)
     record(store, "late", user="u9", failed=False, ts=T0)  # late, into its own bucket
 
-    buckets = load(store, now=T0 + 2 * ABUSE_BUCKET_S).velocity.ip_prefix_abuse
+    buckets = load(store, now=T0).velocity.ip_prefix_abuse
 
     first = abuse_bucket(T0)
     assert buckets == ((first, 2, 1, account_bit("u0")),
                        (first + 1, 1, 1, account_bit("u1")),
                        (first + 2, 1, 1, account_bit("u2")))
+
+
+def test_older_buckets_come_only_when_they_can_be_abusive(store: Store) -> None:
+    """Before the previous bucket, only a bucket with ABUSE_ACCOUNTS failures, half its
+    attempts or more, can count: the others are not read (the features are the same)."""
+    for n in range(ABUSE_ACCOUNTS):  # bucket 0: 8 failures of 16 attempts
+        record(store, f"f{n}", user=f"u{n}", failed=True, ts=T0 + n)
+        record(store, f"s{n}", user=f"v{n}", failed=False, ts=T0 + n)
+    for n in range(ABUSE_ACCOUNTS):  # bucket 1: 8 failures of 17 attempts
+        record(store, f"g{n}", user=f"u{n}", failed=True, ts=T0 + ABUSE_BUCKET_S + n)
+        record(store, f"t{n}", user=f"v{n}", failed=False, ts=T0 + ABUSE_BUCKET_S + n)
+    record(store, "t9", user="v9", failed=False, ts=T0 + ABUSE_BUCKET_S + 9)
+    record(store, "h1", user="u1", failed=True, ts=T0 + 2 * ABUSE_BUCKET_S)  # bucket 2
+
+    def numbers(now: float) -> list[int]:
+        return [b[0] - abuse_bucket(T0) for b in load(store, now=now).velocity.ip_prefix_abuse]
+
+    assert numbers(T0 + 3 * ABUSE_BUCKET_S) == [0, 2]  # bucket 2 is the previous one
+    assert numbers(T0 + 4 * ABUSE_BUCKET_S) == [0]
+    assert numbers(T0 + 2 * ABUSE_BUCKET_S) == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -569,7 +590,8 @@ def test_abuse_buckets_are_kept_per_bucket_oldest_first(store: Store) -> None:
 def test_abuse_buckets_cover_the_last_six_hours(
     store: Store, buckets_later: int, counted: bool
 ) -> None:
-    record(store, "e1", user="u2", failed=True)
+    for n in range(ABUSE_ACCOUNTS):  # a bucket that can count however old
+        record(store, f"e{n}", user=f"u{n}", failed=True)
 
     velocity = load(store, now=T0 + buckets_later * ABUSE_BUCKET_S).velocity
 

@@ -34,19 +34,22 @@ def store(client: redis.Redis) -> Iterator[RedisStore]:
     opened.close()
 
 
-def test_keys_of_one_user_share_a_slot_and_every_key_expires(
+def test_keys_of_one_tenant_share_a_slot_and_every_key_expires(
     client: redis.Redis, store: RedisStore
 ) -> None:
     record(store, "e1", update=bump)
     record(store, "e2", failed=True, update=bump)
     record(store, "e3", user="u2", ip="ip2", asn=None, device="d2", update=bump)
+    record(store, "e4", tenant="t2", update=bump)
     store.apply_feedback("t1", "e1", "legit", lambda d: (bump, True))
 
     keys = list(client.scan_iter())
-    own = [k for k in keys if ":u:u1}" in k]  # u1's profile, two decisions, its windows
+    own = [k for k in keys if "{t:t1}:u:u1:" in k]  # u1's profile, two decisions, windows
     assert len(own) == 4
-    assert len({key_slot(k.encode()) for k in own}) == 1
-    assert {key_slot(k.encode()) for k in keys if ":u:u2}" in k} != {key_slot(own[0].encode())}
+    tenant = [k for k in keys if k.startswith("re:{t:t1}:")]
+    assert len(tenant) == len(keys) - len([k for k in keys if k.startswith("re:{t:t2}:")])
+    assert len({key_slot(k.encode()) for k in tenant}) == 1  # one script reaches them all
+    assert {key_slot(k.encode()) for k in keys if "{t:t2}" in k} != {key_slot(own[0].encode())}
     assert all(client.ttl(k) > 0 for k in keys), {k: client.ttl(k) for k in keys}
 
 
@@ -291,7 +294,7 @@ def test_purge_walks_many_keys_in_pages(
         record(store, f"e{i}", user=f"u{i}", ip=f"ip{i % 10}", asn=64500 + i % 3,
                device=f"d{i % 7}", ts=T0 if i % 2 == 0 else new, update=bump)
     client.set("unrelated", "1")
-    client.set("re:{t:t1:minute:soon}", "1")  # our shape, but no minute: left alone
+    client.set("re:{t:t1}:minute:soon", "1")  # our shape, but no minute: left alone
 
     report = store.purge(now=new + 1, profile_retention_s=100 * 86_400.0)
 
@@ -301,9 +304,9 @@ def test_purge_walks_many_keys_in_pages(
                       "device_accounts": old, "tenant_minutes": 1, "abuse_buckets": 4}
     left = set(client.scan_iter())
     for i in range(n):
-        mine = {k for k in left if f":u:u{i}}}" in k or k.endswith(f":event:e{i}}}")}
+        mine = {k for k in left if f":u:u{i}:" in k or k.endswith(f":event:e{i}")}
         assert (mine == set()) == (i % 2 == 0), (i, mine)
-    assert {"unrelated", "re:{t:t1:minute:soon}"} <= left
+    assert {"unrelated", "re:{t:t1}:minute:soon"} <= left
     assert all(store.get_profile("t1", f"u{i}") is not None for i in range(1, n, 2))
     assert all(store.get_decision("t1", f"e{i}") is not None for i in range(1, n, 2))
     velocity = load(store, user="nobody", ip="ip1", asn=64501, device="d1", now=new).velocity
@@ -323,7 +326,7 @@ def test_purge_keeps_the_windows_late_events_still_need(
         "profiles": 0, "decisions": 1, "attempts": 2, "device_accounts": 1,
         "tenant_minutes": 1, "abuse_buckets": 2}
     # Only the list of the user's windows is left, a day past the longest window.
-    assert list(client.scan_iter()) == ["re:{t:t1:u:u2}:touched"]
+    assert list(client.scan_iter()) == ["re:{t:t1}:u:u2:touched"]
     store.purge(now=T0 + DEVICE_WINDOW_S + 86_400.0 + 1.0, profile_retention_s=86_400.0)
     assert list(client.scan_iter()) == []
 
@@ -331,7 +334,7 @@ def test_purge_keeps_the_windows_late_events_still_need(
 def test_profiles_stored_without_an_update_time_stay_readable(
     client: redis.Redis, store: RedisStore
 ) -> None:
-    key = "re:{t:t1:u:u1}:profile"
+    key = "re:{t:t1}:u:u1:profile"
     client.set(key, '{"logins": 3}', ex=3600)  # as written before update times were kept
 
     assert store.get_profile("t1", "u1") == UserProfile(logins=3)

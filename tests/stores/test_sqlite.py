@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from features.profile import UserProfile
-from riskengine.adapters.stores import MemoryStore, SqliteStore, StoreError, open_store
+from riskengine.adapters.stores import (
+    Attempt,
+    MemoryStore,
+    SqliteStore,
+    StoredDecision,
+    StoreError,
+    open_store,
+)
 from riskengine.adapters.stores.sqlite import PRUNE_EVERY_RECORDS, SCHEMA_VERSION
 
 from .test_contract import T0, bump, load, record
@@ -128,18 +137,45 @@ def test_two_stores_on_one_file_lose_no_update(tmp_path: Path) -> None:
         store.close()
 
 
-def test_old_attempts_and_device_sightings_are_pruned(tmp_path: Path) -> None:
+def test_old_attempts_are_pruned_as_logins_go_and_device_sightings_by_purge(
+        tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = SqliteStore(path)
-    record(store, "old-attempt", user="u2", ts=T0 - 7200.0, device=None)
     record(store, "old-device", user="u3", ts=T0 - 31 * 86_400.0)
+    record(store, "old-attempt", user="u2", ts=T0 - 7200.0, device=None)
     for i in range(PRUNE_EVERY_RECORDS - 2):
         record(store, f"e{i}", ts=T0)
+
+    def rows(sql: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(path) as conn:
+            found = conn.execute(sql).fetchall()
+        conn.close()
+        return found
+
+    assert rows(f"SELECT COUNT(*) FROM attempts WHERE ts < {T0}") == [(0,)]
+    # No index on the sightings' time to keep up at every login: the daily purge drops them.
+    assert store.purge(now=T0, profile_retention_s=1e9)["device_accounts"] == 1
+    assert rows("SELECT user_key FROM device_accounts") == [("u1",)]
     store.close()
 
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM attempts WHERE ts < ?", (T0,)).fetchone() == (0,)
-        assert conn.execute("SELECT user_key FROM device_accounts").fetchall() == [("u1",)]
+
+def test_a_purge_drops_the_old_prefix_of_what_arrives_in_time_order(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    for i in range(5):
+        record(store, f"old{i}", user=f"u{i}", ts=T0 + i)
+    record(store, "new", user="u9", ts=T0 + 100 * 86_400.0)
+    record(store, "late", user="u8", ts=T0 + 10)  # arrived after a newer one
+
+    report = store.purge(now=T0 + 100 * 86_400.0, profile_retention_s=1e9)
+
+    assert report["decisions"] == 5 and report["attempts"] == 5
+    assert [store.get_decision("t1", e) is None for e in ("old0", "old4", "new")] == [
+        True, True, False]
+    # Out of order: kept until what arrived before it ages out too (30 days more at most).
+    assert store.get_decision("t1", "late") is not None
+    report = store.purge(now=T0 + 200 * 86_400.0, profile_retention_s=1e9)
+    assert report["decisions"] == 2 and store.get_decision("t1", "late") is None
+    store.close()
 
 
 @pytest.mark.parametrize(
@@ -246,7 +282,7 @@ def test_purge_goes_in_chunks_and_lets_other_writers_in_between(
 
     assert during and other.get_decision("t1", "during") == during[0]
     assert report == {"profiles": 11, "decisions": 11, "attempts": 11, "device_accounts": 11,
-                      "tenant_minutes": 1, "abuse_buckets": 2}  # the block's and the ASN's
+                      "tenant_minutes": 1, "abuse_buckets": 0}  # went as the network counted
     assert all(store.get_profile("t1", f"old{i}") is None for i in range(11))
     assert all(store.get_profile("t1", f"new{i}") is not None for i in range(3))
     assert store.get_profile("t1", "late") == UserProfile(logins=1)
@@ -255,19 +291,79 @@ def test_purge_goes_in_chunks_and_lets_other_writers_in_between(
     other.close()
 
 
-def test_a_schema_1_file_gains_the_abuse_buckets_on_open(tmp_path: Path) -> None:
+# The tables of schema version 1 (riskengine before the sustained-abuse buckets and the
+# compact decisions), as such a file holds them.
+_SCHEMA_1 = """
+CREATE TABLE profiles (tenant TEXT NOT NULL, user_key TEXT NOT NULL, profile TEXT NOT NULL,
+    updated_ts REAL NOT NULL, PRIMARY KEY (tenant, user_key)) WITHOUT ROWID;
+CREATE TABLE attempts (tenant TEXT NOT NULL, ip_key TEXT NOT NULL, asn INTEGER,
+    user_key TEXT NOT NULL, ts REAL NOT NULL, failed INTEGER NOT NULL);
+CREATE INDEX attempts_ip_window ON attempts (tenant, ip_key, ts, user_key, failed);
+CREATE INDEX attempts_asn_window ON attempts (tenant, asn, ts, user_key, failed);
+CREATE INDEX attempts_by_ts ON attempts (ts);
+CREATE TABLE device_accounts (tenant TEXT NOT NULL, device_key TEXT NOT NULL,
+    user_key TEXT NOT NULL, last_ts REAL NOT NULL,
+    PRIMARY KEY (tenant, device_key, user_key)) WITHOUT ROWID;
+CREATE INDEX device_accounts_by_ts ON device_accounts (last_ts);
+CREATE TABLE tenant_minutes (tenant TEXT NOT NULL, minute INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, failures INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute)) WITHOUT ROWID;
+CREATE TABLE decisions (tenant TEXT NOT NULL, event_id TEXT NOT NULL, user_key TEXT NOT NULL,
+    ts REAL NOT NULL, decision TEXT NOT NULL, features TEXT NOT NULL, sighting TEXT,
+    feedback TEXT, learned INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, event_id)) WITHOUT ROWID;
+CREATE INDEX decisions_by_ts ON decisions (ts);
+CREATE INDEX decisions_by_user ON decisions (tenant, user_key, ts);
+CREATE INDEX attempts_by_user ON attempts (tenant, user_key);
+CREATE INDEX device_accounts_by_user ON device_accounts (tenant, user_key);
+INSERT INTO profiles VALUES ('t1', 'u1', '{"logins": 4}', 1700000000.0);
+INSERT INTO decisions VALUES ('t1', 'e1', 'u1', 1700000000.0, '{"action": "allow"}',
+    '{"ip_users_10m": 1, "geo_velocity_kmh": null}', NULL, 'legit', 1);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_schema_1_file_is_migrated_on_open(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
-    store = SqliteStore(path)
-    record(store, "e1", user="u1", failed=True, update=bump)
-    store.close()
-    with sqlite3.connect(path) as conn:  # as the previous release left it
-        conn.execute("DROP TABLE abuse_buckets")
-        conn.execute("PRAGMA user_version = 1")
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_1)
     conn.close()
 
-    reopened = SqliteStore(path)
-    record(reopened, "e2", user="u2", failed=True)
+    store = SqliteStore(path)
+    record(store, "e2", user="u2", failed=True)
 
-    assert reopened.get_profile("t1", "u1") is not None
-    assert [b[1:3] for b in load(reopened).velocity.ip_prefix_abuse] == [(1, 1)]
+    assert store.get_profile("t1", "u1") == UserProfile(logins=4)
+    old = store.get_decision("t1", "e1")
+    assert old is not None and old.features == {"ip_users_10m": 1, "geo_velocity_kmh": None}
+    assert (old.feedback, old.learned, old.decision) == ("legit", True, {"action": "allow"})
+    assert [b[1:3] for b in load(store).velocity.ip_prefix_abuse] == [(1, 1)]
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def test_feature_vectors_are_stored_compactly_and_read_back_whole(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    store = SqliteStore(path)
+    vector = {f"feature_{n}": n * 0.5 if n % 3 else None for n in range(40)}
+    decision = StoredDecision(event_id="e1", tenant="t1", user_key="u1", ts=T0,
+                              decision={"action": "allow"}, features=vector)
+    store.record(decision, Attempt("t1", "u1", "ip1", None, None, T0, False), None)
+    store.record(replace(decision, event_id="e2", features={"few": 1}),
+                 Attempt("t1", "u1", "ip1", None, None, T0, False), None)
+    store.close()
+
+    with sqlite3.connect(path) as conn:
+        [(text, names_id)] = conn.execute(
+            "SELECT features, names_id FROM decisions WHERE event_id = 'e1'").fetchall()
+        [(names,)] = conn.execute("SELECT names FROM feature_names").fetchall()
+    conn.close()
+    assert json.loads(text) == list(vector.values()) and names_id is not None
+    assert json.loads(names) == list(vector)  # the names once, not in every row
+    reopened = SqliteStore(path)  # another process: the names come from the file
+    assert reopened.get_decision("t1", "e1") == decision
+    assert reopened.get_decision("t1", "e2").features == {"few": 1}
+    assert [d.features for d in reopened.export_user("t1", "u1").decisions] == [
+        vector, {"few": 1}]
     reopened.close()

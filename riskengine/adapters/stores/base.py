@@ -13,7 +13,8 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Protocol
 
-from features.profile import ABUSE_BUCKETS, UserProfile, abuse_bucket, resolved
+from features.extract import ABUSE_ACCOUNTS, ABUSE_FAILURE_SHARE
+from features.profile import ABUSE_BUCKETS, AbuseBucket, UserProfile, abuse_bucket, resolved
 from riskengine.core.records import (
     Attempt,
     FeedbackPlan,
@@ -52,6 +53,24 @@ def abuse_since(now: float) -> int:
     last ``ABUSE_BUCKETS``, 6 hours; no upper end, as for every window) and that retention
     keeps."""
     return abuse_bucket(now) - ABUSE_BUCKETS + 1
+
+
+def abuse_filter(now: float) -> tuple[int, int, int, float]:
+    """Which sustained-abuse buckets ``load`` at ``now`` returns: from the first (
+    ``abuse_since``) on, every bucket from the recent one on (the current and the previous
+    one: what ``features.extract.sustained_abuse`` reads as failing now, and where it
+    counts the login), and an older one only when it has the failures and the failed share
+    that an abusive bucket needs (its sketch cannot hold more accounts than failures). The
+    features are the same as from every bucket; a busy network's quiet hours are not read.
+    Returns (first, recent, least failures, failed share)."""
+    first = abuse_since(now)
+    return first, abuse_bucket(now) - 1, ABUSE_ACCOUNTS, ABUSE_FAILURE_SHARE
+
+
+def can_count(bucket: AbuseBucket, recent: int, least: int, share: float) -> bool:
+    """Whether ``abuse_filter`` keeps ``bucket`` (first checked apart)."""
+    number, attempts, failures, _ = bucket
+    return number >= recent or (failures >= least and failures >= share * attempts)
 
 
 def minute_window(now: float) -> tuple[int, int]:

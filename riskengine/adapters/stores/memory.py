@@ -33,7 +33,9 @@ from riskengine.adapters.stores.base import (
     ProfileUpdate,
     StoredDecision,
     UserData,
+    abuse_filter,
     abuse_since,
+    can_count,
     minute_window,
     resolve_rotation,
 )
@@ -65,8 +67,10 @@ _Buckets = dict[int, list[int]]
 def _abuse(buckets: _Buckets | None, now: float) -> tuple[AbuseBucket, ...]:
     if not buckets:
         return ()
-    first = abuse_since(now)
-    return tuple(sorted((b, a, f, s) for b, (a, f, s) in buckets.items() if b >= first))
+    first, recent, least, share = abuse_filter(now)
+    return tuple(sorted(
+        (b, a, f, s) for b, (a, f, s) in buckets.items()
+        if b >= first and can_count((b, a, f, s), recent, least, share)))
 
 
 def _drop_before(buckets: _Buckets, first: int) -> int:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
+import re
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from features.profile import (
@@ -28,6 +30,7 @@ from features.profile import (
     abuse_bucket,
     account_bit,
 )
+from riskengine.adapters.stores import jsontext
 from riskengine.adapters.stores.base import (
     DEVICE_WINDOW_S,
     IP_WINDOW_S,
@@ -43,14 +46,19 @@ from riskengine.adapters.stores.base import (
     StoredDecision,
     StoreError,
     UserData,
+    abuse_filter,
     abuse_since,
     minute_window,
     resolve_rotation,
 )
+from riskengine.adapters.stores.jsontext import profile_round_trips
 
 T = TypeVar("T")
 # (key, value, TTL in seconds); a None TTL keeps the key's current one.
-Write = tuple[str, str, int | None]
+Write = tuple[str, str | bytes, int | None]
+# A profile as ``load`` read it: the raw value, its parse and the event time of its last
+# update (the parse is the store's own: ``load`` hands out copies).
+_Read = tuple[str | None, UserProfile | None, float | None]
 
 # Tries of an optimistic write (a WATCH transaction, or the check-and-set of ``record``)
 # before giving up: each failed try means another client's write went through.
@@ -65,6 +73,11 @@ TURN_WAIT_CALLS = 5
 # Raw profiles that ``load`` read, kept for the ``record`` of the same event that follows
 # it; the oldest go first, so loads never followed by a record cannot pile up.
 LOADED_KEEP = 1024
+# Profiles kept by user beside the text they were read or written as: a ``load`` that finds
+# the same text (the user's last login was recorded here) skips parsing it. The users
+# active in the last few thousand logins, a few kilobytes each; the text is compared every
+# time, so another instance's writes are never missed.
+PARSED_PROFILES = 4096
 # Attempts stay twice as long as their window: an event arriving up to ten minutes late
 # still finds the attempts of its own window. TTLs run on the wall clock, trimming on event
 # time.
@@ -83,15 +96,103 @@ _DELETE_IF_SAME = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
     "return 0"
 )
-# The write of ``record``, over the user's profile (KEYS[1]) and decision (KEYS[2]): one
-# slot. When the decision exists, replies {"recorded", decision} and writes nothing. Else,
-# when ARGV[4] is "1" (a profile update), checks that the profile still has the SHA-1
-# ARGV[1] ("-": no profile) that the new profile ARGV[5] was computed from: if not, replies
-# {"changed", profile} (nil when gone) and writes nothing, so that the caller computes
-# again. Then writes the decision ARGV[2] (and the profile), both expiring in ARGV[3] s.
+# Everything ``load`` reads, in one script on the tenant's slot. KEYS: 1 the user's profile,
+# 2 its decision under the event id, 3 the event's index (whose user recorded it), 4 the
+# address's window, 5 the ASN's, 6 the device's accounts, 7 and 8 the block's and the
+# ASN's abuse buckets, 9... the tenant's minutes. ARGV: 1 the user as window members name
+# it (escaped), 2 the user as the device set names it, 3 the IP/ASN window start
+# (exclusive), 4 WINDOW_SCAN_MAX, 5 the device window start (exclusive), 6 which of ASN,
+# device and block the login has ("1"/"0" each), 7-10 ``abuse_filter``. Replies the raw
+# profile, the raw decision, the index, the windows' counts (other users and failures
+# among each window's latest WINDOW_SCAN_MAX members, newest first; no upper end: a window
+# ends at its latest member when that is later than the login, so a login stamped in the
+# past cannot see an emptier window), the device's other accounts, the tenant's attempts
+# and failures, and the abuse buckets that can count, as "bucket attempts failures
+# sketch" joined by commas.
+_LOAD = """
+local function window(key)
+  local members = redis.call('zrevrangebyscore', key, '+inf', '(' .. ARGV[3],
+                             'LIMIT', 0, ARGV[4])
+  -- Members are "event|user|failed" with escaped parts: the user lies between the first
+  -- "|" and the last two characters, the flag is the last one (found, not matched: this
+  -- runs for every member of two windows at every login).
+  local seen, users, failures, find, sub, byte = {}, 0, 0, string.find, string.sub, string.byte
+  for i = 1, #members do
+    local member = members[i]
+    local user = sub(member, find(member, '|', 1, true) + 1, -3)
+    if user ~= ARGV[1] and not seen[user] then
+      seen[user] = true
+      users = users + 1
+    end
+    if byte(member, -1) == 49 then failures = failures + 1 end
+  end
+  return users, failures
+end
+local function abuse(key)
+  local fields = redis.call('hgetall', key)
+  local first, recent = tonumber(ARGV[7]), tonumber(ARGV[8])
+  local least, share = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local out = {}
+  for i = 1, #fields, 2 do
+    local bucket = tonumber(fields[i])
+    if bucket >= first then
+      local keep = bucket >= recent
+      if not keep then
+        local a, f = string.match(fields[i + 1], '^(%d+) (%d+) ')
+        a, f = tonumber(a), tonumber(f)
+        keep = f >= least and f >= share * a
+      end
+      if keep then out[#out + 1] = fields[i] .. ' ' .. fields[i + 1] end
+    end
+  end
+  return table.concat(out, ',')
+end
+local has_asn, has_device, has_prefix = string.byte(ARGV[6], 1, 3)
+local one = string.byte('1')
+local ip_users, ip_failures = window(KEYS[4])
+local asn_users, asn_failures, accounts = 0, 0, 0
+local prefix_abuse, asn_abuse = '', ''
+if has_asn == one then
+  asn_users, asn_failures = window(KEYS[5])
+  asn_abuse = abuse(KEYS[8])
+end
+if has_device == one then
+  accounts = redis.call('zcount', KEYS[6], '(' .. ARGV[5], '+inf')
+  local own = redis.call('zscore', KEYS[6], ARGV[2])
+  if own and tonumber(own) > tonumber(ARGV[5]) then accounts = accounts - 1 end
+end
+if has_prefix == one then prefix_abuse = abuse(KEYS[7]) end
+local attempts, failures = 0, 0
+for i = 9, #KEYS do
+  local counts = redis.call('hmget', KEYS[i], 'attempts', 'failures')
+  attempts = attempts + (tonumber(counts[1]) or 0)
+  failures = failures + (tonumber(counts[2]) or 0)
+end
+return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2]), redis.call('get', KEYS[3]),
+        ip_users, ip_failures, asn_users, asn_failures, accounts, attempts, failures,
+        prefix_abuse, asn_abuse}
+"""
+# Everything ``record`` writes, atomically, in one script on the tenant's slot. KEYS: 1 the
+# user's profile, 2 its decision, 3 the event's index, 4 the user's touched windows, 5 the
+# address's window, 6 the ASN's, 7 the device's accounts, 8 the tenant's minute, 9 and 10
+# the block's and the ASN's abuse buckets. ARGV: 1 the SHA-1 of the profile the new one
+# was computed from ("-": none; "?": not read), 2 the decision, 3 their TTL, 4 "1" when the
+# profile is updated, 5 the new profile, 6 the user, 7 the window member, 8 the event
+# time, 9 the IP/ASN trim score, 10 the touched windows' trim score, 11 the device trim
+# score, 12 ATTEMPT_KEEP_S, 13 DEVICE_KEEP_S, 14 "1" when the attempt failed, 15 which of
+# ASN, device and block it has, 16 its abuse bucket, 17 its account's sketch bit (0-63),
+# 18 the first abuse bucket kept, 19 ABUSE_KEEP_S.
+# Replies {"recorded", decision} when the event is recorded for this user, {"other",
+# user} when for another, {"changed", profile} when the profile is no longer the one
+# read (nothing written in these three cases: the caller computes again), else
+# {"stored"}: the decision, the index, the profile, the windows, the minute and the abuse
+# buckets all written. Atomic, so an event recorded twice, even by two clients at once,
+# counts once, and a decision is never kept without its counts.
 _RECORD = """
 local decision = redis.call('get', KEYS[2])
 if decision then return {'recorded', decision} end
+local owner = redis.call('get', KEYS[3])
+if owner and owner ~= ARGV[6] then return {'other', owner} end
 if ARGV[4] == '1' then
   local profile = redis.call('get', KEYS[1])
   if (profile and redis.sha1hex(profile) or '-') ~= ARGV[1] then
@@ -100,41 +201,65 @@ if ARGV[4] == '1' then
   redis.call('set', KEYS[1], ARGV[5], 'EX', ARGV[3])
 end
 redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('set', KEYS[3], ARGV[6], 'EX', ARGV[3])
+local has_asn, has_device, has_prefix = string.byte(ARGV[15], 1, 3)
+local one = string.byte('1')
+local ts = ARGV[8]
+-- Noted before the windows are written: a window never holds the user unnoted. Scored
+-- by the user's latest event on each window, and dropped only a day past the longest
+-- window, long after the window itself let go of the user.
+redis.call('zadd', KEYS[4], 'GT', ts, KEYS[5])
+if has_asn == one then redis.call('zadd', KEYS[4], 'GT', ts, KEYS[6]) end
+if has_device == one then redis.call('zadd', KEYS[4], 'GT', ts, KEYS[7]) end
+redis.call('zremrangebyscore', KEYS[4], '-inf', '(' .. ARGV[10])
+redis.call('expire', KEYS[4], ARGV[13])
+local function count(key)
+  redis.call('zadd', key, ts, ARGV[7])
+  redis.call('zremrangebyscore', key, '-inf', ARGV[9])
+  redis.call('expire', key, ARGV[12])
+end
+count(KEYS[5])
+if has_asn == one then count(KEYS[6]) end
+if has_device == one then
+  -- GT: a late event never moves the user's latest sighting back.
+  redis.call('zadd', KEYS[7], 'GT', ts, ARGV[6])
+  redis.call('zremrangebyscore', KEYS[7], '-inf', ARGV[11])
+  redis.call('expire', KEYS[7], ARGV[13])
+end
+redis.call('hincrby', KEYS[8], 'attempts', 1)
+redis.call('hincrby', KEYS[8], 'failures', tonumber(ARGV[14]))
+redis.call('expire', KEYS[8], ARGV[12])
+local function abuse(key)
+  local v = redis.call('hget', key, ARGV[16])
+  local a, f, s = 0, 0, '0000000000000000'
+  if v then
+    local x, y, z = string.match(v, '^(%d+) (%d+) (%x+)$')
+    a, f, s = tonumber(x), tonumber(y), z
+  end
+  a = a + 1
+  if ARGV[14] == '1' then
+    f = f + 1
+    local bit = tonumber(ARGV[17])
+    local i = 16 - math.floor(bit / 4)
+    local d = tonumber(string.sub(s, i, i), 16)
+    local m = 2 ^ (bit % 4)
+    if math.floor(d / m) % 2 == 0 then
+      s = string.sub(s, 1, i - 1) .. string.format('%x', d + m) .. string.sub(s, i + 1)
+    end
+  end
+  redis.call('hset', key, ARGV[16], a .. ' ' .. f .. ' ' .. s)
+  if not v then  -- a new bucket: the network's buckets past 6 hours go
+    for _, field in ipairs(redis.call('hkeys', key)) do
+      if tonumber(field) < tonumber(ARGV[18]) then redis.call('hdel', key, field) end
+    end
+  end
+  redis.call('expire', key, ARGV[19])
+end
+if has_prefix == one then abuse(KEYS[9]) end
+if has_asn == one then abuse(KEYS[10]) end
 return {'stored'}
 """
 
-# Counts an attempt in a network's sustained-abuse hash (KEYS[1]: field, the bucket
-# number ARGV[1]; value, "attempts failures sketch" with the failing accounts' 64-bit
-# sketch in 16 hex digits). ARGV[2]: 1 when the attempt failed, ARGV[3] its account's
-# sketch bit (0-63, from the right), ARGV[4] the first bucket kept (a new bucket drops
-# the older ones), ARGV[5] the hash's TTL. One key, so one slot; counts only.
-_COUNT_ABUSE = """
-local v = redis.call('hget', KEYS[1], ARGV[1])
-local a, f, s = 0, 0, '0000000000000000'
-if v then
-  local x, y, z = string.match(v, '^(%d+) (%d+) (%x+)$')
-  a, f, s = tonumber(x), tonumber(y), z
-end
-a = a + 1
-if ARGV[2] == '1' then
-  f = f + 1
-  local bit = tonumber(ARGV[3])
-  local i = 16 - math.floor(bit / 4)
-  local d = tonumber(string.sub(s, i, i), 16)
-  local m = 2 ^ (bit % 4)
-  if math.floor(d / m) % 2 == 0 then
-    s = string.sub(s, 1, i - 1) .. string.format('%x', d + m) .. string.sub(s, i + 1)
-  end
-end
-redis.call('hset', KEYS[1], ARGV[1], a .. ' ' .. f .. ' ' .. s)
-if not v then
-  for _, field in ipairs(redis.call('hkeys', KEYS[1])) do
-    if tonumber(field) < tonumber(ARGV[4]) then redis.call('hdel', KEYS[1], field) end
-  end
-end
-redis.call('expire', KEYS[1], ARGV[5])
-return a
-"""
 # Drops the buckets before ARGV[1] from a network's abuse hash (KEYS[1]); replies how many.
 _PRUNE_ABUSE = """
 local n = 0
@@ -149,14 +274,15 @@ ABUSE_KINDS = {"prefix": "abuse-p", "asn": "abuse-a"}
 ABUSE_KEEP_S = (ABUSE_BUCKETS + 1) * ABUSE_BUCKET_S
 
 
-def _abuse(fields: dict[str, str], now: float) -> tuple[AbuseBucket, ...]:
-    """A network's buckets from ``abuse_since(now)`` on, oldest first."""
-    first, out = abuse_since(now), []
-    for name, value in fields.items():
-        bucket = int(name)
-        if bucket >= first:
-            attempts, failures, sketch = value.split()
-            out.append((bucket, int(attempts), int(failures), int(sketch, 16)))
+def _abuse(text: str) -> tuple[AbuseBucket, ...]:
+    """The buckets ``_LOAD`` joined ("bucket attempts failures sketch", the sketch in hex),
+    oldest first."""
+    if not text:
+        return ()
+    out = []
+    for item in text.split(","):
+        bucket, attempts, failures, sketch = item.split()
+        out.append((int(bucket), int(attempts), int(failures), int(sketch, 16)))
     out.sort()
     return tuple(out)
 
@@ -166,10 +292,15 @@ def _stripe(tenant: str, user_key: str) -> int:
     return zlib.crc32(f"{tenant}\0{user_key}".encode()) % USER_STRIPES
 
 
+# What ``quote(..., safe="")`` leaves as it is: pseudonyms are made of these alone.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def _part(value: object) -> str:
     """``value`` escaped for a key: no ``:``, ``|`` or brace of its own can make two keys
     collide or move the Cluster hash tag."""
-    return quote(str(value), safe="")
+    text = str(value)
+    return text if _PLAIN.fullmatch(text) else quote(text, safe="")
 
 
 def _glob(literal: str) -> str:
@@ -192,24 +323,31 @@ def _decoded(what: str, build: Callable[[], T]) -> T:
         raise StoreError(f"corrupt {what}: {exc}") from exc
 
 
-def _profile(raw: str | None, tenant: str, user_key: str) -> UserProfile | None:
+def _read_profile(
+    raw: str | None, tenant: str, user_key: str
+) -> tuple[UserProfile | None, float | None]:
+    """The profile a stored value holds and the event time of its last update (None when
+    the value has none: written before it was kept)."""
     if raw is None:
-        return None
+        return None, None
 
-    def build() -> UserProfile:
-        data = json.loads(raw)
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k != UPDATED}
-        return UserProfile.from_dict(data)
+    def build() -> tuple[UserProfile, float | None]:
+        data = jsontext.loads(raw)
+        updated = data.pop(UPDATED, None) if isinstance(data, dict) else None
+        return UserProfile.from_dict(data), None if updated is None else float(updated)
 
     return _decoded(f"profile {tenant}/{user_key}", build)
+
+
+def _profile(raw: str | None, tenant: str, user_key: str) -> UserProfile | None:
+    return _read_profile(raw, tenant, user_key)[0]
 
 
 def _updated(raw: str | None) -> float | None:
     """The event time of the last update kept in a profile value; None when the value has
     none (or is not readable: ``_profile`` reports that)."""
     try:
-        data = json.loads(raw) if raw is not None else None
+        data = jsontext.loads(raw) if raw is not None else None
         return float(data[UPDATED]) if isinstance(data, dict) and UPDATED in data else None
     except (ValueError, TypeError):
         return None
@@ -222,14 +360,19 @@ def _digest(raw: str | None) -> str:
     return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
 
 
-def _dump_profile(profile: UserProfile, raw_before: str | None, ts: float) -> str:
-    """``profile`` as stored, last updated at event time ``ts`` (or later, if it was)."""
-    before = _updated(raw_before)
-    return json.dumps({**profile.to_dict(), UPDATED: ts if before is None else max(before, ts)})
+def _stamp(before: float | None, ts: float) -> float:
+    """The update time a profile last updated at ``before`` has after an update at ``ts``:
+    a late event never ages it."""
+    return ts if before is None else max(before, ts)
 
 
-def _dump_decision(d: StoredDecision) -> str:
-    return json.dumps(
+def _dump_profile(profile: UserProfile, updated: float) -> bytes:
+    """``profile`` as stored, last updated at event time ``updated``."""
+    return jsontext.dumps({**profile.to_dict(), UPDATED: updated})
+
+
+def _dump_decision(d: StoredDecision) -> bytes:
+    return jsontext.dumps(
         {
             "ts": d.ts,
             "decision": d.decision,
@@ -246,7 +389,7 @@ def _decision(raw: str | None, tenant: str, user_key: str, event_id: str) -> Sto
         return None
 
     def build() -> StoredDecision:
-        data = json.loads(raw)
+        data = jsontext.loads(raw)
         return StoredDecision(
             event_id,
             tenant,
@@ -265,7 +408,7 @@ def _decision(raw: str | None, tenant: str, user_key: str, event_id: str) -> Sto
 def _decision_ts(raw: str | None) -> float | None:
     """The event time of a stored decision; None when it is gone or not readable."""
     try:
-        return float(json.loads(raw)["ts"]) if raw is not None else None
+        return float(jsontext.loads(raw)["ts"]) if raw is not None else None
     except (ValueError, TypeError, KeyError):
         return None
 
@@ -278,39 +421,36 @@ def _minute(name: str) -> float:
         return math.inf
 
 
-def _window(members: list[str], user_key: str) -> tuple[int, int]:
-    """Other users and failures among ``event_id|user_key|failed`` members."""
-    hits = [m.split("|") for m in members]
-    return len({user for _, user, _ in hits} - {_part(user_key)}), sum(f == "1" for *_, f in hits)
-
-
 class RedisStore:
     """A :class:`~riskengine.adapters.stores.base.Store` on Redis, shared by any number of processes
     and hosts.
 
-    Everything about one user (profile, decisions) shares one Cluster hash tag, so the
-    user's part of ``record`` is one single-slot Lua check-and-set and ``apply_feedback`` a
-    single-slot WATCH/MULTI transaction; both compute again when another client changed the
-    profile in between: concurrent updates are never lost, and ``update`` (or a feedback
-    ``plan``) may run more than once, so it must be pure. The velocity windows are shared
-    keys in other slots, written in a pipeline once the user's write went through: a
-    process dying between the two keeps the decision but not the count.
-    Every key expires: a profile ``retention_s`` after its last update, a decision that long
-    after it was recorded, the windows soon after they stop counting. ``purge`` applies
-    retention at event time on top of these wall-clock TTLs.
+    Every key of a tenant carries the tenant's Cluster hash tag (``{t:<tenant>}``), so one
+    login is one server-side script for ``load`` and one for ``record`` (``_LOAD``,
+    ``_RECORD``), each one round trip, and ``record`` is atomic: the decision, its index,
+    the profile update, the velocity windows, the tenant's minute and the sustained-abuse
+    buckets land together or not at all, and an event recorded twice, even by two clients
+    at once, counts once. The windows are counted by the server (the scripts return
+    counts, not members), and the replies are parsed by hiredis (redis-py uses it when it
+    is installed; ``hiredis`` is a dependency). The trade: a tenant's data lives on one
+    Cluster node, so a Cluster spreads tenants, not one tenant's users; that node runs the
+    tenant's scripts one at a time (each a few tens of microseconds).
 
-    One login costs three round trips: ``load`` one, ``record`` two (the check-and-set,
-    then the windows' pipeline), as ``record`` starts from the profile that ``load`` read
-    for the same event, and computes again only if it changed since. A ``record`` with no
-    such ``load`` before it (an outbox replay) reads first, so takes three. The windows
-    cannot ride along with the check-and-set, as they are written only once it has stored
-    the decision: an event recorded twice, even by two clients at once, counts once.
+    ``record`` is a check-and-set: it starts from the profile that ``load`` read for the
+    same event and writes only if it is still the one stored; else it computes again from
+    the one the script sent back, so concurrent updates are never lost and ``update`` (or a
+    feedback ``plan``, a WATCH/MULTI transaction) may run more than once: it must be pure.
+    A ``record`` with no ``load`` before it (an outbox replay) takes two round trips when it
+    updates the profile. Every key expires: a profile ``retention_s`` after its last
+    update, a decision that long after it was recorded, the windows soon after they stop
+    counting. ``purge`` applies retention at event time on top of these wall-clock TTLs.
 
-    The user's slot also holds the list of the windows that count the user's attempts, so
+    The user's keys include the list of the windows that count the user's attempts, so
     ``erase_user`` finds them without walking the tenant's windows; the user's decisions
     are found by SCAN, so ``export_user`` and ``erase_user`` cost one round trip per
-    ``SCAN_COUNT`` keys of the database. Conditional deletes (``purge``, the event index
-    in ``erase_user``) are one-key Lua scripts, so they stay single-slot too.
+    ``SCAN_COUNT`` keys of the database. The sustained-abuse buckets hold counts only.
+    Keys written by releases before the tenant hash tag (``{t:<tenant>:u:<user>}``) are
+    not read; they expire with their TTLs.
 
     Parameters
     ----------
@@ -355,32 +495,44 @@ class RedisStore:
             decode_responses=True,
         )
         self._delete_if_same = self._redis.register_script(_DELETE_IF_SAME)
+        self._load_script = self._redis.register_script(_LOAD)
         self._record = self._redis.register_script(_RECORD)
         self._prune_abuse = self._redis.register_script(_PRUNE_ABUSE)
-        # (tenant, user_key, event_id) -> (raw profile,) as ``load`` read it; scoring runs
-        # in a thread pool, hence the lock.
-        self._loaded: dict[tuple[str, str, str], tuple[str | None]] = {}
+        # (tenant, user_key, event_id) -> (raw profile, its parse, its update time) as
+        # ``load`` read it; scoring runs in a thread pool, hence the lock.
+        self._loaded: dict[tuple[str, str, str], _Read] = {}
+        self._parsed: OrderedDict[tuple[str, str], _Read] = OrderedDict()
+        # Each scoring thread's own connection (see ``_run``), all closed by ``close``.
+        self._own = threading.local()
+        self._conns: list[redis.connection.AbstractConnection] = []
+        self._tags: dict[str, str] = {}
         self._loaded_lock = threading.Lock()
         self._turns = [threading.Lock() for _ in range(USER_STRIPES)]
 
+    def _tag(self, tenant: str) -> str:
+        """``prefix:{t:tenant}``: every key of the tenant starts so; the braces are the
+        Cluster hash tag."""
+        tag = self._tags.get(tenant)
+        if tag is None:
+            tag = self._tags[tenant] = f"{self.prefix}:{{t:{_part(tenant)}}}"
+        return tag
+
     def _key(self, tenant: str, kind: str, name: object, *rest: object) -> str:
-        """``prefix:{t:tenant:kind:name}:rest...``; the braces are the Cluster hash tag."""
-        return ":".join(
-            [self.prefix, f"{{t:{_part(tenant)}:{kind}:{_part(name)}}}", *map(_part, rest)]
-        )
+        """``prefix:{t:tenant}:kind:name:rest...``."""
+        return ":".join([self._tag(tenant), kind, _part(name), *map(_part, rest)])
 
     def _profile_key(self, tenant: str, user_key: str) -> str:
         return self._key(tenant, "u", user_key, "profile")
 
     def _user_keys(self, tenant: str, user_key: str, event_id: str) -> list[str]:
-        """The user's profile key and the key of its decision ``event_id``: one slot."""
+        """The user's profile key and the key of its decision ``event_id``."""
         return [
             self._profile_key(tenant, user_key),
             self._key(tenant, "u", user_key, "decision", event_id),
         ]
 
     def _touched_key(self, tenant: str, user_key: str) -> str:
-        """The sorted set of the window keys holding attempts of the user (its own slot)."""
+        """The sorted set of the window keys holding attempts of the user."""
         return self._key(tenant, "u", user_key, "touched")
 
     def _parse(self, key: str) -> tuple[str, str, str, list[str]] | None:
@@ -389,15 +541,14 @@ class RedisStore:
         head = f"{self.prefix}:{{t:"
         if not key.startswith(head):
             return None
-        tag, closed, rest = key[len(head) :].partition("}")
-        fields = tag.split(":")
-        if not closed or len(fields) != 3 or (rest and not rest.startswith(":")):
+        tenant, closed, rest = key[len(head) :].partition("}")
+        fields = rest.split(":")
+        if not closed or ":" in tenant or len(fields) < 3 or fields[0]:
             return None
-        tenant, kind, name = fields
-        return tenant, kind, name, rest.split(":")[1:]
+        return tenant, fields[1], fields[2], fields[3:]
 
     def _index_key(self, tenant: str, event_id: str) -> str:
-        """Where the user key of decision ``event_id`` is kept (a slot of its own)."""
+        """Where the user key of decision ``event_id`` is kept."""
         return self._key(tenant, "event", event_id)
 
     @contextmanager
@@ -463,68 +614,52 @@ class RedisStore:
         return resolve_rotation(self._load(query), query, self.get_profile)
 
     def _load(self, query: LoadQuery) -> Loaded:
-        tenant, user_key, now = query.tenant, query.user_key, query.now
-        since = f"({now - IP_WINDOW_S!r}"  # "(" makes the window start exclusive
+        tenant, user_key, now, event_id = query.tenant, query.user_key, query.now, query.event_id
         first, last = minute_window(now)
-        with self._errors("load"), self._redis.pipeline(transaction=False) as pipe:
-            # Not MULTI: the keys span slots. The counts may straddle a concurrent write.
-            for key in self._user_keys(tenant, user_key, query.event_id):
-                pipe.get(key)
-            pipe.get(self._index_key(tenant, query.event_id))
-            # The window's latest WINDOW_SCAN_MAX members (newest first). No upper end: a
-            # window ends at its latest member when that is later than the login, so a
-            # login stamped in the past cannot see an emptier window.
-            pipe.zrevrangebyscore(self._key(tenant, "ip", query.ip_key), "+inf", since,
-                                  start=0, num=WINDOW_SCAN_MAX)
-            if query.asn is not None:
-                pipe.zrevrangebyscore(self._key(tenant, "asn", query.asn), "+inf", since,
-                                      start=0, num=WINDOW_SCAN_MAX)
-            if query.device_key is not None:
-                device = self._key(tenant, "device", query.device_key)
-                pipe.zcount(device, f"({now - DEVICE_WINDOW_S!r}", "+inf")
-                pipe.zscore(device, user_key)
-            for minute in range(first, last + 1):
-                pipe.hmget(self._key(tenant, "minute", minute), "attempts", "failures")
-            if query.ip_prefix_key is not None:
-                pipe.hgetall(self._key(tenant, ABUSE_KINDS["prefix"], query.ip_prefix_key))
-            if query.asn is not None:
-                pipe.hgetall(self._key(tenant, ABUSE_KINDS["asn"], query.asn))
-            replies = iter(pipe.execute())
-        raw_profile, raw_decision, owner, ip_members = (next(replies) for _ in range(4))
-        asn_users, asn_failures = (
-            (0, 0) if query.asn is None else _window(next(replies), user_key)
-        )
-        device_accounts = 0
-        if query.device_key is not None:
-            device_accounts, own_ts = next(replies), next(replies)
-            device_accounts -= own_ts is not None and now - DEVICE_WINDOW_S < own_ts
-        buckets = [next(replies) for _ in range(first, last + 1)]
-        prefix_abuse = (() if query.ip_prefix_key is None else
-                        _decoded("abuse buckets", lambda: _abuse(next(replies), now)))
-        asn_abuse = (() if query.asn is None else
-                     _decoded("abuse buckets", lambda: _abuse(next(replies), now)))
+        tag = self._tag(tenant)
+        none = f"{tag}:none:-"  # a key never written, where the login has none
+        asn, device, prefix = query.asn, query.device_key, query.ip_prefix_key
+        user, event = _part(user_key), _part(event_id)
+        keys = [
+            f"{tag}:u:{user}:profile",
+            f"{tag}:u:{user}:decision:{event}",
+            f"{tag}:event:{event}",
+            f"{tag}:ip:{_part(query.ip_key)}",
+            none if asn is None else f"{tag}:asn:{asn}",
+            none if device is None else f"{tag}:device:{_part(device)}",
+            none if prefix is None else f"{tag}:{ABUSE_KINDS['prefix']}:{_part(prefix)}",
+            none if asn is None else f"{tag}:{ABUSE_KINDS['asn']}:{asn}",
+            *[f"{tag}:minute:{minute}" for minute in range(first, last + 1)],
+        ]
+        has = f"{int(asn is not None)}{int(device is not None)}{int(prefix is not None)}"
+        with self._errors("load"):
+            reply = self._run(self._load_script, keys, [
+                user, user_key, repr(now - IP_WINDOW_S), WINDOW_SCAN_MAX,
+                repr(now - DEVICE_WINDOW_S), has, *abuse_filter(now)])
+        (raw_profile, raw_decision, owner, ip_users, ip_failures, asn_users, asn_failures,
+         device_accounts, tenant_attempts, tenant_failures, prefix_abuse, asn_abuse) = reply
         if owner is None or owner == user_key:
-            previous = _decision(raw_decision, tenant, user_key, query.event_id)
+            previous = _decision(raw_decision, tenant, user_key, event_id)
         else:  # the event was recorded for another user
-            previous = self._read_decision("load", tenant, query.event_id, owner)
+            previous = self._read_decision("load", tenant, event_id, owner)
+        profile, updated = self._parse_profile(raw_profile, tenant, user_key)
         if previous is None:  # a record follows: it may start from this profile
             with self._loaded_lock:
-                self._loaded[(tenant, user_key, query.event_id)] = (raw_profile,)
+                self._loaded[(tenant, user_key, event_id)] = (raw_profile, profile, updated)
                 if len(self._loaded) > LOADED_KEEP:
                     del self._loaded[next(iter(self._loaded))]
-        ip_users, ip_failures = _window(ip_members, user_key)
         return Loaded(
-            profile=_profile(raw_profile, tenant, user_key),
+            profile=None if profile is None else profile.copy(),  # the parse stays ours
             velocity=Velocity(
                 ip_users_10m=ip_users,
                 ip_failures_10m=ip_failures,
                 asn_users_10m=asn_users,
                 asn_failures_10m=asn_failures,
-                device_accounts_30d=int(device_accounts),
-                tenant_attempts_10m=sum(int(a or 0) for a, _ in buckets),
-                tenant_failures_10m=sum(int(f or 0) for _, f in buckets),
-                ip_prefix_abuse=prefix_abuse,
-                asn_abuse=asn_abuse,
+                device_accounts_30d=device_accounts,
+                tenant_attempts_10m=tenant_attempts,
+                tenant_failures_10m=tenant_failures,
+                ip_prefix_abuse=_decoded("abuse buckets", lambda: _abuse(prefix_abuse)),
+                asn_abuse=_decoded("abuse buckets", lambda: _abuse(asn_abuse)),
             ),
             previous=previous,
         )
@@ -533,112 +668,142 @@ class RedisStore:
         self, decision: StoredDecision, attempt: Attempt, update: ProfileUpdate | None
     ) -> StoredDecision:
         tenant, user_key, event_id = decision.tenant, decision.user_key, decision.event_id
-        index = self._index_key(tenant, event_id)
-        keys = self._user_keys(tenant, user_key, event_id)
         body = _dump_decision(decision)  # a decision that is not JSON fails before any write
         with self._loaded_lock:
             loaded = self._loaded.pop((tenant, user_key, event_id), None)
-        if loaded is not None:
-            # ``load`` found the event unrecorded a moment ago; the check-and-set catches a
-            # record of it for this user since. One for another user in that moment is
-            # not looked for again: look and write are in different slots, so that race
-            # was never closed, only narrower.
-            [raw_profile] = loaded
-        else:  # not scored by this instance: read what ``load`` would have
-            with self._errors("record"), self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(index)
-                for key in keys:
-                    pipe.get(key)
-                owner, raw_profile, raw_decision = pipe.execute()
-            if owner is not None and owner != user_key:
-                stored = self._read_decision("record", tenant, event_id, owner)
-                if stored is not None:
-                    return stored
-            elif raw_decision is not None:
-                return self._recorded(raw_decision, index, decision, set_index=owner is None)
+            # Taken out: the update may change the parse it is given, which the load kept.
+            self._parsed.pop((tenant, user_key), None)
+        # Not scored by this instance (an outbox replay): "?" matches no profile, so the
+        # script sends the stored one back for the update to start from.
+        digest = "?" if loaded is None else _digest(loaded[0])
+        current = None if loaded is None else loaded[1:]
+        keys, args = self._record_call(decision, attempt)
         with self._turn("record", tenant, user_key):
             for _ in range(WATCH_TRIES):
-                profile = ""
-                if update is not None:
-                    current = _profile(raw_profile, tenant, user_key) or UserProfile()
-                    profile = _dump_profile(update(current), raw_profile, decision.ts)
+                profile, new, stamp = b"", None, decision.ts
+                if update is not None and current is not None:
+                    parsed, updated = current
+                    new, stamp = update(parsed or UserProfile()), _stamp(updated, decision.ts)
+                    profile = _dump_profile(new, stamp)
                 with self._errors("record"):
-                    verdict, *value = self._record(
-                        keys=keys,
-                        args=[_digest(raw_profile), body, self._retention,
-                              int(update is not None), profile],
-                    )
+                    verdict, *value = self._run(self._record, keys, [
+                        digest, body, self._retention, int(update is not None), profile, *args])
                 if verdict == "stored":
-                    break
+                    if new is not None and profile_round_trips(new):
+                        # The user's next load finds this text and skips parsing it. A copy:
+                        # whoever made the update may still hold what it returned.
+                        self._keep(tenant, user_key, (profile.decode(), new.copy(), stamp))
+                    return decision
                 if verdict == "recorded":  # by another client, with this event id and user
-                    return self._recorded(value[0], index, decision, set_index=True)
-                # "changed": another client updated the profile since it was read.
-                raw_profile = value[0] if value else None
-            else:
-                raise StoreContended(f"redis store {self._where}: record gave up after "
-                                     f"{WATCH_TRIES} tries: the user is updated too often "
-                                     "at once")
-        # The shared windows are not the user's: counting them needs no turn.
-        self._count(event_id, attempt, index)
-        return decision
+                    stored = _decision(value[0], tenant, user_key, event_id)
+                    assert stored is not None  # the script found it
+                    return stored
+                if verdict == "other":  # recorded for another user
+                    other = self._read_decision("record", tenant, event_id, value[0])
+                    if other is not None:
+                        return other
+                    continue  # gone since (erased, expired): try again
+                # "changed": another client updated the profile since it was read (or it
+                # was not read): start from the one stored now.
+                raw = value[0] if value else None
+                digest, current = _digest(raw), _read_profile(raw, tenant, user_key)
+        raise StoreContended(f"redis store {self._where}: record gave up after "
+                             f"{WATCH_TRIES} tries: the user is updated too often at once")
 
-    def _recorded(
-        self, raw: str, index: str, decision: StoredDecision, *, set_index: bool
-    ) -> StoredDecision:
-        """The decision ``raw`` found recorded under ``decision``'s event id and user."""
-        stored = _decision(raw, decision.tenant, decision.user_key, decision.event_id)
-        assert stored is not None  # raw is not None
-        if set_index:  # whoever recorded it sets the index too, unless it died in between
-            with self._errors("record"):
-                self._redis.set(index, decision.user_key, ex=self._retention, nx=True)
-        return stored
+    def _run(self, script: Script, keys: list[str], args: list[object]) -> Any:
+        """``script`` by its SHA-1 in one round trip, loading it first if the server does
+        not know it (started afresh, flushed). Call under ``_errors``.
 
-    def _count(self, event_id: str, attempt: Attempt, index: str) -> None:
-        """Index the decision, count the attempt in the shared windows and note in the
-        user's own slot which windows now hold the user (what ``erase_user`` clears)."""
+        On a connection of the calling thread's own, kept open between calls: the client's
+        pool, retry and observability wrappers cost about as much CPU as the round trip
+        itself (~20 us a call, this machine), twice a login. A connection that failed is
+        dropped; the next call opens another, with the same timeouts."""
+        conn = getattr(self._own, "conn", None)
+        if conn is None:
+            conn = self._own.conn = self._redis.connection_pool.make_connection()
+            with self._loaded_lock:
+                self._conns.append(conn)
+        try:
+            conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return conn.read_response()
+        except redis.exceptions.NoScriptError:
+            return script(keys=keys, args=args)
+        except BaseException:
+            conn.disconnect()  # whatever it was, the reply stream may be out of step
+            raise
+
+    def _parse_profile(
+        self, raw: str | None, tenant: str, user_key: str
+    ) -> tuple[UserProfile | None, float | None]:
+        """``_read_profile``, from the kept parse when ``raw`` is the text kept."""
+        if raw is None:
+            return None, None
+        user = (tenant, user_key)
+        with self._loaded_lock:
+            kept = self._parsed.get(user)
+            if kept is not None and kept[0] == raw:
+                self._parsed.move_to_end(user)
+                return kept[1], kept[2]
+        profile, updated = _read_profile(raw, tenant, user_key)
+        if profile is not None and profile_round_trips(profile):
+            self._keep(tenant, user_key, (raw, profile, updated))
+        return profile, updated
+
+    def _forget(self, which: Callable[[tuple[str, str]], bool]) -> None:
+        """Drop the profiles kept in memory of the users ``which`` picks."""
+        with self._loaded_lock:
+            for user in [u for u in self._parsed if which(u)]:
+                del self._parsed[user]
+            for key in [k for k in self._loaded if which(k[:2])]:
+                del self._loaded[key]
+
+    def _keep(self, tenant: str, user_key: str, read: _Read) -> None:
+        with self._loaded_lock:
+            self._parsed[(tenant, user_key)] = read
+            self._parsed.move_to_end((tenant, user_key))
+            while len(self._parsed) > PARSED_PROFILES:
+                self._parsed.popitem(last=False)
+
+    def _record_call(self, decision: StoredDecision, attempt: Attempt
+                     ) -> tuple[list[str], list[object]]:
+        """The keys of ``_RECORD`` and its arguments from the sixth on (see ``_RECORD``)."""
         tenant, ts = attempt.tenant, attempt.ts
         # Event time drives trimming so replays of old data keep their windows; the wall
         # clock caps it so one event stamped far ahead cannot wipe them.
         horizon = min(ts, time.time())
-        member = f"{_part(event_id)}|{_part(attempt.user_key)}|{int(attempt.failed)}"
-        networks = [self._key(tenant, "ip", attempt.ip_key)]
-        if attempt.asn is not None:
-            networks.append(self._key(tenant, "asn", attempt.asn))
-        minute = self._key(tenant, "minute", int(ts // MINUTE_S))
-        device = (
-            None if attempt.device_key is None else self._key(tenant, "device", attempt.device_key)
-        )
-        windows = networks if device is None else [*networks, device]
-        touched = self._touched_key(tenant, attempt.user_key)
-        with self._errors("record"), self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(index, attempt.user_key, ex=self._retention)
-            # Noted before the windows are written: a window never holds the user unnoted.
-            # Scored by the user's latest event on each window, and dropped only a day past
-            # the longest window, long after the window itself let go of the user.
-            pipe.zadd(touched, dict.fromkeys(windows, ts), gt=True)
-            pipe.zremrangebyscore(touched, "-inf", f"({horizon - DEVICE_KEEP_S!r}")
-            pipe.expire(touched, DEVICE_KEEP_S)
-            for key in networks:
-                pipe.zadd(key, {member: ts})
-                pipe.zremrangebyscore(key, "-inf", horizon - ATTEMPT_KEEP_S)
-                pipe.expire(key, ATTEMPT_KEEP_S)
-            if device is not None:
-                # GT: a late event never moves the user's latest sighting back.
-                pipe.zadd(device, {attempt.user_key: ts}, gt=True)
-                pipe.zremrangebyscore(device, "-inf", horizon - DEVICE_WINDOW_S)
-                pipe.expire(device, DEVICE_KEEP_S)
-            pipe.hincrby(minute, "attempts", 1)
-            pipe.hincrby(minute, "failures", int(attempt.failed))
-            pipe.expire(minute, ATTEMPT_KEEP_S)
-            bit = account_bit(attempt.user_key).bit_length() - 1
-            for kind, network in (("prefix", attempt.ip_prefix_key), ("asn", attempt.asn)):
-                if network is not None:
-                    # EVAL, not the registered script: a pipeline holding a Script asks
-                    # the server whether it knows it first, one more round trip.
-                    pipe.eval(_COUNT_ABUSE, 1, self._key(tenant, ABUSE_KINDS[kind], network),
-                              abuse_bucket(ts), int(attempt.failed), bit, abuse_since(ts),
-                              ABUSE_KEEP_S)
-            pipe.execute()
+        tag = self._tag(tenant)
+        none = f"{tag}:none:-"
+        asn, device, prefix = attempt.asn, attempt.device_key, attempt.ip_prefix_key
+        user, event = _part(decision.user_key), _part(decision.event_id)
+        keys = [  # as ``_key`` writes them (the ASN and the minute are numbers)
+            f"{tag}:u:{user}:profile",
+            f"{tag}:u:{user}:decision:{event}",
+            f"{tag}:event:{event}",
+            f"{tag}:u:{user}:touched",
+            f"{tag}:ip:{_part(attempt.ip_key)}",
+            none if asn is None else f"{tag}:asn:{asn}",
+            none if device is None else f"{tag}:device:{_part(device)}",
+            f"{tag}:minute:{int(ts // MINUTE_S)}",
+            none if prefix is None else f"{tag}:{ABUSE_KINDS['prefix']}:{_part(prefix)}",
+            none if asn is None else f"{tag}:{ABUSE_KINDS['asn']}:{asn}",
+        ]
+        args: list[object] = [
+            decision.user_key,
+            f"{event}|{user}|{int(attempt.failed)}",
+            repr(ts),
+            repr(horizon - ATTEMPT_KEEP_S),
+            repr(horizon - DEVICE_KEEP_S),
+            repr(horizon - DEVICE_WINDOW_S),
+            ATTEMPT_KEEP_S,
+            DEVICE_KEEP_S,
+            int(attempt.failed),
+            f"{int(asn is not None)}{int(device is not None)}{int(prefix is not None)}",
+            abuse_bucket(ts),
+            account_bit(attempt.user_key).bit_length() - 1,
+            abuse_since(ts),
+            ABUSE_KEEP_S,
+        ]
+        return keys, args
 
     def apply_feedback(
         self, tenant: str, event_id: str, label: str, plan: FeedbackPlan
@@ -663,8 +828,9 @@ class RedisStore:
             # None: the decision keeps the TTL it got when recorded.
             writes: list[Write] = [(keys[1], after, None)]
             if update is not None:
-                current = _profile(raw_profile, tenant, owner) or UserProfile()
-                profile = _dump_profile(update(current), raw_profile, before.ts)
+                current, updated = _read_profile(raw_profile, tenant, owner)
+                profile = _dump_profile(update(current or UserProfile()),
+                                        _stamp(updated, before.ts))
                 writes.append((keys[0], profile, self._retention))
             return (FeedbackOutcome.APPLIED, before), writes
 
@@ -709,6 +875,7 @@ class RedisStore:
     def erase_user(self, tenant: str, user_key: str) -> int:
         """Not atomic: a login of the user recorded while the erasure runs may survive it.
         Safe to repeat after a failure: the list of the user's windows goes last."""
+        self._forget(lambda user: user == (tenant, user_key))
         touched_key = self._touched_key(tenant, user_key)
         own = f"*|{_glob(_part(user_key))}|*"  # event ids are escaped: no "|" of their own
         gone = 0
@@ -760,6 +927,7 @@ class RedisStore:
              "abuse_buckets"), 0
         )
         pattern = _glob(self.prefix) + ":{t:*"
+        self._forget(lambda user: True)  # purged profiles must not live on in memory
         with self._errors("purge"):
             cursor = 0
             while True:
@@ -833,5 +1001,9 @@ class RedisStore:
             self._redis.ping()
 
     def close(self) -> None:
+        with self._loaded_lock:
+            conns, self._conns = self._conns, []
         with self._errors("close"):
+            for conn in conns:
+                conn.disconnect()
             self._redis.close()

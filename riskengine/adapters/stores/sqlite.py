@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -33,16 +32,16 @@ from riskengine.adapters.stores.base import (
     StoredDecision,
     StoreError,
     UserData,
+    abuse_filter,
     abuse_since,
     minute_window,
     resolve_rotation,
 )
+from riskengine.adapters.stores.jsontext import profile_round_trips
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
-# What a file of an earlier schema version lacks, by version: run in order on open.
-_MIGRATIONS = {1: "{abuse}"}
+SCHEMA_VERSION = 3
 # The longest attempt window is IP_WINDOW_S (10 min); keeping an hour still counts events
 # that arrive late, and the table stays small.
 ATTEMPT_RETENTION_S = 3600.0
@@ -66,15 +65,17 @@ PARSED_PROFILES = 4096
 # Rows one purge transaction deletes at most: each holds the file's write lock (and this
 # store's lock) for milliseconds, so scoring on the same file goes on between them.
 PURGE_CHUNK_ROWS = 2000
+# Reads go through a memory map of the file (no system call per page read) and a page cache
+# of this many KiB: a login reads and writes a few dozen pages, spread over the file.
+MMAP_BYTES = 256 * 2**20
+CACHE_KIB = 16 * 1024
+# A feature vector of at least this many values is stored as a JSON array of its values
+# with the id of its list of names (``feature_names``): about a third of the text, and
+# rows small enough that a page holds two decisions without overflow pages.
+COMPACT_MIN_FEATURES = 8
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS profiles (
-    tenant TEXT NOT NULL,
-    user_key TEXT NOT NULL,
-    profile TEXT NOT NULL,
-    updated_ts REAL NOT NULL,
-    PRIMARY KEY (tenant, user_key)
-) WITHOUT ROWID;
+{profiles}
 CREATE TABLE IF NOT EXISTS attempts (
     tenant TEXT NOT NULL,
     ip_key TEXT NOT NULL,
@@ -89,7 +90,6 @@ DROP INDEX IF EXISTS attempts_by_ip;
 DROP INDEX IF EXISTS attempts_by_asn;
 CREATE INDEX IF NOT EXISTS attempts_ip_window ON attempts (tenant, ip_key, ts, user_key, failed);
 CREATE INDEX IF NOT EXISTS attempts_asn_window ON attempts (tenant, asn, ts, user_key, failed);
-CREATE INDEX IF NOT EXISTS attempts_by_ts ON attempts (ts);
 CREATE TABLE IF NOT EXISTS device_accounts (
     tenant TEXT NOT NULL,
     device_key TEXT NOT NULL,
@@ -97,7 +97,6 @@ CREATE TABLE IF NOT EXISTS device_accounts (
     last_ts REAL NOT NULL,
     PRIMARY KEY (tenant, device_key, user_key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS device_accounts_by_ts ON device_accounts (last_ts);
 CREATE TABLE IF NOT EXISTS tenant_minutes (
     tenant TEXT NOT NULL,
     minute INTEGER NOT NULL,
@@ -105,20 +104,7 @@ CREATE TABLE IF NOT EXISTS tenant_minutes (
     failures INTEGER NOT NULL,
     PRIMARY KEY (tenant, minute)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS decisions (
-    tenant TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    user_key TEXT NOT NULL,
-    ts REAL NOT NULL,
-    decision TEXT NOT NULL,
-    features TEXT NOT NULL,
-    sighting TEXT,
-    feedback TEXT,
-    learned INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS decisions_by_ts ON decisions (ts);
-CREATE INDEX IF NOT EXISTS decisions_by_user ON decisions (tenant, user_key, ts);
+{decisions}
 CREATE INDEX IF NOT EXISTS attempts_by_user ON attempts (tenant, user_key);
 CREATE INDEX IF NOT EXISTS device_accounts_by_user ON device_accounts (tenant, user_key);
 {abuse}
@@ -137,10 +123,72 @@ CREATE TABLE IF NOT EXISTS abuse_buckets (
     sketch INTEGER NOT NULL,
     PRIMARY KEY (tenant, kind, network, bucket)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS abuse_buckets_by_bucket ON abuse_buckets (bucket);
 """
-_SCHEMA = _SCHEMA.format(abuse=_ABUSE_SCHEMA)
-_MIGRATIONS = {version: sql.format(abuse=_ABUSE_SCHEMA) for version, sql in _MIGRATIONS.items()}
+# Schema version 3 writes as few pages a login as it can (each page written is a 4 KiB
+# frame of the write-ahead log at commit; a login wrote ~20, now ~15, this machine's
+# simulation). Profiles and decisions are tables with a rowid and a unique index on their
+# key, not WITHOUT ROWID tables: there a row over ~1,000 bytes (a profile, a decision)
+# spills into overflow pages, each another page written. Decisions and attempts are
+# appended in the order they arrive, which is the order of their times (the server's
+# clock, or a replay's), so they age out from the start of their tables by rowid, with no
+# index on time to keep up at every login; device sightings and abuse buckets age out in
+# ``purge`` (and a network's old buckets whenever it is counted). Feature vectors are
+# stored compactly (``COMPACT_MIN_FEATURES``): their lists of names are kept once.
+_PROFILES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (
+    tenant TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    updated_ts REAL NOT NULL,
+    profile TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS profiles_by_user ON profiles (tenant, user_key);
+"""
+_DECISIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feature_names (
+    id INTEGER PRIMARY KEY,
+    names TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    tenant TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    ts REAL NOT NULL,
+    learned INTEGER NOT NULL DEFAULT 0,
+    feedback TEXT,
+    names_id INTEGER REFERENCES feature_names (id),
+    decision TEXT NOT NULL,
+    features TEXT NOT NULL,
+    sighting TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_event ON decisions (tenant, event_id);
+CREATE INDEX IF NOT EXISTS decisions_by_user ON decisions (tenant, user_key, ts);
+"""
+_SCHEMA = _SCHEMA.format(abuse=_ABUSE_SCHEMA, profiles=_PROFILES_SCHEMA,
+                         decisions=_DECISIONS_SCHEMA)
+# What a file of an earlier schema version lacks, by version: run in order on open, in one
+# transaction. Version 3 copies profiles and decisions into their new tables (a large file
+# takes a while, once).
+_MIGRATIONS = {
+    1: _ABUSE_SCHEMA,
+    2: f"""
+ALTER TABLE profiles RENAME TO profiles_v2;
+{_PROFILES_SCHEMA}
+INSERT INTO profiles (tenant, user_key, updated_ts, profile)
+  SELECT tenant, user_key, updated_ts, profile FROM profiles_v2;
+DROP TABLE profiles_v2;
+DROP INDEX IF EXISTS decisions_by_ts;
+DROP INDEX IF EXISTS decisions_by_user;
+ALTER TABLE decisions RENAME TO decisions_v2;
+{_DECISIONS_SCHEMA}
+INSERT INTO decisions
+    (tenant, event_id, user_key, ts, learned, feedback, decision, features, sighting)
+  SELECT tenant, event_id, user_key, ts, learned, feedback, decision, features, sighting
+    FROM decisions_v2 ORDER BY ts;
+DROP TABLE decisions_v2;
+DROP INDEX IF EXISTS attempts_by_ts;
+DROP INDEX IF EXISTS device_accounts_by_ts;
+""",
+}
 
 _USER_VERSION = "PRAGMA user_version"
 # One velocity window (the IP's or the ASN's, by the column that is also the parameter's
@@ -153,12 +201,14 @@ _WINDOW = """(SELECT COUNT(DISTINCT NULLIF(user_key, :user_key)) AS users,
             WHERE tenant = :tenant AND {column} = :{column} AND ts > :start
             ORDER BY ts DESC LIMIT :scan_max)
   )"""
-# A network's sustained-abuse buckets from :abuse_first on, as "bucket attempts failures
-# sketch" joined by commas (NULL when none): one value of the one-row load.
+# A network's sustained-abuse buckets that can count (``abuse_filter``), as "bucket
+# attempts failures sketch" joined by commas (NULL when none): one value of the one-row load.
 _ABUSE = """(SELECT group_concat(bucket || ' ' || attempts || ' ' || failures || ' ' || sketch, ',')
      FROM abuse_buckets
     WHERE tenant = :tenant AND kind = '{kind}' AND network = {network}
-      AND bucket >= :abuse_first)"""
+      AND bucket >= :abuse_first
+      AND (bucket >= :abuse_recent
+           OR (failures >= :abuse_least AND failures >= :abuse_share * attempts)))"""
 # Everything ``load`` reads, in one statement: one step of the SQLite engine, one read
 # snapshot, and no BEGIN / COMMIT of its own. NULLIF drops the asking user from the distinct
 # count; failures count everyone's. A NULL ASN or device matches nothing, counting 0.
@@ -171,7 +221,7 @@ SELECT
       AND last_ts > :device_start),
   tm.attempts, tm.failures,
   {abuse_prefix}, {abuse_asn},
-  d.user_key, d.ts, d.decision, d.features, d.sighting, d.feedback, d.learned
+  d.user_key, d.ts, d.decision, d.features, d.sighting, d.feedback, d.learned, d.names_id
 FROM
   {window_ip} AS ip,
   {window_asn} AS asn,
@@ -184,8 +234,8 @@ FROM
            abuse_asn=_ABUSE.format(kind="a", network=":asn_text"))
 _SELECT_PROFILE = "SELECT profile FROM profiles WHERE tenant = ? AND user_key = ?"
 _SELECT_DECISION = (
-    "SELECT user_key, ts, decision, features, sighting, feedback, learned FROM decisions"
-    " WHERE tenant = ? AND event_id = ?"
+    "SELECT user_key, ts, decision, features, sighting, feedback, learned, names_id"
+    " FROM decisions WHERE tenant = ? AND event_id = ?"
 )
 _UPSERT_PROFILE = (
     "INSERT INTO profiles (tenant, user_key, profile, updated_ts) VALUES (?, ?, ?, ?)"
@@ -194,9 +244,12 @@ _UPSERT_PROFILE = (
 )
 _INSERT_DECISION = (
     "INSERT INTO decisions"
-    " (tenant, event_id, user_key, ts, decision, features, sighting, learned)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, event_id) DO NOTHING"
+    " (tenant, event_id, user_key, ts, decision, features, sighting, learned, names_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, event_id) DO NOTHING"
 )
+_ADD_NAMES = "INSERT INTO feature_names (names) VALUES (?) ON CONFLICT (names) DO NOTHING"
+_NAMES_ID = "SELECT id FROM feature_names WHERE names = ?"
+_NAMES_OF = "SELECT names FROM feature_names WHERE id = ?"
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (tenant, ip_key, asn, user_key, ts, failed) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -211,7 +264,10 @@ _COUNT_ABUSE = (
     " DO UPDATE SET attempts = attempts + 1, failures = failures + excluded.failures,"
     " sketch = sketch | excluded.sketch"
 )
-_PRUNE_ABUSE = "DELETE FROM abuse_buckets WHERE bucket < ?"
+# A network's buckets past the 6 hours go whenever it is counted (same page, no index).
+_DROP_OLD_ABUSE = (
+    "DELETE FROM abuse_buckets WHERE tenant = ? AND kind = ? AND network = ? AND bucket < ?"
+)
 _SET_FEEDBACK = (
     "UPDATE decisions SET feedback = ?, learned = ? WHERE tenant = ? AND event_id = ?"
 )
@@ -221,7 +277,17 @@ _BUMP_MINUTE = (
     " DO UPDATE SET attempts = attempts + 1, failures = failures + excluded.failures"
 )
 _PRUNE_MINUTES = "DELETE FROM tenant_minutes WHERE minute <= ?"
-_PRUNE_DECISIONS = "DELETE FROM decisions WHERE ts <= ?"
+
+
+def _aged_prefix(table: str, column: str) -> str:
+    """The rowid of the first row of ``table`` (in order of arrival) whose ``column`` is past
+    the horizon ``:horizon``: every row before it is old (rows that arrived out of order
+    after it wait until it ages out too). Past the last row when all are old."""
+    return (f"COALESCE((SELECT rowid FROM {table} WHERE {column} > :horizon ORDER BY rowid"
+            f" LIMIT 1), (SELECT MAX(rowid) + 1 FROM {table}))")
+
+
+_PRUNE_DECISIONS = f"DELETE FROM decisions WHERE rowid < {_aged_prefix('decisions', 'ts')}"
 _USER_DECISIONS = (
     "SELECT event_id FROM decisions WHERE tenant = ? AND user_key = ? ORDER BY ts, event_id"
 )
@@ -229,19 +295,26 @@ _ERASE = tuple(
     f"DELETE FROM {table} WHERE tenant = ? AND user_key = ?"
     for table in ("profiles", "decisions", "attempts", "device_accounts")
 )
-_PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ts <= ?"
-_PRUNE_DEVICES = "DELETE FROM device_accounts WHERE last_ts <= ?"
-# A purge's chunk of a table, oldest first through the index on its time column. Profiles
-# have no such index (every login would pay for its upkeep): they are read in key order.
-_PURGE_CHUNK = {
-    table: f"DELETE FROM {table} WHERE ({key}) IN"
-           f" (SELECT {key} FROM {table} WHERE {column} <= ? LIMIT ?)"
-    for table, key, column in (
-        ("decisions", "tenant, event_id", "ts"),
-        ("attempts", "rowid", "ts"),
-        ("device_accounts", "tenant, device_key, user_key", "last_ts"),
-        ("tenant_minutes", "tenant, minute", "minute"),
-        ("abuse_buckets", "tenant, kind, network, bucket", "bucket"),
+_PRUNE_ATTEMPTS = f"DELETE FROM attempts WHERE rowid < {_aged_prefix('attempts', 'ts')}"
+# A purge of a table kept in order of arrival: the old prefix found once, then deleted a
+# chunk a transaction from the start.
+_AGED_PREFIX = {table: f"SELECT {_aged_prefix(table, 'ts')}" for table in ("decisions", "attempts")}
+_PURGE_PREFIX = {
+    table: f"DELETE FROM {table} WHERE rowid IN"
+           f" (SELECT rowid FROM {table} WHERE rowid < ? ORDER BY rowid LIMIT ?)"
+    for table in ("decisions", "attempts")
+}
+# A purge of a table without an index on its time column: read in key order, a chunk a
+# transaction, and its old rows deleted (as profiles are).
+_PURGE_SCAN = {
+    table: (f"SELECT {key}, {column} FROM {table} ORDER BY {key} LIMIT ?",
+            f"SELECT {key}, {column} FROM {table} WHERE ({key}) > ({', '.join('?' * n)})"
+            f" ORDER BY {key} LIMIT ?",
+            f"DELETE FROM {table} WHERE ({key}) = ({', '.join('?' * n)})")
+    for table, key, n, column in (
+        ("device_accounts", "tenant, device_key, user_key", 3, "last_ts"),
+        ("tenant_minutes", "tenant, minute", 2, "minute"),
+        ("abuse_buckets", "tenant, kind, network, bucket", 4, "bucket"),
     )
 }
 _PROFILES_FIRST = (
@@ -295,10 +368,21 @@ def _read_profile(conn: sqlite3.Connection, tenant: str, user_key: str) -> UserP
     return _parse_profile(row[0], tenant, user_key)
 
 
+Names = Callable[[int], tuple[str, ...]]
+
+
 def _decision_of(
-    tenant: str, event_id: str, row: tuple[Any, ...]
+    tenant: str, event_id: str, row: tuple[Any, ...], names: Names
 ) -> StoredDecision:
-    user_key, ts, decision, features, seen, feedback, learned = row
+    """The decision a row holds; ``names`` gives a compact feature vector's names."""
+    user_key, ts, decision, features, seen, feedback, learned, names_id = row
+
+    def vector() -> dict[str, Any]:
+        values = _loads(features)
+        if names_id is None:
+            return dict(values)
+        return dict(zip(names(names_id), values, strict=True))
+
     return _decoded(
         f"decision row {tenant}/{event_id}",
         lambda: StoredDecision(
@@ -307,7 +391,7 @@ def _decision_of(
             user_key,
             ts,
             _loads(decision),
-            _loads(features),
+            vector(),
             None if seen is None else _loads(seen),
             feedback,
             bool(learned),
@@ -315,9 +399,11 @@ def _decision_of(
     )
 
 
-def _read_decision(conn: sqlite3.Connection, tenant: str, event_id: str) -> StoredDecision | None:
+def _read_decision(
+    conn: sqlite3.Connection, tenant: str, event_id: str, names: Names
+) -> StoredDecision | None:
     row = conn.execute(_SELECT_DECISION, (tenant, event_id)).fetchone()
-    return None if row is None else _decision_of(tenant, event_id, row)
+    return None if row is None else _decision_of(tenant, event_id, row, names)
 
 
 def _update_profile(
@@ -372,13 +458,6 @@ def _abuse_rows(attempt: Attempt) -> list[tuple[str, str, str, int, int, int]]:
     return rows
 
 
-def _round_trips(profile: UserProfile) -> bool:
-    """Parsing the profile's JSON gives back an equal profile. Every float in it is an
-    event time or a count except the location, the one that could be NaN or infinite
-    (which orjson writes as null)."""
-    return all(v is None or math.isfinite(v) for v in (profile.last_lat, profile.last_lon))
-
-
 def _open(path: str, timeout_s: float) -> sqlite3.Connection:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -393,6 +472,8 @@ def _open(path: str, timeout_s: float) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         # An erased user must not survive in free pages (``erase_user`` empties the log too).
         wipe_deleted(conn)
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         # Checkpoints run in the store's own thread (``_Checkpointer``); this is the limit
         # at which a commit still does one itself.
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
@@ -445,6 +526,9 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._records = 0
         self._parsed: OrderedDict[tuple[str, str], tuple[str, UserProfile]] = OrderedDict()
+        # The lists of feature names of compact vectors, both ways (see ``_pack``).
+        self._names_ids: dict[tuple[str, ...], int] = {}
+        self._names: dict[int, tuple[str, ...]] = {}
         with self._errors("open"):
             self._conn = _open(str(path), timeout_s)
         self._checkpointer = (
@@ -490,8 +574,9 @@ class SqliteStore:
             "device_start": query.now - DEVICE_WINDOW_S,
             "prefix": query.ip_prefix_key,
             "asn_text": None if query.asn is None else str(query.asn),
-            "abuse_first": abuse_since(query.now),
         }
+        (params["abuse_first"], params["abuse_recent"], params["abuse_least"],
+         params["abuse_share"]) = abuse_filter(query.now)
         params["first"], params["last"] = minute_window(query.now)
         with self._lock, self._errors("load"):
             row = self._conn.execute(_LOAD, params).fetchone()
@@ -506,7 +591,7 @@ class SqliteStore:
                 self._keep_parsed(user, raw_profile, parsed)
             profile = parsed.copy()  # the kept parse stays the store's own
         previous = (None if row[10] is None
-                    else _decision_of(query.tenant, query.event_id, row[10:]))
+                    else _decision_of(query.tenant, query.event_id, row[10:], self._names_of))
         return Loaded(
             profile=profile,
             velocity=Velocity(
@@ -522,6 +607,34 @@ class SqliteStore:
             ),
             previous=previous,
         )
+
+    def _pack(self, features: dict[str, Any]) -> tuple[str, int | None]:
+        """The text of a feature vector and the id of its list of names: a JSON array of
+        its values when it has ``COMPACT_MIN_FEATURES`` or more (the names kept once, in
+        ``feature_names``), else the JSON object and None. A list of names not seen before
+        is added in a transaction of its own (once per list, per process)."""
+        if len(features) < COMPACT_MIN_FEATURES:
+            return _dumps(features), None
+        names = tuple(features)
+        names_id = self._names_ids.get(names)
+        if names_id is None:
+            text = _dumps(list(names))  # serialized first: keys that are not text fail here
+            with self._transaction("record", "BEGIN IMMEDIATE") as conn:
+                conn.execute(_ADD_NAMES, (text,))
+                names_id = int(conn.execute(_NAMES_ID, (text,)).fetchone()[0])
+            self._names_ids[names] = names_id
+            self._names[names_id] = names
+        return _dumps(list(features.values())), names_id
+
+    def _names_of(self, names_id: int) -> tuple[str, ...]:
+        """The list of feature names ``names_id`` stands for (call under the lock)."""
+        names = self._names.get(names_id)
+        if names is None:
+            row = self._conn.execute(_NAMES_OF, (names_id,)).fetchone()
+            if row is None:
+                raise ValueError(f"no feature names {names_id}")
+            names = self._names[names_id] = tuple(_loads(row[0]))
+        return names
 
     def _kept(self, user: tuple[str, str], text: str) -> UserProfile | None:
         """The kept parse of ``text`` for this user, if it is the text kept."""
@@ -544,15 +657,17 @@ class SqliteStore:
     ) -> StoredDecision:
         tenant, user_key = decision.tenant, decision.user_key
         # Serialized before the write lock is taken: a decision that is not JSON fails here.
+        features, names_id = self._pack(decision.features)
         row = (
             tenant,
             decision.event_id,
             user_key,
             decision.ts,
             _dumps(decision.decision),
-            _dumps(decision.features),
+            features,
             None if decision.sighting is None else _dumps(decision.sighting),
             int(decision.learned),
+            names_id,
         )
         written = None
         with self._transaction("record", "BEGIN IMMEDIATE") as conn:
@@ -561,7 +676,7 @@ class SqliteStore:
             parsed = self._parsed.pop((tenant, user_key), None)
             # The insert is the duplicate check: nothing inserted, the event was recorded.
             if conn.execute(_INSERT_DECISION, row).rowcount == 0:
-                stored = _read_decision(conn, tenant, decision.event_id)
+                stored = _read_decision(conn, tenant, decision.event_id, self._names_of)
                 conn.rollback()
                 if stored is None:  # cannot be: the insert met it under the write lock
                     raise StoreError(f"sqlite store {self.path}: decision {decision.event_id}"
@@ -588,18 +703,19 @@ class SqliteStore:
                     _UPSERT_DEVICE,
                     (attempt.tenant, attempt.device_key, attempt.user_key, attempt.ts),
                 )
-            conn.executemany(_COUNT_ABUSE, _abuse_rows(attempt))
+            abuse = _abuse_rows(attempt)
+            conn.executemany(_COUNT_ABUSE, abuse)
+            first = abuse_since(attempt.ts)
+            conn.executemany(_DROP_OLD_ABUSE, [(*r[:3], first) for r in abuse])
             self._records += 1
             if self._records % PRUNE_EVERY_RECORDS == 0:
                 # Event time drives pruning so replays of old data keep their windows; the
                 # wall clock caps it so one event stamped far ahead cannot wipe the counters.
                 horizon = min(attempt.ts, time.time())
-                conn.execute(_PRUNE_ATTEMPTS, (horizon - ATTEMPT_RETENTION_S,))
-                conn.execute(_PRUNE_DEVICES, (horizon - DEVICE_WINDOW_S,))
+                conn.execute(_PRUNE_ATTEMPTS, {"horizon": horizon - ATTEMPT_RETENTION_S})
                 conn.execute(_PRUNE_MINUTES, ((horizon - ATTEMPT_RETENTION_S) // MINUTE_S,))
-                conn.execute(_PRUNE_DECISIONS, (horizon - self.retention_s,))
-                conn.execute(_PRUNE_ABUSE, (abuse_since(horizon),))
-        if written is not None and _round_trips(written[1]):
+                conn.execute(_PRUNE_DECISIONS, {"horizon": horizon - self.retention_s})
+        if written is not None and profile_round_trips(written[1]):
             # Committed: the user's next load finds this text and skips parsing it. A copy,
             # since whoever made the update may still hold what it returned.
             self._keep_parsed((tenant, user_key), written[0], written[1].copy())
@@ -611,7 +727,7 @@ class SqliteStore:
         self, tenant: str, event_id: str, label: str, plan: FeedbackPlan
     ) -> tuple[FeedbackOutcome, StoredDecision | None]:
         with self._transaction("apply_feedback", "BEGIN IMMEDIATE") as conn:
-            stored = _read_decision(conn, tenant, event_id)
+            stored = _read_decision(conn, tenant, event_id, self._names_of)
             if stored is None:
                 return FeedbackOutcome.UNKNOWN_EVENT, None
             if stored.feedback == label:
@@ -625,7 +741,8 @@ class SqliteStore:
     def export_user(self, tenant: str, user_key: str) -> UserData:
         with self._transaction("export_user", "BEGIN") as conn:
             ids = [r[0] for r in conn.execute(_USER_DECISIONS, (tenant, user_key))]
-            decisions = tuple(d for i in ids if (d := _read_decision(conn, tenant, i)))
+            decisions = tuple(
+                d for i in ids if (d := _read_decision(conn, tenant, i, self._names_of)))
             return UserData(_read_profile(conn, tenant, user_key), decisions)
 
     def erase_user(self, tenant: str, user_key: str) -> int:
@@ -646,22 +763,39 @@ class SqliteStore:
         a purge of millions of rows never holds up scoring on the same file for long. A
         purge cut short leaves only whole chunks done; running it again finishes it."""
         report = {"profiles": self._purge_profiles(now - profile_retention_s)}
-        for table, horizon in (
-            ("decisions", now - self.retention_s),
-            ("attempts", now - ATTEMPT_RETENTION_S),
-            ("device_accounts", now - DEVICE_WINDOW_S),
-            ("tenant_minutes", (now - ATTEMPT_RETENTION_S) // MINUTE_S),
-            ("abuse_buckets", abuse_since(now) - 1),
-        ):
+        for table, horizon in (("decisions", now - self.retention_s),
+                               ("attempts", now - ATTEMPT_RETENTION_S)):
+            with self._lock, self._errors("purge"):
+                end = self._conn.execute(_AGED_PREFIX[table], {"horizon": horizon}).fetchone()[0]
             report[table] = 0
-            while True:
+            while end is not None:
                 with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
-                    deleted = conn.execute(
-                        _PURGE_CHUNK[table], (horizon, PURGE_CHUNK_ROWS)).rowcount
+                    deleted = conn.execute(_PURGE_PREFIX[table], (end, PURGE_CHUNK_ROWS)).rowcount
                 report[table] += deleted
                 if deleted < PURGE_CHUNK_ROWS:
                     break
+        for table, limit in (("device_accounts", now - DEVICE_WINDOW_S),
+                             ("tenant_minutes", (now - ATTEMPT_RETENTION_S) // MINUTE_S),
+                             ("abuse_buckets", abuse_since(now) - 1)):
+            report[table] = self._purge_scan(table, limit)
         return report
+
+    def _purge_scan(self, table: str, limit: float) -> int:
+        """Delete the rows of ``table`` whose time column is at most ``limit``, reading it
+        in key order ``PURGE_CHUNK_ROWS`` rows a transaction."""
+        first, after_sql, delete = _PURGE_SCAN[table]
+        purged, after = 0, None
+        while True:
+            with self._transaction("purge", "BEGIN IMMEDIATE") as conn:
+                page = conn.execute(first if after is None else after_sql,
+                                    (PURGE_CHUNK_ROWS,) if after is None
+                                    else (*after, PURGE_CHUNK_ROWS)).fetchall()
+                old = [row[:-1] for row in page if row[-1] <= limit]
+                conn.executemany(delete, old)
+            purged += len(old)
+            if len(page) < PURGE_CHUNK_ROWS:
+                return purged
+            after = page[-1][:-1]
 
     def _purge_profiles(self, horizon: float) -> int:
         purged = 0
@@ -683,7 +817,7 @@ class SqliteStore:
 
     def get_decision(self, tenant: str, event_id: str) -> StoredDecision | None:
         with self._lock, self._errors("get_decision"):
-            return _read_decision(self._conn, tenant, event_id)
+            return _read_decision(self._conn, tenant, event_id, self._names_of)
 
     def get_profile(self, tenant: str, user_key: str) -> UserProfile | None:
         with self._lock, self._errors("get_profile"):
