@@ -350,3 +350,31 @@ def test_the_update_time_follows_the_latest_event(client: redis.Redis, store: Re
     assert store.purge(now=T0 + 150.0, profile_retention_s=100.0)["profiles"] == 0
     store.apply_feedback("t1", "early", "legit", lambda d: (bump, True))
     assert store.purge(now=T0 + 200.0, profile_retention_s=100.0)["profiles"] == 1
+
+
+def test_keys_of_the_per_user_layout_move_to_the_tenant_layout(
+    client: redis.Redis, store: RedisStore
+) -> None:
+    # What a release before the tenant hash tag left: a profile, a decision and its index,
+    # a device's accounts and the list of the user's windows, each with its TTL.
+    client.set("re:{t:t1:u:u1}:profile", '{"logins": 3, "_updated": 1700000000.0}', ex=3600)
+    client.set("re:{t:t1:u:u1}:decision:e1", '{"ts": 1700000000.0, "decision": {"action":'
+               ' "allow"}, "features": {}, "sighting": null, "feedback": null, "learned": false}',
+               ex=3600)
+    client.set("re:{t:t1:event:e1}", "u1", ex=3600)
+    client.zadd("re:{t:t1:device:d1}", {"u1": T0})
+    client.zadd("re:{t:t1:u:u1}:touched", {"re:{t:t1:device:d1}": T0})
+    client.set("re:{t:t1}:u:u2:profile", '{"logins": 1}')  # the new layout: left alone
+    client.set("unrelated", "1")
+
+    assert store.migrate_layout() == 5
+    assert store.migrate_layout() == 0  # nothing left to move
+
+    assert store.get_profile("t1", "u1") == UserProfile(logins=3)
+    moved = store.get_decision("t1", "e1")
+    assert moved is not None and moved.decision == {"action": "allow"}
+    assert 0 < client.ttl("re:{t:t1}:u:u1:profile") <= 3600
+    assert load(store, user="u9", device="d1", now=T0).velocity.device_accounts_30d == 1
+    assert store.erase_user("t1", "u1") >= 2  # its windows are found by their new names
+    assert load(store, user="u9", device="d1", now=T0).velocity.device_accounts_30d == 0
+    assert set(client.scan_iter()) == {"re:{t:t1}:u:u2:profile", "unrelated"}

@@ -450,7 +450,7 @@ class RedisStore:
     are found by SCAN, so ``export_user`` and ``erase_user`` cost one round trip per
     ``SCAN_COUNT`` keys of the database. The sustained-abuse buckets hold counts only.
     Keys written by releases before the tenant hash tag (``{t:<tenant>:u:<user>}``) are
-    not read; they expire with their TTLs.
+    not read: ``migrate_layout`` moves them, once, after an upgrade.
 
     Parameters
     ----------
@@ -995,6 +995,60 @@ class RedisStore:
         with self._errors("get_profile"):
             raw = self._redis.get(self._profile_key(tenant, user_key))
         return _profile(raw, tenant, user_key)
+
+    def migrate_layout(self) -> int:
+        """Move what the per-user layout of earlier releases holds (keys
+        ``prefix:{t:<tenant>:<kind>:<name>}:...``, a hash tag per user, network, device or
+        minute) to the tenant layout this store reads, each key with its TTL; the lists of
+        the users' windows are rewritten to the windows' new names. A key already written in
+        the new layout is kept and the old one dropped. Walks the database with SCAN,
+        ``SCAN_COUNT`` keys a round trip; safe to run again, and while instances score
+        (a login between the copy of a profile and the drop of the old key is kept).
+        Returns how many keys moved."""
+        raw = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
+            self.url, socket_connect_timeout=self.timeout_s,
+            socket_timeout=max(self.timeout_s, 1.0), retry=Retry(NoBackoff(), 0)))
+        head = f"{self.prefix}:{{t:"
+        moved = 0
+        with self._errors("migrate_layout"):
+            try:
+                for key in raw.scan_iter(match=_glob(head) + "*", count=SCAN_COUNT):
+                    old = key.decode()
+                    tag, closed, rest = old[len(head):].partition("}")
+                    parts = tag.split(":")
+                    if not closed or len(parts) != 3:
+                        continue  # the new layout, or not this store's
+                    tenant, kind, name = parts
+                    new = f"{head}{tenant}}}:{kind}:{name}{rest}"
+                    if kind == "u" and rest == ":touched":
+                        members = raw.zrange(old, 0, -1, withscores=True)
+                        renamed = {self._renamed(m.decode()): score for m, score in members}
+                        if renamed:
+                            raw.zadd(new, renamed, gt=True)
+                            raw.expire(new, DEVICE_KEEP_S)
+                    else:
+                        dumped, ttl = raw.dump(old), raw.pttl(old)
+                        if dumped is None:
+                            continue  # expired meanwhile
+                        try:
+                            raw.restore(new, max(ttl, 0), dumped)
+                        except redis.ResponseError as exc:
+                            if "BUSYKEY" not in str(exc):
+                                raise
+                    raw.delete(old)
+                    moved += 1
+            finally:
+                raw.close()
+        return moved
+
+    def _renamed(self, key: str) -> str:
+        """A window key of the per-user layout in the tenant layout (others as they are)."""
+        head = f"{self.prefix}:{{t:"
+        tag, closed, rest = key[len(head):].partition("}")
+        parts = tag.split(":")
+        if not key.startswith(head) or not closed or len(parts) != 3:
+            return key
+        return f"{head}{parts[0]}}}:{parts[1]}:{parts[2]}{rest}"
 
     def ping(self) -> None:
         with self._errors("ping"):
