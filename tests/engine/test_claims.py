@@ -62,7 +62,8 @@ class TestReplayedDeviceRecord:
         body = score(engine, **{**HOME, "user_agent": ua.replace("8.6.2", "8.1.0"),
                                 "timestamp": at(last + timedelta(days=1))})
         assert "client_downgrade" in codes(body)
-        assert body["reasons"][0]["observed"] or True
+        downgrade = next(r for r in body["reasons"] if r["code"] == "client_downgrade")
+        assert "8.1.0" in downgrade["message"]
 
     def test_a_trusted_device_on_its_usual_provider_keeps_some_trust(self, make_engine):
         engine = make_engine()
