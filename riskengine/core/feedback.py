@@ -18,7 +18,7 @@ from features.profile import (
 )
 from riskengine.core.decide import Lesson
 from riskengine.core.edge import Refused as RequestRefused
-from riskengine.core.learning import OutcomeLesson
+from riskengine.core.learning import OutcomeLesson, trust_network
 from riskengine.core.records import FeedbackPlan, ProfileUpdate, StoredDecision
 from riskengine.core.rules import Challenge
 
@@ -77,8 +77,7 @@ def grants_trust(stored: StoredDecision, source: Source) -> bool:
     features = stored.features
     if asked == Challenge.SMS_OTP.value and any(features.get(f) for f in PHONE_TAKEN_OVER):
         return False
-    return bool(features.get("ip_prefix_known") or features.get("asn_known")
-                or features.get("user_is_new"))
+    return trust_network(features)
 
 
 def plan(label: Label, source: Source, challenge: str | None = None) -> FeedbackPlan:

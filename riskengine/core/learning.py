@@ -113,8 +113,13 @@ def earns_trust(event: LoginEvent, values: Mapping[str, Any]) -> bool:
     """The login makes its device trusted: a one-time code passed (``otp_verified``) from a
     network the user is known on (an address block or the user's own operator). A code
     passed on a stranger's network verifies the login, not the device."""
-    return otp_verified(event, values) and bool(
-        values.get("ip_prefix_known") or values.get("asn_known") or values.get("user_is_new"))
+    return otp_verified(event, values) and trust_network(values)
+
+
+def trust_network(values: Mapping[str, Any]) -> bool:
+    """Where a passed step-up may make a device trusted: a network the user is known on
+    (``known_network``), or any network for an account with no history yet."""
+    return known_network(values) or bool(values.get("user_is_new"))
 
 
 class LearningGate:
