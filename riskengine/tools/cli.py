@@ -1,13 +1,13 @@
-"""Command line: ``riskengine serve | learner | simulate | replay | backtest | purge | models |
-keys``.
+"""Command line: ``riskengine serve | learner | simulate | replay | backtest | purge | store |
+models | keys``.
 
 Settings come from ``RISKENGINE_*`` variables, as for the service. ``RISKENGINE_ENV`` is
 ``development`` by default for the subcommands that use no secret (``models list``, ``purge``,
-``replay``, ``backtest``, ``keys``), as ``make run`` has it; ``serve``, ``learner``, ``models
-rollback`` and ``models promote`` need the production secrets unless ``RISKENGINE_ENV`` says
-``development``. Whatever is missing or wrong ends the command with exit status 2 and one line
-saying what to set; no subcommand ends in a traceback, and no secret is printed except a new
-API key, once, by ``keys create``.
+``store migrate``, ``replay``, ``backtest``, ``keys``), as ``make run`` has it; ``serve``,
+``learner``, ``models rollback`` and ``models promote`` need the production secrets unless
+``RISKENGINE_ENV`` says ``development``. Whatever is missing or wrong ends the command with
+exit status 2 and one line saying what to set; no subcommand ends in a traceback, and no
+secret is printed except a new API key, once, by ``keys create``.
 """
 
 from __future__ import annotations
@@ -220,6 +220,18 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_migrate(args: argparse.Namespace) -> int:
+    from riskengine.adapters.stores import migrate_store
+
+    settings = _settings(secrets=False, **({"store": args.store} if args.store else {}))
+    try:
+        done = migrate_store(settings.store, timeout_s=max(settings.store_timeout_s, 5.0))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(done))
+    return 0
+
+
 def _models_list(args: argparse.Namespace) -> int:
     from models.snapshots import list_snapshots
 
@@ -380,6 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge.add_argument("--store", help="store URL (default RISKENGINE_STORE)")
     purge.add_argument("--now", help="RFC 3339 time to purge as of (default: now)")
     purge.set_defaults(func=_purge)
+
+    store = sub.add_parser("store", help="the store's own upkeep")
+    ssub = store.add_subparsers(dest="store_command", required=True)
+    migrate = ssub.add_parser("migrate", help="move the store to the layout this release reads "
+                              "(Redis: keys of the per-user layout; SQLite: the schema), once "
+                              "after an upgrade; safe to repeat")
+    migrate.add_argument("--store", help="store URL (default RISKENGINE_STORE)")
+    migrate.set_defaults(func=_store_migrate)
 
     models = sub.add_parser("models", help="signed snapshots of the online model")
     msub = models.add_subparsers(dest="models_command", required=True)

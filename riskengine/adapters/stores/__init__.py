@@ -5,6 +5,7 @@ Pick one with :func:`open_store` and the store URL from the settings.
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from riskengine.adapters.stores.base import (
@@ -47,6 +48,7 @@ __all__ = [
     "StoredDecision",
     "UserData",
     "WINDOW_SCAN_MAX",
+    "migrate_store",
     "open_store",
 ]
 
@@ -64,6 +66,19 @@ def _redacted(url: str) -> str:
 
 def _retention(retention_s: float | None) -> dict[str, float]:
     return {} if retention_s is None else {"retention_s": retention_s}
+
+
+def _sqlite_path(url: str) -> str | None:
+    """The SQLite file a store URL names; None when it names no SQLite store."""
+    for prefix in ("sqlite://", "sqlite:"):
+        if url.startswith(prefix):
+            path = url.removeprefix(prefix)
+            if not path:
+                raise ValueError(f"store url {url!r} names no SQLite file")
+            return path
+    if "://" not in url and url.lower().endswith(_SQLITE_SUFFIXES):
+        return url
+    return None
 
 
 def open_store(
@@ -95,14 +110,9 @@ def open_store(
             return MemoryStore(retention_s=float(url.split("=", 1)[1]))
         except ValueError:
             raise ValueError(f"store url {url!r}: retention_s must be seconds") from None
-    for prefix in ("sqlite://", "sqlite:"):
-        if url.startswith(prefix):
-            path = url.removeprefix(prefix)
-            if not path:
-                raise ValueError(f"store url {url!r} names no SQLite file")
-            return SqliteStore(path, **_retention(retention_s))
-    if "://" not in url and url.lower().endswith(_SQLITE_SUFFIXES):
-        return SqliteStore(url, **_retention(retention_s))
+    path = _sqlite_path(url)
+    if path is not None:
+        return SqliteStore(path, **_retention(retention_s))
     if url.startswith(("redis://", "rediss://")):
         deadline = {} if timeout_s is None else {"timeout_s": timeout_s}
         return RedisStore(url, **_retention(retention_s), **deadline)
@@ -110,3 +120,42 @@ def open_store(
         f"unsupported store url {_redacted(url)!r}: expected memory:, sqlite:PATH, "
         "a path ending in .db, .sqlite or .sqlite3, redis:// or rediss://"
     )
+
+
+def migrate_store(url: str, *, timeout_s: float | None = None) -> dict[str, object]:
+    """Bring the store a URL names to the layout this release reads, once after an upgrade;
+    safe to run again (a second run finds nothing to do) and while instances score.
+
+    A Redis store moves the keys of the per-user layout of releases before the tenant hash
+    tag (``RedisStore.migrate_layout``); a SQLite file is migrated to the current schema
+    version, as opening it does (``SqliteStore`` runs the versioned migrations in one
+    transaction). Returns what was done: ``{"store": "redis", "keys_moved": N}`` or
+    ``{"store": "sqlite", "schema_before": V, "schema": SCHEMA_VERSION}``.
+
+    Raises
+    ------
+    ValueError
+        For a URL that names no store, a memory store (nothing kept to migrate) or a
+        SQLite file that does not exist (migrating it would only create an empty one).
+    StoreError
+        When the store cannot be reached or read.
+    """
+    from riskengine.adapters.stores.sqlite import SCHEMA_VERSION, schema_version
+
+    if url.startswith("memory:"):
+        raise ValueError("a memory: store keeps nothing to migrate")
+    path = _sqlite_path(url)
+    if path is not None:
+        if path == ":memory:" or not Path(path).is_file():
+            raise ValueError(f"no SQLite file at {path!r} to migrate")
+        before = schema_version(path)
+        SqliteStore(path, **({} if timeout_s is None else {"timeout_s": timeout_s})).close()
+        return {"store": "sqlite", "schema_before": before, "schema": SCHEMA_VERSION}
+    store = open_store(url, timeout_s=timeout_s)
+    if not isinstance(store, RedisStore):  # open_store refused every other kind above
+        store.close()
+        raise ValueError(f"store url {_redacted(url)!r} has no layout to migrate")
+    try:
+        return {"store": "redis", "keys_moved": store.migrate_layout()}
+    finally:
+        store.close()

@@ -458,6 +458,22 @@ def _abuse_rows(attempt: Attempt) -> list[tuple[str, str, str, int, int, int]]:
     return rows
 
 
+def schema_version(path: str | Path) -> int:
+    """The schema version of the SQLite file at ``path`` as it is (0: no riskengine schema
+    yet), read without migrating it."""
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"sqlite store {path}: open failed: {exc}") from exc
+    try:
+        return int(conn.execute(_USER_VERSION).fetchone()[0])
+    except sqlite3.Error as exc:
+        raise StoreError(f"sqlite store {path}: reading its schema version failed: {exc}"
+                         ) from exc
+    finally:
+        conn.close()
+
+
 def _open(path: str, timeout_s: float) -> sqlite3.Connection:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
