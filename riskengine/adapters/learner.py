@@ -2,7 +2,9 @@
 
 Scoring instances do not learn in process when they share a Redis store. Each verified-good
 login becomes a *lesson* (its features, pseudonymous user, address block, ASN and time) on
-the stream ``<prefix>:lessons``. One learner, elected with a lock that expires unless its
+a stream: its tenant's ``<prefix>:{t:<tenant>}:lessons``, written by the store's ``record``
+in the round trip that records the login, or the shared ``<prefix>:lessons`` (lessons
+published apart: feedback's, the outbox's). One learner, elected with a lock that expires unless its
 holder renews it, reads the stream, applies the learning caps, teaches the model, and
 publishes signed snapshots to Redis (and to its snapshot folder). Every instance follows
 ``<prefix>:model:active`` and swaps in a new version without a restart, after checking
@@ -21,7 +23,6 @@ lesson published after that snapshot is lost.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import threading
@@ -40,7 +41,9 @@ from models import snapshots
 from models.calibration import DeploymentCalibration
 from models.outcome import OutcomeModel
 from models.persistence import OUTCOME_FOLDER, card_path, read_card
+from riskengine.adapters.stores import jsontext
 from riskengine.adapters.stores.base import StoreError
+from riskengine.adapters.stores.redis import LESSONS_MAX_LEN, RedisStore, lesson_streams_key
 from riskengine.core.learning import LearningGate, OutcomeLesson, OutcomeTeacher
 
 log = logging.getLogger("riskengine.learner")
@@ -116,6 +119,9 @@ def connect(url: str, *, timeout_s: float) -> redis.Redis:
 class Keys:
     def __init__(self, prefix: str = "re") -> None:
         self.lessons = f"{prefix}:lessons"
+        # The tenants' streams: lessons the Redis store's ``record`` carries (see
+        # ``riskengine.adapters.stores.redis.lessons_key``), listed in this set.
+        self.streams = lesson_streams_key(prefix)
         self.lock = f"{prefix}:learner:lock"
         self.active = f"{prefix}:model:active"
         self.model = f"{prefix}:model:"
@@ -123,32 +129,56 @@ class Keys:
     def version(self, version: str) -> str:
         return self.model + version
 
+    def every_stream(self, r: redis.Redis) -> list[str]:
+        """The shared stream and every tenant's stream listed so far."""
+        listed = sorted(m.decode() if isinstance(m, bytes) else str(m)
+                        for m in r.smembers(self.streams))
+        return [self.lessons, *listed]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
 
 class RedisLessons:
-    """Where scoring instances put their lessons: the shared stream."""
+    """Where scoring instances put their lessons: the shared stream (``publish``; the Redis
+    store's ``record`` writes a login's lesson to its tenant's stream instead, in the same
+    round trip, when it is handed one). Reading and erasing cover both."""
 
     def __init__(self, url: str, *, prefix: str = "re", timeout_s: float = 0.05,
-                 max_len: int = 1_000_000) -> None:
+                 max_len: int = LESSONS_MAX_LEN) -> None:
         self._r = connect(url, timeout_s=timeout_s)
         self._keys = Keys(prefix)
+        self.url, self.prefix = url, prefix
         self.max_len = max_len
+
+    def carried_by(self, store: object) -> bool:
+        """Whether ``store``'s ``record`` may carry the lessons of the logins it records
+        (``RedisStore.record(..., lesson=...)``), in place of ``publish``: a Redis store on
+        this sink's database and prefix, whose tenants' streams this sink reads."""
+        return (isinstance(store, RedisStore) and store.url == self.url
+                and store.prefix == self.prefix)
 
     def publish(self, lesson: Mapping[str, Any]) -> None:
         try:
-            self._r.xadd(self._keys.lessons, {"lesson": json.dumps(lesson)},
+            self._r.xadd(self._keys.lessons, {"lesson": jsontext.dumps(lesson)},
                          maxlen=self.max_len, approximate=True)
         except (redis.RedisError, OSError) as exc:
             raise StoreError(f"publishing a lesson failed: {type(exc).__name__}") from None
 
     def of_users(self, user_keys: Collection[str]) -> list[tuple[str, dict[str, Any]]]:
-        """(stream id, lesson) of every lesson on the stream taught by one of these user
-        pseudonyms, oldest first: the right of access reaches the stream too. Walks the
-        whole stream, ``STREAM_PAGE`` entries a round trip."""
+        """(entry, lesson) of every lesson on the streams taught by one of these user
+        pseudonyms, each stream's oldest first: the right of access reaches the streams
+        too. An entry is ``<stream id>`` on the shared stream, ``<stream key> <stream id>``
+        on a tenant's. Walks the whole streams, ``STREAM_PAGE`` entries a round trip."""
         found: list[tuple[str, dict[str, Any]]] = []
         try:
-            for entry_id, lesson in self._walk():
-                if lesson.get("user") in user_keys:
-                    found.append((entry_id, lesson))
+            for stream in self._keys.every_stream(self._r):
+                for entry_id, lesson in self._walk(stream):
+                    if lesson.get("user") in user_keys:
+                        where = entry_id if stream == self._keys.lessons \
+                            else f"{stream} {entry_id}"
+                        found.append((where, lesson))
         except (redis.RedisError, OSError) as exc:
             raise StoreError(f"reading the lessons failed: {type(exc).__name__}") from None
         return found
@@ -161,30 +191,32 @@ class RedisLessons:
         Redis marks a deleted entry deleted in its block of entries and frees the block
         once every entry in it is deleted or trimmed (``max_len``): until then the entry's
         bytes stay in memory and in RDB snapshots, out of every read (XRANGE, XREAD)."""
-        ids = [entry_id for entry_id, _ in self.of_users(user_keys)]
+        by_stream: dict[str, list[str]] = {}
+        for entry, _ in self.of_users(user_keys):
+            stream, _, entry_id = entry.rpartition(" ")
+            by_stream.setdefault(stream or self._keys.lessons, []).append(entry_id)
         gone = 0
         try:
-            for i in range(0, len(ids), STREAM_PAGE):
-                gone += int(self._r.xdel(self._keys.lessons, *ids[i:i + STREAM_PAGE]))
+            for stream, ids in by_stream.items():
+                for i in range(0, len(ids), STREAM_PAGE):
+                    gone += int(self._r.xdel(stream, *ids[i:i + STREAM_PAGE]))
         except (redis.RedisError, OSError) as exc:
             raise StoreError(f"erasing lessons failed: {type(exc).__name__}") from None
         return gone
 
-    def _walk(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _walk(self, stream: str) -> Iterator[tuple[str, dict[str, Any]]]:
         start = "-"
         while True:
-            page = self._r.xrange(self._keys.lessons, min=start, count=STREAM_PAGE)
+            page = self._r.xrange(stream, min=start, count=STREAM_PAGE)
             for raw_id, fields in page:
-                entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
                 try:
-                    lesson = json.loads(fields[b"lesson"])
+                    lesson = jsontext.loads(fields[b"lesson"])
                 except (KeyError, ValueError):
                     continue  # not a lesson this code wrote
-                yield entry_id, lesson
+                yield _text(raw_id), lesson
             if len(page) < STREAM_PAGE:
                 return
-            last = page[-1][0]
-            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+            start = "(" + _text(page[-1][0])
 
 
 def _publish(r: redis.Redis, keys: Keys, artifact: Path) -> None:
@@ -252,7 +284,9 @@ class Learner:
         self.batch = batch
         self.node = uuid.uuid4().hex
         self.leader = False
-        self.cursor = "0-0"
+        # Where reading has got to on each stream (the shared one and the tenants'); a
+        # stream not in it is read from its start.
+        self.cursors: dict[str, str] = {}
         self._pending = 0
         self._published_at = time.monotonic()
         self._renew = self._r.register_script(_RENEW)
@@ -289,13 +323,22 @@ class Learner:
             else:
                 artifact = self.folder / f"{version}.joblib"
                 card = read_card(artifact) if card_path(artifact).exists() else {}
-            self.cursor = str(card.get("stream_cursor", "0-0"))
+            # Snapshots before the tenants' streams kept the shared stream's position only.
+            self.cursors = {self._keys.lessons: str(card.get("stream_cursor", "0-0")),
+                            **{str(k): str(v)
+                               for k, v in dict(card.get("stream_cursors", {})).items()}}
             self.training = card.get("training", self.training)
         log.warning("learner %s leads from model %s, stream position %s", self.node[:8],
                     self.version, self.cursor)
 
+    @property
+    def cursor(self) -> str:
+        """Where reading has got to on the shared stream."""
+        return self.cursors.get(self._keys.lessons, "0-0")
+
     def step(self, block_ms: int | None = 200) -> int:
-        """One round: keep or take the lock, apply a batch of lessons, maybe publish."""
+        """One round: keep or take the lock, apply a batch of lessons from each stream,
+        maybe publish."""
         if not self._hold_lock():
             self.leader = False
             return 0
@@ -303,12 +346,13 @@ class Learner:
             self._take_over()
             self.leader = True
         applied = 0
-        answer = self._r.xread({self._keys.lessons: self.cursor}, count=self.batch,
-                               block=block_ms)
-        for _, messages in answer or []:
+        streams = {key: self.cursors.get(key, "0-0") for key in self._keys.every_stream(self._r)}
+        answer = self._r.xread(streams, count=self.batch, block=block_ms)
+        for stream, messages in answer or []:
+            key = _text(stream)
             for msg_id, fields in messages:
-                lesson = json.loads(fields[b"lesson"])
-                self.cursor = msg_id.decode()
+                lesson = jsontext.loads(fields[b"lesson"])
+                self.cursors[key] = _text(msg_id)
                 if self.teach(self.model, lesson):
                     applied += 1
         self._pending += applied
@@ -324,6 +368,7 @@ class Learner:
         artifact = snapshots.save_snapshot(self.model, self.folder, version=version,
                                            parent=self.version, key=self.key,
                                            card={"stream_cursor": self.cursor,
+                                                 "stream_cursors": dict(self.cursors),
                                                  "calibration": self.calibration.card()},
                                            training=self.training)
         _publish(self._r, self._keys, artifact)

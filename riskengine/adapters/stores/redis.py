@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -175,19 +175,20 @@ return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2]), redis.call('get'
 # Everything ``record`` writes, atomically, in one script on the tenant's slot. KEYS: 1 the
 # user's profile, 2 its decision, 3 the event's index, 4 the user's touched windows, 5 the
 # address's window, 6 the ASN's, 7 the device's accounts, 8 the tenant's minute, 9 and 10
-# the block's and the ASN's abuse buckets. ARGV: 1 the SHA-1 of the profile the new one
-# was computed from ("-": none; "?": not read), 2 the decision, 3 their TTL, 4 "1" when the
-# profile is updated, 5 the new profile, 6 the user, 7 the window member, 8 the event
-# time, 9 the IP/ASN trim score, 10 the touched windows' trim score, 11 the device trim
-# score, 12 ATTEMPT_KEEP_S, 13 DEVICE_KEEP_S, 14 "1" when the attempt failed, 15 which of
-# ASN, device and block it has, 16 its abuse bucket, 17 its account's sketch bit (0-63),
-# 18 the first abuse bucket kept, 19 ABUSE_KEEP_S.
+# the block's and the ASN's abuse buckets, 11 the tenant's stream of lessons. ARGV: 1 the
+# SHA-1 of the profile the new one was computed from ("-": none; "?": not read), 2 the
+# decision, 3 their TTL, 4 "1" when the profile is updated, 5 the new profile, 6 the user,
+# 7 the window member, 8 the event time, 9 the IP/ASN trim score, 10 the touched windows'
+# trim score, 11 the device trim score, 12 ATTEMPT_KEEP_S, 13 DEVICE_KEEP_S, 14 "1" when
+# the attempt failed, 15 which of ASN, device and block it has, 16 its abuse bucket, 17
+# its account's sketch bit (0-63), 18 the first abuse bucket kept, 19 ABUSE_KEEP_S, 20 the
+# lesson for the shared learner ("": none), 21 LESSONS_MAX_LEN.
 # Replies {"recorded", decision} when the event is recorded for this user, {"other",
 # user} when for another, {"changed", profile} when the profile is no longer the one
 # read (nothing written in these three cases: the caller computes again), else
-# {"stored"}: the decision, the index, the profile, the windows, the minute and the abuse
-# buckets all written. Atomic, so an event recorded twice, even by two clients at once,
-# counts once, and a decision is never kept without its counts.
+# {"stored"}: the decision, the index, the profile, the windows, the minute, the abuse
+# buckets and the lesson all written. Atomic, so an event recorded twice, even by two
+# clients at once, counts once, and a decision is never kept without its counts.
 _RECORD = """
 local decision = redis.call('get', KEYS[2])
 if decision then return {'recorded', decision} end
@@ -257,6 +258,9 @@ local function abuse(key)
 end
 if has_prefix == one then abuse(KEYS[9]) end
 if has_asn == one then abuse(KEYS[10]) end
+if ARGV[20] ~= '' then
+  redis.call('xadd', KEYS[11], 'MAXLEN', '~', ARGV[21], '*', 'lesson', ARGV[20])
+end
 return {'stored'}
 """
 
@@ -268,6 +272,25 @@ for _, field in ipairs(redis.call('hkeys', KEYS[1])) do
 end
 return n
 """
+# The lessons ``record`` carries go on a stream of the tenant's own (on its slot, so in the
+# record's script: one round trip for both), at most about this many entries long (the
+# shared stream's length, ``riskengine.adapters.learner.RedisLessons``). The names of the
+# streams written are kept in a set that the learner and an erasure read
+# (``lesson_streams_key``); an instance adds its tenant's once, before its first lesson.
+LESSONS_MAX_LEN = 1_000_000
+
+
+def lessons_key(prefix: str, tenant: str) -> str:
+    """The stream of the lessons ``record`` carries for ``tenant`` (``prefix:{t:tenant}:
+    lessons``, on the tenant's slot)."""
+    return f"{prefix}:{{t:{_part(tenant)}}}:lessons"
+
+
+def lesson_streams_key(prefix: str) -> str:
+    """The set of the names of the tenants' streams of lessons under ``prefix``."""
+    return f"{prefix}:lessons:streams"
+
+
 # The abuse hashes' kinds in keys, by the network they count, and how long one outlives
 # its last attempt (its buckets' 6 hours and one bucket more; trimming is by event time).
 ABUSE_KINDS = {"prefix": "abuse-p", "asn": "abuse-a"}
@@ -506,6 +529,8 @@ class RedisStore:
         self._own = threading.local()
         self._conns: list[redis.connection.AbstractConnection] = []
         self._tags: dict[str, str] = {}
+        # Tenants whose stream of lessons this instance has listed (``record``).
+        self._lesson_streams: set[str] = set()
         self._loaded_lock = threading.Lock()
         self._turns = [threading.Lock() for _ in range(USER_STRIPES)]
 
@@ -665,10 +690,21 @@ class RedisStore:
         )
 
     def record(
-        self, decision: StoredDecision, attempt: Attempt, update: ProfileUpdate | None
+        self, decision: StoredDecision, attempt: Attempt, update: ProfileUpdate | None, *,
+        lesson: Mapping[str, Any] | None = None,
     ) -> StoredDecision:
+        """``Store.record``; ``lesson`` (a ``Lesson.to_dict()``), when given, is written in
+        the same script to the tenant's stream of lessons (``lessons_key``), which the
+        shared learner reads (``riskengine.adapters.learner``): when, and only when, this
+        call stores the decision (not for an event already recorded)."""
         tenant, user_key, event_id = decision.tenant, decision.user_key, decision.event_id
         body = _dump_decision(decision)  # a decision that is not JSON fails before any write
+        taught = b"" if lesson is None else jsontext.dumps(lesson)
+        if lesson is not None and tenant not in self._lesson_streams:
+            stream = lessons_key(self.prefix, tenant)
+            with self._errors("record"):  # once per tenant: the learner must find it
+                self._redis.sadd(lesson_streams_key(self.prefix), stream)
+            self._lesson_streams.add(tenant)
         with self._loaded_lock:
             loaded = self._loaded.pop((tenant, user_key, event_id), None)
             # Taken out: the update may change the parse it is given, which the load kept.
@@ -687,7 +723,8 @@ class RedisStore:
                     profile = _dump_profile(new, stamp)
                 with self._errors("record"):
                     verdict, *value = self._run(self._record, keys, [
-                        digest, body, self._retention, int(update is not None), profile, *args])
+                        digest, body, self._retention, int(update is not None), profile, *args,
+                        taught, LESSONS_MAX_LEN])
                 if verdict == "stored":
                     if new is not None and profile_round_trips(new):
                         # The user's next load finds this text and skips parsing it. A copy:
@@ -786,6 +823,7 @@ class RedisStore:
             f"{tag}:minute:{int(ts // MINUTE_S)}",
             none if prefix is None else f"{tag}:{ABUSE_KINDS['prefix']}:{_part(prefix)}",
             none if asn is None else f"{tag}:{ABUSE_KINDS['asn']}:{asn}",
+            f"{tag}:lessons",  # lessons_key
         ]
         args: list[object] = [
             decision.user_key,
