@@ -8,7 +8,7 @@ are replaced by keyed pseudonyms at the edge, so nothing downstream can leak the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -83,11 +83,17 @@ class LoginEvent:
     observed_at: datetime | None = None
     caller_event_id: str | None = None
     digest: str | None = None
+    # ``timestamp`` in epoch seconds, worked out once: windows, caps, features and records
+    # read it about eight times a login, and an aware datetime's ``timestamp()`` is not free.
+    _ts: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ts", self.timestamp.timestamp())
 
     @property
     def ts(self) -> float:
         """The engine's clock for this login (``timestamp``), in epoch seconds."""
-        return self.timestamp.timestamp()
+        return self._ts
 
     @property
     def sim_key(self) -> str | None:

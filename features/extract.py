@@ -89,6 +89,11 @@ class FeatureVector(Mapping[str, Value]):
     def __repr__(self) -> str:
         return f"FeatureVector({self._values!r})"
 
+    def to_dict(self) -> dict[str, Value]:
+        """A plain dict of the values (a copy): one C call, where ``dict(vector)`` goes
+        through ``__getitem__`` once per feature."""
+        return dict(self._values)
+
     # Straight to the dict: rules, policy, model and store read features by name many
     # times per event, and Mapping's generic versions go through __getitem__ and KeyError.
     def get(self, name: str, default: Any = None) -> Any:
@@ -107,8 +112,27 @@ class FeatureVector(Mapping[str, Value]):
         return self._values.values()
 
 
+# An IPv4 address in the one form ``str(ipaddress.IPv4Address(...))`` writes it (what the
+# wire contract hands on): four decimal octets, no leading zeros, ASCII digits only.
+_CANONICAL_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
 def ip_prefix(ip: str) -> str:
-    """The /24 network of an IPv4 address or the /48 of an IPv6 one, as text."""
+    """The /24 network of an IPv4 address or the /48 of an IPv6 one, as text.
+
+    An address already in canonical IPv4 form is cut at its last dot (a regular expression
+    in C, a quarter of parsing it with ``ipaddress``); anything else goes through
+    ``ip_prefix_reference``, the definition, which the tests compare it with."""
+    if _CANONICAL_IPV4.fullmatch(ip):
+        return f"{ip[:ip.rfind('.')]}.0/24"
+    return ip_prefix_reference(ip)
+
+
+def ip_prefix_reference(ip: str) -> str:
+    """``ip_prefix`` by ``ipaddress`` alone: the definition (raises ``ValueError`` for what
+    is not an address)."""
     addr = ipaddress.ip_address(ip)
     if isinstance(addr, ipaddress.IPv6Address):
         mapped = addr.ipv4_mapped
