@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from features.event import LoginEvent
@@ -138,14 +139,18 @@ def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
 def _decide(event: LoginEvent, fv: FeatureVector, rules: Ruleset, anomaly: float,
             risk: float, context: Context) -> Decision:
     results = rules.evaluate(fv)
-    broken = next((r for r in results if r.outcome is Outcome.ERROR), None)
-    if broken is not None:
+    # Looked for in C (``in`` over the outcomes); a rule's error is the rare case.
+    if Outcome.ERROR in map(_OUTCOME, results):
+        broken = next(r for r in results if r.outcome is Outcome.ERROR)
         # A rule that cannot be evaluated may be the one that should have stopped this
         # login: never decide without it.
         raise RuleFault(f"rule {broken.rule.id} failed: {broken.error}")
     return decide(event=event, values=fv, results=results, ruleset=rules,
                   model_score=anomaly, model_risk=risk, model_version=context.model_version,
                   outcome=context.outcome, outcome_version=context.outcome_version)
+
+
+_OUTCOME = attrgetter("outcome")
 
 
 def _profile_update(

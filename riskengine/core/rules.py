@@ -285,13 +285,13 @@ class Ruleset:
         # whose ``get`` is a C call, rather than the Mapping wrapper around it.
         data = values.mapping if isinstance(values, FeatureVector) else values
         rules = self.rules
+        hit_, no_hit = Outcome.HIT, Outcome.NO_HIT
         try:
-            hits = [rule.test(data) for rule in rules]
+            return [_new_result(RuleResult, (rule, hit_ if rule.test(data) else no_hit, data,
+                                             None))
+                    for rule in rules]
         except Exception:  # a rule bug must not take the scoring path down
             return [_checked(rule, data) for rule in rules]
-        hit_, no_hit = Outcome.HIT, Outcome.NO_HIT
-        return [_new_result(RuleResult, (rule, hit_ if hit else no_hit, data, None))
-                for rule, hit in zip(rules, hits, strict=True)]
 
 
 # Builds a RuleResult from its four fields without the NamedTuple's Python-level __new__.

@@ -328,7 +328,7 @@ class Engine:
         stored = self.store.record(
             StoredDecision(event_id=event.event_id, tenant=event.tenant,
                            user_key=event.user_key, ts=event.ts, decision=stored_body,
-                           features=dict(verdict.features),
+                           features=verdict.features.to_dict(),
                            sighting=verdict.sighting.to_dict(), learned=verdict.learned),
             _attempt(event, ip),
             carry_over(loaded.inherited, verdict.update),
@@ -633,7 +633,9 @@ def _answer(scored: Scored, event: LoginEvent) -> Scored:
     answer = {**body, "event_id": own}
     if isinstance(kept, str) and isinstance(body.get("user_message"), str):
         answer["user_message"] = body["user_message"].replace(kept, own)
-    return replace(scored, body=answer)
+    # Built directly: ``dataclasses.replace`` goes through the fields one by one.
+    return Scored(answer, scored.latency_ms, scored.decision, scored.features,
+                  scored.replayed)
 
 
 def _attempt(event: LoginEvent, ip: IpInfo) -> Attempt:
