@@ -35,7 +35,6 @@ from riskengine.adapters.stores.base import (
     UserData,
     abuse_filter,
     abuse_since,
-    can_count,
     minute_window,
     resolve_rotation,
 )
@@ -68,9 +67,12 @@ def _abuse(buckets: _Buckets | None, now: float) -> tuple[AbuseBucket, ...]:
     if not buckets:
         return ()
     first, recent, least, share = abuse_filter(now)
+    # ``can_count`` written out (as the SQLite and Redis stores write it in their queries):
+    # a Python call per bucket was most of a load's cost on a busy network. ``recent`` is
+    # never before ``first``.
     return tuple(sorted(
         (b, a, f, s) for b, (a, f, s) in buckets.items()
-        if b >= first and can_count((b, a, f, s), recent, least, share)))
+        if b >= recent or (b >= first and f >= least and f >= share * a)))
 
 
 def _drop_before(buckets: _Buckets, first: int) -> int:
@@ -295,7 +297,12 @@ class MemoryStore:
 
     def _update_profile(self, user: tuple[str, str], update: ProfileUpdate, ts: float) -> None:
         current = self._profiles.get(user)
-        self._profiles[user] = update(UserProfile() if current is None else current.copy()).copy()
+        given = UserProfile() if current is None else current.copy()
+        updated = update(given)
+        # What the update was given may still be held by it: copied again when it comes
+        # back as the result. A new profile (``learn``, ``note_failure`` make one) is the
+        # store's own from here on.
+        self._profiles[user] = updated.copy() if updated is given else updated
         self._updated[user] = max(ts, self._updated.get(user, ts))
 
     def apply_feedback(
