@@ -367,3 +367,97 @@ def test_feature_vectors_are_stored_compactly_and_read_back_whole(tmp_path: Path
     assert [d.features for d in reopened.export_user("t1", "u1").decisions] == [
         vector, {"few": 1}]
     reopened.close()
+
+
+# The tables of schema version 3 (before attempts were kept under their decisions' rowids),
+# with a history: u1 twice at one time, u2's attempt stored before u1's, and an attempt
+# whose decision is not there.
+_SCHEMA_3 = f"""
+CREATE TABLE profiles (tenant TEXT NOT NULL, user_key TEXT NOT NULL,
+    updated_ts REAL NOT NULL, profile TEXT NOT NULL);
+CREATE UNIQUE INDEX profiles_by_user ON profiles (tenant, user_key);
+CREATE TABLE attempts (tenant TEXT NOT NULL, ip_key TEXT NOT NULL, asn INTEGER,
+    user_key TEXT NOT NULL, ts REAL NOT NULL, failed INTEGER NOT NULL);
+CREATE INDEX attempts_ip_window ON attempts (tenant, ip_key, ts, user_key, failed);
+CREATE INDEX attempts_asn_window ON attempts (tenant, asn, ts, user_key, failed);
+CREATE TABLE device_accounts (tenant TEXT NOT NULL, device_key TEXT NOT NULL,
+    user_key TEXT NOT NULL, last_ts REAL NOT NULL,
+    PRIMARY KEY (tenant, device_key, user_key)) WITHOUT ROWID;
+CREATE TABLE tenant_minutes (tenant TEXT NOT NULL, minute INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, failures INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute)) WITHOUT ROWID;
+CREATE TABLE feature_names (id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
+CREATE TABLE decisions (tenant TEXT NOT NULL, event_id TEXT NOT NULL,
+    user_key TEXT NOT NULL, ts REAL NOT NULL, learned INTEGER NOT NULL DEFAULT 0,
+    feedback TEXT, names_id INTEGER REFERENCES feature_names (id), decision TEXT NOT NULL,
+    features TEXT NOT NULL, sighting TEXT);
+CREATE UNIQUE INDEX decisions_by_event ON decisions (tenant, event_id);
+CREATE INDEX decisions_by_user ON decisions (tenant, user_key, ts);
+CREATE INDEX attempts_by_user ON attempts (tenant, user_key);
+CREATE INDEX device_accounts_by_user ON device_accounts (tenant, user_key);
+CREATE TABLE abuse_buckets (tenant TEXT NOT NULL, kind TEXT NOT NULL, network TEXT NOT NULL,
+    bucket INTEGER NOT NULL, attempts INTEGER NOT NULL, failures INTEGER NOT NULL,
+    sketch INTEGER NOT NULL, PRIMARY KEY (tenant, kind, network, bucket)) WITHOUT ROWID;
+INSERT INTO decisions (tenant, event_id, user_key, ts, decision, features) VALUES
+    ('t1', 'e1', 'u1', {T0}, '{{"action": "allow"}}', '{{}}'),
+    ('t1', 'e2', 'u2', {T0}, '{{"action": "allow"}}', '{{}}'),
+    ('t1', 'e3', 'u1', {T0 + 1}, '{{"action": "deny"}}', '{{}}'),
+    ('t1', 'e4', 'u1', {T0 + 1}, '{{"action": "allow"}}', '{{}}');
+INSERT INTO attempts (tenant, ip_key, asn, user_key, ts, failed) VALUES
+    ('t1', 'ip1', 64500, 'u2', {T0}, 0),
+    ('t1', 'ip1', 64500, 'u1', {T0}, 0),
+    ('t1', 'ip1', 64500, 'u1', {T0 + 1}, 1),
+    ('t1', 'ip2', 64500, 'u1', {T0 + 1}, 0),
+    ('t1', 'ip1', 64500, 'u3', {T0}, 1);
+PRAGMA user_version = 3;
+"""
+
+
+def test_a_schema_3_file_keeps_each_attempt_under_its_decision(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_3)
+    conn.close()
+
+    store = SqliteStore(path)
+
+    with sqlite3.connect(path) as conn:
+        moved = conn.execute("SELECT rowid, user_key, ts, ip_key, failed FROM attempts"
+                             " ORDER BY rowid").fetchall()
+        indexes = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'attempts'")}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    # Each under its decision's rowid, in the order they arrived; the one without a
+    # decision is gone.
+    assert moved == [(1, "u1", T0, "ip1", 0), (2, "u2", T0, "ip1", 0),
+                     (3, "u1", T0 + 1, "ip1", 1), (4, "u1", T0 + 1, "ip2", 0)]
+    assert indexes == {"attempts_ip_window", "attempts_asn_window"} and version == 4
+    seen = load(store, user="u9", ip="ip1", now=T0 + 2).velocity
+    assert (seen.ip_users_10m, seen.ip_failures_10m) == (2, 1)
+    assert store.erase_user("t1", "u1") == 6  # three decisions, three attempts
+    seen = load(store, user="u9", ip="ip1", now=T0 + 2).velocity
+    assert (seen.ip_users_10m, seen.ip_failures_10m) == (1, 0)
+    store.close()
+
+
+@pytest.mark.parametrize("how", ["as logins go", "by purge"])
+def test_an_attempt_never_outlives_its_decision(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "r.db"
+    # Decisions kept a minute: shorter than the attempts' hour.
+    store = SqliteStore(path, retention_s=60.0)
+    record(store, "old", user="u2", ts=T0)
+    if how == "as logins go":
+        for i in range(PRUNE_EVERY_RECORDS - 1):
+            record(store, f"e{i}", ts=T0 + 120)
+    else:
+        record(store, "new", ts=T0 + 120)
+        report = store.purge(now=T0 + 120, profile_retention_s=1e9)
+        assert (report["decisions"], report["attempts"]) == (1, 1)
+
+    assert store.get_decision("t1", "old") is None
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM attempts WHERE user_key = 'u2'"
+                            ).fetchone() == (0,)
+    conn.close()
+    store.close()
