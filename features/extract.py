@@ -13,12 +13,13 @@ import re
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from features.catalog import identity_features
-from features.event import LoginEvent
+from features.event import EventType, LoginEvent, LoginMethod, NetworkType
 from features.ipintel import IpInfo
 from features.profile import (
     ABUSE_BUCKET_S,
@@ -49,6 +50,10 @@ SIGNAL_FEATURES: tuple[str, ...] = (
 )
 
 _NO_SIGNALS: dict[str, Value] = dict.fromkeys(SIGNAL_FEATURES)
+# The event's enums -> their values as plain text: ``member.value`` is a Python-level
+# descriptor in this Python, a dict lookup is not.
+_VALUE: dict[StrEnum, str] = {m: m.value for enum in (EventType, LoginMethod, NetworkType)
+                              for m in enum}
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,20 +316,22 @@ def extract(
         sim_changed = bool(sims) and event.sim_key not in (sims or {})
 
     hour = local_hour(event.timestamp, ip.timezone)
+    # IpInfo's facts are properties: read once each.
+    hosting, vpn, tor, locates = ip.is_hosting, ip.is_vpn, ip.is_tor, ip.locates_user
     days_since = hours_since = distance = speed = None
     if p.last_login is not None:
         hours_since = abs(now - p.last_login) / 3600.0
         days_since = hours_since / 24.0
         # The location of a VPN, Tor or hosting exit says nothing about where the user is.
-        if ip.locates_user and p.last_lat is not None and p.last_lon is not None:
+        if locates and p.last_lat is not None and p.last_lon is not None:
             distance = haversine_km(p.last_lat, p.last_lon, ip.latitude or 0.0, ip.longitude or 0.0)
             speed = _speed(distance, hours_since)
     if (traits is not None and traits.at is not None and traits.lat is not None
-            and traits.lon is not None and ip.locates_user):
+            and traits.lon is not None and locates):
         device_speed = _speed(
             haversine_km(traits.lat, traits.lon, ip.latitude or 0.0, ip.longitude or 0.0),
             abs(now - traits.at) / 3600.0)
-    anonymiser = bool(ip.is_hosting or ip.is_vpn or ip.is_tor)
+    anonymiser = bool(hosting or vpn or tor)
     device_accounts = velocity.device_accounts_30d + 1 if event.device_key is not None else None
 
     bit = account_bit(event.user_key)
@@ -335,9 +342,9 @@ def extract(
     ip_users, ip_failures = velocity.ip_users_10m + 1, velocity.ip_failures_10m + int(failed)
     values: dict[str, Value] = {
         "auth_failed": failed,
-        "event_type": event.event_type.value,
-        "login_method": event.login_method.value,
-        "network_type": event.network_type.value,
+        "event_type": _VALUE[event.event_type],
+        "login_method": _VALUE[event.login_method],
+        "network_type": _VALUE[event.network_type],
         "user_is_new": is_new,
         "user_logins_count": p.logins,
         "days_since_last_login": days_since,
@@ -378,9 +385,9 @@ def extract(
         "ip_asn": ip.asn,
         "ip_latitude_deg": ip.latitude,
         "ip_longitude_deg": ip.longitude,
-        "ip_is_hosting": ip.is_hosting,
-        "ip_is_vpn": ip.is_vpn,
-        "ip_is_tor": ip.is_tor,
+        "ip_is_hosting": hosting,
+        "ip_is_vpn": vpn,
+        "ip_is_tor": tor,
         "ip_allowlisted": listed.allow,
         "ip_denylisted": listed.deny,
         "new_ip_prefix": _novel(prefix_known),

@@ -16,7 +16,7 @@ from operator import attrgetter
 from typing import Any
 
 from features.event import LoginEvent
-from features.extract import FeatureVector, Listed, Value, extract
+from features.extract import NOT_LISTED, FeatureVector, Listed, Value, extract
 from features.ipintel import IpInfo
 from features.profile import Sighting, learn, note_failure, sighting
 from models.base import RiskModel
@@ -108,7 +108,8 @@ def evaluate(event: LoginEvent, ip: IpInfo, loaded: Loaded, context: Context, *,
     """
     rules = context.ruleset.for_tenant(event.tenant)
     allow, deny = rules.lists.lookup(ip.ip, ip.asn, now)
-    fv = extract(event, ip, loaded.profile, loaded.velocity, listed=Listed(allow, deny),
+    listed = NOT_LISTED if allow is None and deny is None else Listed(allow, deny)
+    fv = extract(event, ip, loaded.profile, loaded.velocity, listed=listed,
                  signals=context.signals)
     anomaly = context.model.score_one(fv)
     if not math.isfinite(anomaly):

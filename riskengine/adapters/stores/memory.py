@@ -45,7 +45,7 @@ from riskengine.adapters.stores.base import (
 
 # A velocity hit: (ts, user_key, failed).
 _Hit = tuple[float, str, bool]
-_ts = itemgetter(0)
+_ts, _user, _failed = itemgetter(0), itemgetter(1), itemgetter(2)
 PRUNE_EVERY = 10_000
 
 
@@ -55,8 +55,12 @@ def _window(hits: list[_Hit], user_key: str, now: float) -> tuple[int, int]:
     that is later than ``now`` (a login stamped in the past cannot see an emptier one)."""
     end = len(hits)
     start = max(bisect_right(hits, now - IP_WINDOW_S, key=_ts), end - WINDOW_SCAN_MAX)
+    if start >= end:
+        return 0, 0
     inside = hits[start:end]
-    return len({h[1] for h in inside} - {user_key}), sum(h[2] for h in inside)
+    users = set(map(_user, inside))
+    users.discard(user_key)
+    return len(users), sum(map(_failed, inside))
 
 
 # A network's sustained-abuse buckets: bucket -> [attempts, failures, sketch].
@@ -178,9 +182,13 @@ class MemoryStore:
                 for user, last_ts in device_users.items()
             )
             first, last = minute_window(now)
-            buckets = [self._minutes.get((tenant, m)) for m in range(first, last + 1)]
-            tenant_attempts = sum(b[0] for b in buckets if b)
-            tenant_failures = sum(b[1] for b in buckets if b)
+            tenant_attempts = tenant_failures = 0
+            minutes = self._minutes
+            for m in range(first, last + 1):
+                counts = minutes.get((tenant, m))
+                if counts:
+                    tenant_attempts += counts[0]
+                    tenant_failures += counts[1]
             prefix_abuse = (() if query.ip_prefix_key is None else
                             _abuse(self._abuse.get((tenant, "prefix", query.ip_prefix_key)), now))
             asn_abuse = (() if query.asn is None else
