@@ -94,7 +94,12 @@ def raw_array(values: Mapping[str, Any]) -> FloatArray:
     except KeyError:
         get = mapping.get
         raw = [get(name) for name in FEATURE_ORDER]
-    return np.array(raw, dtype=np.float64)  # None becomes NaN
+    # None as NaN before numpy, which would make the same NaN of it by a slower way (~0.5
+    # of ~3 us); every other value numpy converts as it always did.
+    return np.array([_NAN if v is None else v for v in raw], dtype=np.float64)
+
+
+_NAN = float("nan")
 
 
 def vectorize_array(values: Mapping[str, Any]) -> FloatArray:
