@@ -87,11 +87,16 @@ class Feature:
     ``sign``: +1 when a larger value may only raise the risk, -1 only lower it, 0 free.
     ``categories``: the values of a feature whose values are strings; a value is encoded as
     its index in them (ordinal codes, so ``sign`` must be 0), anything else as missing.
+    ``missing``: the value a None stands for (None: NaN, learned as its own case). A model
+    trained on one generator's traffic learns *which* logins carry a feature at all (there,
+    bots sent no device); saying that an absent count is 0 and an absent fact is False keeps
+    it to what the values say.
     """
 
     name: str
     sign: int = 0
     categories: tuple[str, ...] | None = None
+    missing: float | None = None
 
     def __post_init__(self) -> None:
         if self.sign not in (-1, 0, 1):
@@ -227,15 +232,16 @@ class BoostedTrees:
         """The float64 vector of ``values`` in ``features``' order (NaN: missing).
 
         A bool is 1.0 or 0.0, a number its float; a feature with categories is the index of
-        its value in them. None, a missing name or an unknown category is NaN. A string for a
+        its value in them. None or a missing name is the feature's ``missing`` (NaN when
+        unset); an unknown category is NaN. A string for a
         feature without categories is a ``TypeError``: the extractor and the model disagree.
         """
         out: list[Any] = []  # one numpy conversion at the end: cheaper than item by item
         get = values.get
-        for name, codes in self._plan:
+        for name, codes, absent in self._plan:
             v = get(name)
             if v is None:
-                out.append(_NAN)
+                out.append(absent)
             elif codes is not None:
                 out.append(codes.get(v, _NAN))
             elif isinstance(v, str):
@@ -349,10 +355,13 @@ class BoostedTrees:
         return cls(features, nodes, intercept)
 
 
-def _plan(features: Sequence[Feature]) -> tuple[tuple[str, dict[str, float] | None], ...]:
-    """Per feature its name and, for a categorical one, its value -> code table."""
+def _plan(features: Sequence[Feature]
+          ) -> tuple[tuple[str, dict[str, float] | None, float], ...]:
+    """Per feature its name, for a categorical one its value -> code table, and what a
+    None is encoded as."""
     return tuple((f.name, None if f.categories is None
-                  else {c: float(i) for i, c in enumerate(f.categories)}) for f in features)
+                  else {c: float(i) for i, c in enumerate(f.categories)},
+                  _NAN if f.missing is None else float(f.missing)) for f in features)
 
 
 def _monotonic(model: HistGradientBoostingClassifier, names: list[str]) -> list[int]:

@@ -275,3 +275,17 @@ def test_the_kernels_are_cached_to_the_configured_folder(tmp_path: Path) -> None
     assert [int(v) for v in done.stdout.split()] == [0, 3]  # compiled
     written = {p.name.split("-")[0] for p in (tmp_path / "numba").rglob("*.nbi")}
     assert {"boosted._raw", "boosted._proba", "boosted._explain"} <= written
+
+
+def test_a_feature_may_say_what_its_absence_stands_for() -> None:
+    """``missing`` encodes None as a value (an absent count as 0), so a model cannot learn
+    which logins carry the feature at all; without it None stays NaN."""
+    counted = Feature("failed_logins_10m", sign=1, missing=0.0)
+    plain = Feature("device_known", sign=-1)
+    rows = [{"failed_logins_10m": i % 4, "device_known": i % 2 == 0} for i in range(200)]
+    model = fit(rows, [int(r["failed_logins_10m"] > 2) for r in rows], [counted, plain],
+                max_iter=5, min_samples_leaf=5)
+    encoded = model.encode({"failed_logins_10m": None})
+    assert encoded[0] == 0.0 and math.isnan(encoded[1])
+    assert model.proba({"failed_logins_10m": None, "device_known": True}) == model.proba(
+        {"failed_logins_10m": 0, "device_known": True})
