@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= sqlite:riskengine.db
 
-.PHONY: run test install install-dev services browser lint fuzz model bench bench-detection clean
+.PHONY: run test install install-dev services browser lint fuzz model outcome-model bench bench-detection clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ fuzz: install-dev services
 ## Rebuild the shipped default model (deterministic).
 model: install
 	$(BIN)/python -m riskengine.tools.train
+
+## Retrain the outcome model's base (gradient-boosted trees) on the simulator's tuning
+## worlds 1-12 and write models/artifacts/outcome-default.joblib; about 40 minutes on 2 cores.
+outcome-model: install
+	$(BIN)/python -m riskengine.tools.outcome_training --worlds 1-12 --validate 13-14 --users 1000
 
 ## Hot-path benchmarks (bench/README.md, "Hot path"): in-process scoring per store, the HTTP
 ## endpoint against a bare FastAPI one (wrk, installed from Debian when missing), and the

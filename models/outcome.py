@@ -55,8 +55,12 @@ from typing import Any
 
 import numpy as np
 
+from models.boosted import BoostedTrees, Feature
+
 LEAK = "leak"
 ANOMALY = "anomaly"
+# The input of a trained base model (``OutcomeModel.base``): its probability as a hazard.
+BASE = "base"
 _EPS = 1e-12
 # Catalog features the engine's outcome model reads beside the rules and the anomaly model,
 # each with the way it may push (1 risk, -1 trust): network facts only. Client-reported
@@ -67,6 +71,46 @@ FEATURES: tuple[tuple[str, float], ...] = (
 FEATURE_PRIORS: Mapping[str, float] = {f"feature:{name}": 0.0 for name, _ in FEATURES}
 
 
+# What the trained base model reads (``riskengine.tools.outcome_training`` fits it): the
+# catalog's behavioural features, each with the only way it may push (1: risk, -1: trust,
+# 0: either), never a raw identifier, place or build (they name a world, not a behaviour,
+# and a model that learned them would not carry over to traffic nobody here drew). It
+# judges accounts with a history only (``riskengine.core.policy``): the simulator's new
+# accounts are almost all stuffing's invented names, a deployment's are its customers on its
+# first day. Claims
+# the client makes (a known or trusted device id) may lower risk only through the model's
+# interactions with what the server sees: a trusted device on a new country's hosting
+# address is scored as the attacks that replayed one were.
+_RISK = ("auth_failed", "new_device", "marked_bad", "os_downgrade", "device_mismatch",
+         "device_sim_mismatch", "client_downgrade", "device_speed_kmh", "ip_is_hosting",
+         "ip_is_vpn", "ip_is_tor", "new_ip_prefix", "new_asn", "new_country", "new_city",
+         "new_ssid", "sim_changed", "hour_rarity", "geo_distance_km", "geo_velocity_kmh",
+         "user_failures_10m", "user_failures_24h", "tenant_failures_10m",
+         "tenant_failure_ratio_10m", "ip_failures_10m", "ip_failures_per_user_10m",
+         "asn_failures_10m", "ip_prefix_abuse_minutes_6h", "ip_prefix_failed_accounts_20m",
+         "asn_abuse_minutes_6h", "asn_failed_accounts_20m", "device_accounts_30d")
+_TRUST = ("device_known", "device_trusted", "device_model_known", "os_family_known",
+          "bluetooth_known", "browser_known", "household_device", "ip_prefix_known",
+          "asn_known", "ssid_known", "same_country_as_last")
+_EITHER = ("user_logins_count", "days_since_last_login", "hours_since_last_login",
+           "user_devices", "user_countries", "user_asns", "ip_version", "asn_users_10m",
+           "ip_users_10m")
+# A fact or count the login does not carry is False or 0 to the trees: which logins carry a
+# device record, a phone number or a Wi-Fi name is the generator's habit, not behaviour (the
+# phone's signals are left to the rules for that reason). Missing-as-its-own-case is kept
+# only where "no value" means something: no previous login to measure travel from.
+_NO_MISSING_CASE = frozenset(_RISK + _TRUST) - {"geo_distance_km", "geo_velocity_kmh",
+                                                 "device_speed_kmh"}
+BASE_FEATURES: tuple[Feature, ...] = (
+    *(Feature(name, sign=1, missing=0.0 if name in _NO_MISSING_CASE else None)
+      for name in _RISK),
+    *(Feature(name, sign=-1, missing=0.0) for name in _TRUST),
+    *(Feature(name) for name in _EITHER),
+    Feature("login_method", categories=("password", "sms_otp", "email_otp", "oauth")),
+    Feature("event_type", categories=("login", "registration")),
+)
+
+
 def hazard(score: float) -> float:
     """A hand-set score as the noisy-OR's hazard: ``-log(1 - s)`` for risk (``s > 0``),
     ``log(1 + s)`` (negative) for trust."""
@@ -74,18 +118,25 @@ def hazard(score: float) -> float:
 
 
 def inputs(hits: Mapping[str, float], *, anomaly_risk: float = 0.0, anomaly_weight: float = 0.0,
-           values: Mapping[str, Any] | None = None) -> dict[str, float]:
+           values: Mapping[str, Any] | None = None,
+           base: BoostedTrees | None = None,
+           base_proba: float | None = None) -> dict[str, float]:
     """One login as the model reads it: each hit rule's hazard by ``rule:<id>`` (``hits``
     maps the hit rules' ids to their scores), the anomaly model's ``-log(1 - weight *
     risk)`` as ``anomaly``, and the ``FEATURES`` that hold in ``values`` (True), as
-    ``feature:<name>``. The engine (``riskengine.core.policy.outcome_inputs``) and the
-    notebooks build inputs here, so they cannot drift."""
+    ``feature:<name>``, and with a trained ``base`` its probability's hazard as ``base``
+    (``base_proba``: that probability, when the caller already has it).
+    The engine (``riskengine.core.policy.outcome_inputs``) and the notebooks build inputs
+    here, so they cannot drift."""
     x = {f"rule:{rule}": hazard(score) for rule, score in hits.items() if score != 0}
     if anomaly_risk > 0 and anomaly_weight > 0:
         x[ANOMALY] = -math.log1p(-min(anomaly_weight * anomaly_risk, 1 - 1e-9))
     for name, sign in FEATURES:
         if values is not None and values.get(name) is True:
             x[f"feature:{name}"] = sign
+    if base is not None and values is not None:
+        p = base.proba(values) if base_proba is None else base_proba
+        x[BASE] = hazard(min(p, 1.0 - 1e-9))
     return x
 
 
@@ -123,11 +174,19 @@ class OutcomeModel:
         AdaGrad's base step for ``learn_one``.
     min_outcomes, min_attacks
         ``ready`` once this many outcomes, of which this many attacks, were learned.
+    base
+        A model trained offline on labelled logins (``models.boosted.BoostedTrees`` over
+        ``BASE_FEATURES``), read as one more input (``BASE``); with it and priors that give
+        it 1 and the rules 0, the model at its prior *is* the trained model, and outcomes
+        move the rules' and the base's multipliers from there.
 
     Learned state: ``weights_`` (input -> multiplier, only those that moved or were seen),
     ``leak_``, ``n_outcomes_``, ``n_attacks_`` (sums of the weights of the outcomes
     learned), ``n_learned_`` (outcomes learned, counted once each).
     """
+
+    # Snapshots pickled before models had a base load without the attribute.
+    base: BoostedTrees | None = None
 
     def __init__(
         self,
@@ -140,7 +199,9 @@ class OutcomeModel:
         learning_rate: float = 0.05,
         min_outcomes: int = 300,
         min_attacks: int = 20,
+        base: BoostedTrees | None = None,
     ) -> None:
+        self.base = base
         self.priors = priors
         self.default_prior = default_prior
         self.leak_prior = leak_prior

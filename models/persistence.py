@@ -57,10 +57,14 @@ def freeze(model: Any) -> Frozen:
                   int(getattr(model, "n_learned_", 0)))
 
 
-def _outcome_features() -> list[str]:
+def _outcome_features(base: Any = None) -> list[str]:
+    """The catalog features an outcome model reads beside the rules: its own few, and its
+    trained base's."""
     from models.outcome import FEATURES
 
-    return [name for name, _ in FEATURES]
+    names = [name for name, _ in FEATURES]
+    return names + [f.name for f in base.features if f.name not in names] \
+        if base is not None else names
 
 
 def load_outcome(path: str | Path | None = None) -> tuple[Any, dict[str, Any]] | None:
@@ -132,7 +136,8 @@ def save(
         "kind": frozen.kind,
         "libraries": library_versions(depends_on),
         "depends_on": list(depends_on),
-        "features": _outcome_features() if outcome else [f.name for f in MODEL_FEATURES],
+        "features": _outcome_features(getattr(model, "base", None)) if outcome
+        else [f.name for f in MODEL_FEATURES],
         **card,
         "sha256": _sha256(path),
     }

@@ -37,9 +37,10 @@ from enum import StrEnum
 from typing import Any
 
 from features.event import LoginEvent
+from models.boosted import BoostedTrees
 from models.outcome import ANOMALY as ANOMALY_INPUT
+from models.outcome import BASE, LEAK, OutcomeModel, inputs
 from models.outcome import FEATURES as OUTCOME_FEATURES
-from models.outcome import LEAK, OutcomeModel, inputs
 from riskengine.core.rules import (
     Action,
     Challenge,
@@ -77,11 +78,14 @@ class Decision:
 
 
 def outcome_inputs(results: list[RuleResult] | tuple[RuleResult, ...], *, anomaly_risk: float,
-                   model_weight: float, values: Mapping[str, Any]) -> dict[str, float]:
+                   model_weight: float, values: Mapping[str, Any],
+                   base: BoostedTrees | None = None) -> dict[str, float]:
     """What the outcome model reads of one login (``models.outcome.inputs``): the hazards
-    of its hit rules, the anomaly model's, and the network features that hold."""
+    of its hit rules, the anomaly model's, the network features that hold, and the trained
+    ``base`` model's (the outcome model's own, if it has one)."""
     return inputs({r.rule.id: r.rule.score for r in results if r.outcome is Outcome.HIT},
-                  anomaly_risk=anomaly_risk, anomaly_weight=model_weight, values=values)
+                  anomaly_risk=anomaly_risk, anomaly_weight=model_weight, values=values,
+                  base=base)
 
 
 def _share(weights: list[float], total: float) -> list[float]:
@@ -105,7 +109,10 @@ def decide(
     the outcome model's, when it is ready and the ruleset switches it on)."""
     hit_ = Outcome.HIT
     hits = [r for r in results if r.outcome is hit_]
-    if outcome is not None and ruleset.outcome.enabled and outcome.ready:
+    if outcome is not None and ruleset.outcome.enabled and outcome.ready and (
+            outcome.base is None or not values.get("user_is_new")):
+        # A trained base learned from accounts with a history; an account's first logins
+        # (every account, the day a deployment starts) are the hand-set rules' to judge.
         return _decide_by_outcome(
             event=event, values=values, results=results, hits=hits, ruleset=ruleset,
             model_score=model_score, model_risk=model_risk, model_version=model_version,
@@ -200,8 +207,11 @@ def _decide_by_outcome(
     model_version: str, outcome: OutcomeModel, outcome_version: str,
 ) -> Decision:
     """``decide`` when the outcome model gives the score (see the module docstring)."""
-    x = outcome_inputs(results, anomaly_risk=model_risk, model_weight=ruleset.model_weight,
-                       values=values)
+    # The trees walked once: their probability is an input, their path the reason.
+    walked = outcome.base.explain(values) if outcome.base is not None else None
+    x = inputs({r.rule.id: r.rule.score for r in hits}, anomaly_risk=model_risk,
+               anomaly_weight=ruleset.model_weight, values=values, base=outcome.base,
+               base_proba=None if walked is None else walked[0])
     explained = outcome.explain_one(x)
     parts = explained.contributions
     score = min(1.0, max(0.0, explained.proba))
@@ -220,6 +230,8 @@ def _decide_by_outcome(
         if share:
             reasons.append((f"feature_{name}", f"Learned from outcomes: {name} holds", share,
                             {name: values.get(name)}))
+    if walked is not None and BASE in parts:
+        reasons.append(_base_reason(walked, values, parts[BASE]))
     reasons.sort(key=lambda item: -abs(item[2]))
     # The model is named whatever else fired; its own share is the base rate (the leak).
     reasons.append((
@@ -229,7 +241,10 @@ def _decide_by_outcome(
         parts.get(LEAK, 0.0),
         {"outcome_model": outcome_version, "outcomes_learned": outcome.n_learned_},
     ))
-    action = _action(score, ruleset.outcome.thresholds, hits)
+    # The advisory rules' evidence is what the trained base weighs; their floors stand down.
+    waived = ruleset.outcome.advisory if outcome.base is not None else frozenset()
+    action = _action(score, ruleset.outcome.thresholds,
+                     [r for r in hits if r.rule.id not in waived] if waived else hits)
     return Decision(
         event_id=event.event_id,
         action=action,
@@ -242,6 +257,23 @@ def _decide_by_outcome(
         rule_results=tuple(results),
         model_score=model_score,
     )
+
+
+BASE_REASON = "trained_model"
+
+
+def _base_reason(walked: tuple[float, dict[str, float]], values: Mapping[str, Any],
+                 share: float) -> tuple[str, str, float, dict[str, Any]]:
+    """The trained base model's reason: its probability, and the features that pushed it
+    most (their contributions to its log-odds along the trees' paths, largest first)."""
+    proba, parts = walked
+    top = sorted(((n, c) for n, c in parts.items() if c != 0), key=lambda nc: -abs(nc[1]))[:4]
+    said = ", ".join(f"{n} {'+' if c > 0 else '-'}{abs(c):.2f}" for n, c in top)
+    return (BASE_REASON,
+            f"Trained on labelled logins: attack probability {proba:.3f} ({said or 'typical'})",
+            share, {"probability": round(proba, 4),
+                    "log_odds": {n: round(c, 3) for n, c in top},
+                    "values": {n: values.get(n) for n, _ in top}})
 
 
 def _action(score: float, th: Thresholds, hits: list[RuleResult]) -> Action:

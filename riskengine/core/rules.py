@@ -205,10 +205,13 @@ class OutcomeSettings:
     """The ruleset's ``outcome`` section: whether a ready outcome model
     (``models.outcome.OutcomeModel``) gives the score, and the thresholds on its
     probability of an attack. Off, or without a ready model, the hand-set combination
-    scores against ``thresholds``. Rule actions are floors either way."""
+    scores against ``thresholds``. Rule actions are floors either way, but those of the
+    ``advisory`` rules while a model trained on labelled logins (a ``base``) scores: their
+    evidence is what that model was trained on, and it weighs it better than a floor."""
 
     enabled: bool = False
     thresholds: Thresholds = Thresholds(0.3, 0.97)
+    advisory: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +380,8 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
         model_weight=float(weight),
         rules=tuple(rules),
         lists=_parse_lists(data.get("lists"), where=f"{source}: lists"),
-        outcome=_parse_outcome(data.get("outcome"), where=f"{source}: outcome"),
+        outcome=_parse_outcome(data.get("outcome"), where=f"{source}: outcome",
+                               rule_ids=seen),
         source=source,
     )
     tenants = data.get("tenants") or {}
@@ -389,12 +393,19 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> Ruleset:
     })
 
 
-def _parse_outcome(raw: Any, *, where: str) -> OutcomeSettings:
-    """``outcome: {enabled: bool, thresholds: {challenge, deny}}``; absent: the defaults."""
+def _parse_outcome(raw: Any, *, where: str, rule_ids: set[str]) -> OutcomeSettings:
+    """``outcome: {enabled: bool, thresholds: {challenge, deny}, advisory: [rule ids]}``;
+    absent: the defaults."""
     if raw is None:
         return OutcomeSettings()
-    if not isinstance(raw, dict) or set(raw) - {"enabled", "thresholds"}:
-        raise RulesetError(f"{where}: a mapping with 'enabled' and 'thresholds'")
+    if not isinstance(raw, dict) or set(raw) - {"enabled", "thresholds", "advisory"}:
+        raise RulesetError(f"{where}: a mapping with 'enabled', 'thresholds' and 'advisory'")
+    advisory = raw.get("advisory") or []
+    if not isinstance(advisory, list) or not all(isinstance(a, str) for a in advisory):
+        raise RulesetError(f"{where}, field 'advisory': a list of rule ids")
+    unknown = sorted(set(advisory) - rule_ids)
+    if unknown:
+        raise RulesetError(f"{where}, field 'advisory': no rule {', '.join(unknown)}")
     enabled = raw.get("enabled", OutcomeSettings().enabled)
     if not isinstance(enabled, bool):
         raise RulesetError(f"{where}, field 'enabled': true or false")
@@ -405,7 +416,8 @@ def _parse_outcome(raw: Any, *, where: str) -> OutcomeSettings:
     challenge, deny = th.get("challenge", default.challenge), th.get("deny", default.deny)
     if not (_num(challenge) and _num(deny) and 0 < challenge < deny <= 1):
         raise RulesetError(f"{where}, field 'thresholds': need 0 < challenge < deny <= 1")
-    return OutcomeSettings(enabled, Thresholds(float(challenge), float(deny)))
+    return OutcomeSettings(enabled, Thresholds(float(challenge), float(deny)),
+                           frozenset(advisory))
 
 
 _OVERRIDABLE = {"enabled", "score", "action"}

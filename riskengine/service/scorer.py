@@ -347,7 +347,7 @@ class Engine:
                 inputs=outcome_inputs(
                     verdict.decision.rule_results, anomaly_risk=verdict.anomaly_risk,
                     model_weight=self.ruleset.for_tenant(event.tenant).model_weight,
-                    values=verdict.features),
+                    values=verdict.features, base=self.outcome.base),
                 user=event.user_key, block=event.ip_prefix_key, asn=ip.asn, ts=event.ts))
         return Scored(body, self._elapsed(started), verdict.decision, verdict.features)
 
@@ -395,7 +395,8 @@ class Engine:
             anomaly = self.model.score_one(before.features)
             risk = self.model.risk(anomaly) if math.isfinite(anomaly) else 0.0
         inputs = outcome_inputs(ruleset.evaluate(before.features), anomaly_risk=risk,
-                                model_weight=ruleset.model_weight, values=before.features)
+                                model_weight=ruleset.model_weight, values=before.features,
+                                base=self.outcome.base)
         lesson = fb.outcome_lesson(
             before, label, source, inputs=inputs,
             negative_weight=1.0 / self.negative_rate if self._sampled_negative(before) else 0.0)
