@@ -66,6 +66,11 @@ log = logging.getLogger("riskengine.decision")
 class LessonSink(Protocol):
     def publish(self, lesson: Mapping[str, Any]) -> None: ...
 
+    def carried_by(self, store: Store) -> bool:
+        """Whether ``store.record(..., lesson=...)`` writes a login's lesson where this sink's
+        learner reads it (in place of ``publish``)."""
+        ...
+
     def of_users(self, user_keys: Collection[str]) -> list[tuple[str, dict[str, Any]]]:
         """(id, lesson) of the lessons these user pseudonyms taught that are still kept."""
         ...
@@ -325,6 +330,10 @@ class Engine:
         if verdict.shadow is not None:
             self.shadow_stats.add(event.tenant, verdict.decision, verdict.shadow)
             stored_body = {**stored_body, "shadow": shadow_summary(verdict.shadow)}
+        # A Redis store writes the lesson for the shared learner in the record's own round
+        # trip (to the tenant's stream), when the learner reads that store's streams.
+        carried = verdict.lesson is not None and self.lessons is not None \
+            and self.lessons.carried_by(self.store)
         stored = self.store.record(
             StoredDecision(event_id=event.event_id, tenant=event.tenant,
                            user_key=event.user_key, ts=event.ts, decision=stored_body,
@@ -332,10 +341,11 @@ class Engine:
                            sighting=verdict.sighting.to_dict(), learned=verdict.learned),
             _attempt(event, ip),
             carry_over(loaded.inherited, verdict.update),
+            **({"lesson": verdict.lesson.to_dict()} if carried and verdict.lesson else {}),
         )
         if stored.decision != stored_body:  # a concurrent twin of this event_id won the race
             return self._replayed(event, stored, started)
-        if verdict.lesson is not None:
+        if verdict.lesson is not None and not carried:
             self._teach(verdict.lesson)
         if self.outcome is not None and self._sampled_negative(stored):
             # Allowed logins are the bulk of the negatives: a sample of them, each standing
