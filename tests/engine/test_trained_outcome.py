@@ -97,6 +97,11 @@ def test_every_decision_names_the_trees_and_their_strongest_features(make_engine
     new_phone = named_reason(bodies[0])
     assert new_phone["observed"]["log_odds"]["new_device"] > 0
     assert "new_device" in new_phone["message"]
+    # a login the trees find quiet (under half the challenge threshold of 0.5) is explained
+    # by its probability alone: the path's breakdown is for the logins a reader asks about
+    quiet = [named_reason(b) for b in bodies if named_reason(b)["observed"]["probability"] < 0.25]
+    assert quiet and all(r["observed"]["log_odds"] == {} and "well below" in r["message"]
+                         for r in quiet)
 
 
 def named_reason(body: dict) -> dict:
