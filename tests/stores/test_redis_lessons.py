@@ -5,7 +5,7 @@ not at all, found and erased with the user, and read by the learner with the sha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,15 @@ from riskengine.adapters.learner import Learner, RedisLessons
 from riskengine.adapters.stores import Attempt, RedisStore, StoredDecision
 from riskengine.adapters.stores.redis import lessons_key
 
-from .test_contract import REDIS_URL, T0, bump, empty_redis
+from . import test_redis as _redis_tests
+from .test_contract import REDIS_URL, T0, bump
 
 KEY = b"lessons-test-signing-key-0123456789"
 
 
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    with empty_redis() as opened:
-        yield opened
-
-
-@pytest.fixture
-def store(client: redis.Redis) -> Iterator[RedisStore]:
-    opened = RedisStore(REDIS_URL, timeout_s=1.0)
-    yield opened
-    opened.close()
+# The Redis store tests' own fixtures: an emptied database, and a store on it.
+client = _redis_tests.client
+store = _redis_tests.store
 
 
 def lesson_of(user: str, n: int) -> dict[str, Any]:

@@ -323,12 +323,16 @@ PRAGMA user_version = 1;
 """
 
 
-def test_a_schema_1_file_is_migrated_on_open(tmp_path: Path) -> None:
-    path = tmp_path / "v1.db"
+def old_file(path: Path, script: str) -> Path:
+    """A database file as an older version of the store left it."""
     with sqlite3.connect(path) as conn:
-        conn.executescript(_SCHEMA_1)
+        conn.executescript(script)
     conn.close()
+    return path
 
+
+def test_a_schema_1_file_is_migrated_on_open(tmp_path: Path) -> None:
+    path = old_file(tmp_path / "v1.db", _SCHEMA_1)
     store = SqliteStore(path)
     record(store, "e2", user="u2", failed=True)
 
@@ -414,11 +418,7 @@ PRAGMA user_version = 3;
 
 
 def test_a_schema_3_file_keeps_each_attempt_under_its_decision(tmp_path: Path) -> None:
-    path = tmp_path / "v3.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript(_SCHEMA_3)
-    conn.close()
-
+    path = old_file(tmp_path / "v3.db", _SCHEMA_3)
     store = SqliteStore(path)
 
     with sqlite3.connect(path) as conn:
