@@ -214,7 +214,11 @@ class BoostedTrees:
             raise ValueError("a node splits on a feature the model does not list")
         # the log-odds that contributions start from: see the module's docstring
         self.baseline_ = self.intercept_ + float(sum(self.nodes_[:, 0, VALUE].tolist()))
-        self._plan = _plan(self.features)
+        plan = _plan(self.features)
+        self._names = tuple(name for name, _, _ in plan)
+        self._absent = tuple(absent for _, _, absent in plan)
+        self._categorical = tuple((i, codes) for i, (_, codes, _) in enumerate(plan)
+                                  if codes is not None)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"features": self.features, "nodes": self.nodes_, "intercept": self.intercept_}
@@ -236,19 +240,23 @@ class BoostedTrees:
         unset); an unknown category is NaN. A string for a
         feature without categories is a ``TypeError``: the extractor and the model disagree.
         """
-        out: list[Any] = []  # one numpy conversion at the end: cheaper than item by item
-        get = values.get
-        for name, codes, absent in self._plan:
-            v = get(name)
-            if v is None:
-                out.append(absent)
-            elif codes is not None:
-                out.append(codes.get(v, _NAN))
-            elif isinstance(v, str):
-                raise TypeError(f"feature {name!r} is numeric; got the string {v!r}")
-            else:
-                out.append(v)
-        return np.array(out, dtype=np.float64)
+        # A read-only view that offers its plain dict (``features.extract.FeatureVector``) is
+        # read through it: a Mapping's ``get`` is Python code, a dict's one C call. The values
+        # are gathered by C loops (map, zip) and converted once: ~3 us for 54 features.
+        raw = list(map(getattr(values, "mapping", values).get, self._names))
+        out: list[Any] = [a if v is None else v for v, a in zip(raw, self._absent, strict=True)]
+        for i, codes in self._categorical:
+            v = raw[i]
+            if v is not None:
+                out[i] = codes.get(v, _NAN) if isinstance(v, str) else _NAN
+        try:
+            return np.array(out, dtype=np.float64)
+        except ValueError:  # a string where a number belongs: name it
+            for v, name in zip(out, self._names, strict=True):
+                if isinstance(v, str):
+                    raise TypeError(f"feature {name!r} is numeric; got the string {v!r}") \
+                        from None
+            raise
 
     # -- scoring -----------------------------------------------------------------------------
 
