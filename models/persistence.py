@@ -43,6 +43,8 @@ class Frozen:
     pickled: bytes
     kind: str
     learned: int
+    # the catalog features an outcome model reads (its card says them), taken with it
+    features: tuple[str, ...] = ()
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (pickle.loads, (self.pickled,))
@@ -53,11 +55,13 @@ def freeze(model: Any) -> Frozen:
     ``copy.deepcopy`` took ~400 ms and joblib's pure-Python pickler ~700 ms."""
     if isinstance(model, Frozen):
         return model
-    return Frozen(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), type(model).__name__,
-                  int(getattr(model, "n_learned_", 0)))
+    kind = type(model).__name__
+    return Frozen(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), kind,
+                  int(getattr(model, "n_learned_", 0)),
+                  tuple(_outcome_features(model.base)) if kind == OUTCOME_KIND else ())
 
 
-def _outcome_features(base: Any = None) -> list[str]:
+def _outcome_features(base: Any) -> list[str]:
     """The catalog features an outcome model reads beside the rules: its own few, and its
     trained base's."""
     from models.outcome import FEATURES
@@ -120,7 +124,8 @@ def save(
 
     ``depends_on`` names the libraries whose classes are inside the pickle: loading checks
     that their installed minor versions match (default: river for the anomaly models;
-    nothing for the outcome model, whose state is plain Python numbers). The card lists
+    nothing for the outcome model, whose state is plain numbers and, with a trained base,
+    numpy arrays, whose pickles load across numpy versions). The card lists
     the features the model reads: the anomaly model's ``MODEL_FEATURES``, or the catalog
     features the outcome model reads beside the rules.
     """
@@ -136,8 +141,7 @@ def save(
         "kind": frozen.kind,
         "libraries": library_versions(depends_on),
         "depends_on": list(depends_on),
-        "features": _outcome_features(getattr(model, "base", None)) if outcome
-        else [f.name for f in MODEL_FEATURES],
+        "features": list(frozen.features) if outcome else [f.name for f in MODEL_FEATURES],
         **card,
         "sha256": _sha256(path),
     }

@@ -79,13 +79,14 @@ class Decision:
 
 def outcome_inputs(results: list[RuleResult] | tuple[RuleResult, ...], *, anomaly_risk: float,
                    model_weight: float, values: Mapping[str, Any],
-                   base: BoostedTrees | None = None) -> dict[str, float]:
+                   base: BoostedTrees | None = None,
+                   base_proba: float | None = None) -> dict[str, float]:
     """What the outcome model reads of one login (``models.outcome.inputs``): the hazards
     of its hit rules, the anomaly model's, the network features that hold, and the trained
-    ``base`` model's (the outcome model's own, if it has one)."""
+    ``base`` model's (the outcome model's own, if it has one; ``base_proba`` when walked)."""
     return inputs({r.rule.id: r.rule.score for r in results if r.outcome is Outcome.HIT},
                   anomaly_risk=anomaly_risk, anomaly_weight=model_weight, values=values,
-                  base=base)
+                  base=base, base_proba=base_proba)
 
 
 def _share(weights: list[float], total: float) -> list[float]:
@@ -216,9 +217,9 @@ def _decide_by_outcome(
         p = outcome.base.proba(values)
         walked = outcome.base.explain(values) \
             if p >= EXPLAIN_FROM * ruleset.outcome.thresholds.challenge else (p, {})
-    x = inputs({r.rule.id: r.rule.score for r in hits}, anomaly_risk=model_risk,
-               anomaly_weight=ruleset.model_weight, values=values, base=outcome.base,
-               base_proba=None if walked is None else walked[0])
+    x = outcome_inputs(results, anomaly_risk=model_risk, model_weight=ruleset.model_weight,
+                       values=values, base=outcome.base,
+                       base_proba=None if walked is None else walked[0])
     explained = outcome.explain_one(x)
     parts = explained.contributions
     score = min(1.0, max(0.0, explained.proba))

@@ -133,3 +133,16 @@ def test_the_shipped_outcome_model_loads_with_its_trees_and_card() -> None:
     assert card["model_version"].startswith("outcome-gbt-")
     assert all(w <= 1000 for w in card["training"]["worlds"]), "held-out worlds never train"
     assert [f.name for f in model.base.features] == card["training"]["base_features"]
+
+
+def test_a_snapshot_of_a_trained_model_lists_the_trees_features(tmp_path) -> None:
+    """The service snapshots the outcome model frozen while it learns on; the card still
+    names every feature the trees read."""
+    from models import snapshots
+
+    model = ot.outcome_model(trained_on_new_devices(risky=True))
+    path = snapshots.save_snapshot(persistence.freeze(model), tmp_path, version="s1",
+                                   parent=None, key=b"snapshot-test-key")
+    card = persistence.read_card(path)
+    assert {"new_device", "new_ip_prefix"} <= set(card["features"])
+    assert snapshots.load_snapshot(path, key=b"snapshot-test-key")[0].base is not None
