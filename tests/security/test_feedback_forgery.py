@@ -17,6 +17,7 @@ from tests.engine.conftest import HOME, at, home_history, ipintel, make_engine  
 
 ABROAD = "81.2.69.1"  # London, residential: a stranger's network for a Beijing customer
 SHANGHAI = "114.88.3.4"  # China Telecom Shanghai: a stranger's network at home
+TOR_EXIT = "185.220.101.1"  # denied by the engine of 9f1c20e too, where London was challenged
 NEW_PHONE = {"id": "356938035643809", "model": "Xiaomi 14", "os_name": "Android",
              "os_version": "14"}
 
@@ -40,10 +41,11 @@ def test_a_step_up_result_for_a_denied_login_is_a_conflict(make_engine):
     engine = make_engine()
     last = home_history(engine, 10)
     denied = []
-    for i in range(10):
-        body = attacker_login(engine, last + timedelta(days=1, minutes=i), f"a{i}")
+    for i in range(10):  # abroad, every other one through Tor
+        body = attacker_login(engine, last + timedelta(days=1, minutes=i), f"a{i}",
+                              TOR_EXIT if i % 2 else ABROAD)
         denied.append(body)
-    target = next(b for b in denied if b["decision"] != "challenge")
+    target = next(b for b in denied if b["decision"] == "deny")
     before = profile_of(engine).to_dict()
 
     with pytest.raises(FeedbackConflict):
