@@ -7,12 +7,16 @@ marks of the label it reverses. Each of these failed on 9f1c20e."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from riskengine.api import create_app
 from riskengine.core.feedback import FeedbackConflict, Label, Source
 from riskengine.core.wire import ScoreRequest
+from riskengine.service.settings import Settings
 from tests.engine.conftest import HOME, at, home_history, ipintel, make_engine  # noqa: F401
 
 ABROAD = "81.2.69.1"  # London, residential: a stranger's network for a Beijing customer
@@ -53,6 +57,26 @@ def test_a_step_up_result_for_a_denied_login_is_a_conflict(make_engine):
                         source=Source.CHALLENGE_PASSED)
 
     assert profile_of(engine).to_dict() == before
+
+
+@pytest.mark.parametrize("source", ["challenge_passed", "challenge_failed"])
+def test_a_step_up_result_sent_for_a_login_never_challenged_is_a_409_naming_source(
+        tmp_path: Path, source: str) -> None:
+    # The red team's call, over HTTP: a step-up result on a login that asked for none.
+    settings = Settings(env="test", auth="open", store=f"sqlite:{tmp_path / 'r.db'}",
+                        _env_file=None)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        scored = client.post("/v1/score", json={**HOME, "event_id": "e1"}).json()
+        assert scored["challenge"] is None, scored
+
+        forged = client.post("/v1/feedback", json={"event_id": "e1", "label": "legit",
+                                                   "source": source})
+
+        assert forged.status_code == 409, forged.text
+        assert forged.json()["fields"] == ["source"]
+        engine = client.app.state.built.engine
+        stored = engine.store.get_decision("default", engine.event_key("default", "e1"))
+        assert stored is not None and not stored.feedback  # nothing was applied
 
 
 def test_a_step_up_result_must_name_the_step_up_that_was_asked(make_engine):
