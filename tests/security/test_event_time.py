@@ -6,6 +6,7 @@ time settings (the server's clock decides) unless it says otherwise.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,3 +164,15 @@ def test_in_replay_mode_old_timestamps_have_no_age_limit(tmp_path: Path) -> None
         answer = client.post("/v1/score", json={**HOME, "user_id": "u1",
                                                 "timestamp": "2021-03-04T05:06:07+08:00"})
     assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("trust", [False, True], ids=["server clock", "trusted event time"])
+def test_trusting_the_callers_time_is_announced_at_start(
+        tmp_path: Path, trust: bool, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="riskengine")
+    with client_for(tmp_path, trust_event_time=trust) as client:
+        assert client.get("/healthz").status_code == 200
+
+    warned = [r for r in caplog.records
+              if r.levelno == logging.WARNING and "RISKENGINE_TRUST_EVENT_TIME" in r.getMessage()]
+    assert len(warned) == int(trust)
