@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
-    ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema as cs
 
 from features import identifiers as ids
 
@@ -39,38 +43,111 @@ Text128 = Annotated[str, _strict(128)]
 Text1024 = Annotated[str, _strict(1024)]
 EventIdText = Annotated[str, _strict(128, 1)]
 UserIdText = Annotated[str, _strict(256, 1)]
+TenantText = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Two checks every field of the wire's models takes before its own type's (``Clean`` and
+# ``OrNone`` below). CR/LF and other control characters have no business in any field, and
+# are how log injection starts; an SDK sends "" for what it could not read, which for an
+# optional field is absence. Each check is a pydantic-core union tried left to right: a
+# string the check passes (by a regular expression), None and an object (a nested model's)
+# go through in compiled code, and only what is left (a string it refuses or changes, another
+# value, a string that is not valid UTF-8) reaches the Python definition of the check, so
+# that a valid login's fields cost no Python call here.
+_CONTROLS = r"\x00-\x1f\x7f"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
+_CONTROL_MESSAGE = "must not contain control characters (CR, LF, NUL, ...)"
+# What ``str.strip()`` removes, less the control characters refused before: a string of
+# these alone is blank (the tests compare the set with ``str.isspace``).
+_SPACES = " \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _no_control_characters(v: Any) -> Any:
+    """``v``; a string holding a control character is refused (the check's definition)."""
+    if isinstance(v, str) and _CONTROL.search(v):
+        raise ValueError(_CONTROL_MESSAGE)
+    return v
+
+
+def _no_control_characters_blank_is_none(v: Any) -> Any:
+    """``v``, None for a blank string; a string holding a control character is refused
+    first (the check's definition)."""
+    v = _no_control_characters(v)
+    return None if isinstance(v, str) and not v.strip() else v
+
+
+def _check(passes: str, definition: Callable[[Any], Any]) -> cs.CoreSchema:
+    """``definition`` as a pydantic-core union: a string matching ``passes`` (which
+    ``definition`` returns as it is), None and a dict pass in compiled code, anything else is
+    ``definition``'s to judge; what it refuses is a control character's error."""
+    return cs.custom_error_schema(
+        cs.union_schema([
+            cs.str_schema(strict=True, pattern=passes),
+            cs.none_schema(),
+            cs.json_or_python_schema(json_schema=cs.dict_schema(),
+                                     python_schema=cs.is_instance_schema(dict)),
+            cs.no_info_plain_validator_function(definition),
+        ], mode="left_to_right"),
+        custom_error_type="value_error", custom_error_context={"error": _CONTROL_MESSAGE})
+
+
+_NO_CONTROL = _check(f"^[^{_CONTROLS}]*$", _no_control_characters)
+_NO_CONTROL_BLANK_IS_NONE = _check(
+    f"^[^{_CONTROLS}]*[^{_CONTROLS}{_SPACES}][^{_CONTROLS}]*$",
+    _no_control_characters_blank_is_none)
+
+
+class _Before:
+    """An ``Annotated`` marker: ``check`` runs before the annotated type's own validation,
+    which alone is documented (the JSON schema is the type's)."""
+
+    __slots__ = ("check",)
+
+    def __init__(self, check: cs.CoreSchema) -> None:
+        self.check = check
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> cs.CoreSchema:
+        own = handler(source)
+
+        def documented(_: cs.CoreSchema, to_json: GetJsonSchemaHandler) -> JsonSchemaValue:
+            return to_json(own)
+
+        return cs.chain_schema([self.check, own],
+                               metadata={"pydantic_js_functions": [documented]})
+
+
+T = TypeVar("T")
+# A required field, or one with a default other than None: no control characters.
+Clean = Annotated[T, _Before(_NO_CONTROL)]
+# An optional field: no control characters, and a blank string means None.
+OrNone = Annotated[T | None, _Before(_NO_CONTROL_BLANK_IS_NONE)]
+
+
+def _untitled_models(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A field holding a model has no title of its own in pydantic's JSON schema, which
+    cannot tell one behind ``OrNone``'s checks: its title is taken out again."""
+    for name, field in model.model_fields.items():
+        if any(isinstance(t, type) and issubclass(t, BaseModel)
+               for t in get_args(field.annotation)):
+            schema["properties"][name].pop("title", None)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_control_characters(cls, v: Any, info: ValidationInfo) -> Any:
-        # CR/LF and other control characters have no business in any field, and are how
-        # log injection starts.
-        if isinstance(v, str) and _CONTROL.search(v):
-            raise ValueError("must not contain control characters (CR, LF, NUL, ...)")
-        # An SDK sends "" for what it could not read: for an optional field that is absence.
-        if isinstance(v, str) and not v.strip() and info.field_name is not None \
-                and cls.model_fields[info.field_name].default is None:
-            return None
-        return v
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True,
+                              json_schema_extra=_untitled_models)
 
 
 class Device(_Strict):
-    id: Text64 | None = Field(
+    id: OrNone[Text64] = Field(
         default=None,
         description="IMEI (15 digits, Luhn), MEID, Android id, IDFV/IDFA, OAID or a vendor "
         "id; placeholders (all zeros, 'unknown', empty) mean none",
     )
-    model: Text128 | None = None
-    os_name: Text64 | None = None
-    os_version: Text64 | None = None
-    bluetooth_mac: Text17 | None = None
+    model: OrNone[Text128] = None
+    os_name: OrNone[Text64] = None
+    os_version: OrNone[Text64] = None
+    bluetooth_mac: OrNone[Text17] = None
 
     @field_validator("id")
     @classmethod
@@ -109,12 +186,14 @@ _NETWORK_TYPES = {
 
 
 class Network(_Strict):
+    # Any string is mapped to one of the four (``_type``, which runs first): control
+    # characters included, and nothing is absent.
     type: Literal["wifi", "cellular", "ethernet", "unknown"] = Field(
         default="unknown",
         description="wifi, cellular, ethernet or unknown; common SDK spellings (WIFI, 4G, 5G, "
         "LTE, mobile, none) are mapped, anything else is unknown",
     )
-    ssid: Text64 | None = None
+    ssid: OrNone[Text64] = None
 
     @field_validator("type", mode="before")
     @classmethod
@@ -130,8 +209,8 @@ class Network(_Strict):
 
 
 class Sim(_Strict):
-    imsi: Text16 | None = None
-    iccid: Text20 | None = None
+    imsi: OrNone[Text16] = None
+    iccid: OrNone[Text20] = None
 
     @field_validator("imsi")
     @classmethod
@@ -157,25 +236,23 @@ class Sim(_Strict):
 class ScoreRequest(_Strict):
     """A login or registration attempt, as the auth service reports it."""
 
-    event_id: EventIdText | None = Field(
+    event_id: OrNone[EventIdText] = Field(
         default=None, description="Idempotency key; the server makes a UUID when absent"
     )
-    tenant: Annotated[
-        str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    ] = "default"
-    user_id: UserIdText
-    timestamp: Text64 | None = Field(
+    tenant: Clean[TenantText] = "default"
+    user_id: Clean[UserIdText]
+    timestamp: OrNone[Text64] = Field(
         default=None, description="RFC 3339 with an offset; the server's receive time if absent"
     )
-    event_type: Literal["login", "registration"] = "login"
-    auth_result: Literal["success", "failure"] = "success"
-    login_method: Literal["password", "sms_otp", "email_otp", "oauth"] = "password"
-    ip: Text64
-    user_agent: Text1024 | None = None
-    device: Device | None = None
-    network: Network | None = None
-    sim: Sim | None = None
-    phone: Text16 | None = None
+    event_type: Clean[Literal["login", "registration"]] = "login"
+    auth_result: Clean[Literal["success", "failure"]] = "success"
+    login_method: Clean[Literal["password", "sms_otp", "email_otp", "oauth"]] = "password"
+    ip: Clean[Text64]
+    user_agent: OrNone[Text1024] = None
+    device: OrNone[Device] = None
+    network: OrNone[Network] = None
+    sim: OrNone[Sim] = None
+    phone: OrNone[Text16] = None
 
     @field_validator("ip")
     @classmethod
@@ -245,13 +322,11 @@ def parse_timestamp(value: str) -> datetime:
 class FeedbackRequest(_Strict):
     """An outcome of a scored login, learned afterwards (possibly days later)."""
 
-    event_id: EventIdText
-    tenant: Annotated[
-        str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    ] = "default"
-    label: Literal["legit", "fraud"]
-    source: Literal["challenge_passed", "challenge_failed", "user_report", "analyst"]
-    challenge: Literal["sms_otp", "email_otp", "captcha"] | None = Field(
+    event_id: Clean[EventIdText]
+    tenant: Clean[TenantText] = "default"
+    label: Clean[Literal["legit", "fraud"]]
+    source: Clean[Literal["challenge_passed", "challenge_failed", "user_report", "analyst"]]
+    challenge: OrNone[Literal["sms_otp", "email_otp", "captcha"]] = Field(
         default=None,
         description="For a step-up result: the step-up the customer took. It must be the one "
         "the score answer asked for (else 409); a step-up result for a login that was not "
