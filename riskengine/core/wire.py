@@ -233,6 +233,13 @@ class Sim(_Strict):
         return v
 
 
+# An IPv4 address in its canonical text: four decimal octets, no leading zeros. Most logins'
+# addresses are; matching them in C costs a tenth of parsing them with ``ipaddress``.
+_CANONICAL_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
 class ScoreRequest(_Strict):
     """A login or registration attempt, as the auth service reports it."""
 
@@ -257,6 +264,8 @@ class ScoreRequest(_Strict):
     @field_validator("ip")
     @classmethod
     def _ip(cls, v: str) -> str:
+        if _CANONICAL_IPV4.fullmatch(v):  # what ipaddress would give back as it is
+            return v
         try:
             addr = ipaddress.ip_address(v.strip())
         except ValueError:
@@ -285,8 +294,8 @@ class ScoreRequest(_Strict):
 
 
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _TS_HINT = "must be an RFC 3339 date-time with offset, like 2026-11-28T09:30:00+08:00"
 # What a clock can mean: a time outside is a broken or a forged clock, whatever the settings
@@ -303,11 +312,10 @@ def parse_timestamp(value: str) -> datetime:
     text = value.strip()
     if not _RFC3339.fullmatch(text):
         raise ValueError(_TS_HINT)
-    if text[-1] in "Zz":
-        text = text[:-1] + "+00:00"
-    frac = re.search(r"\.([0-9]+)", text)
-    if frac and len(frac.group(1)) > 6:  # Python keeps microseconds; drop finer digits
-        text = text.replace(frac.group(0), frac.group(0)[:7])
+    # Python's reader takes the rest as RFC 3339 writes it (any separator, "Z"), and drops
+    # the digits of a second past the sixth (it keeps microseconds).
+    if text[-1] == "z":
+        text = text[:-1] + "Z"
     try:
         when = datetime.fromisoformat(text)
     except ValueError:  # 2026-02-30 and the like

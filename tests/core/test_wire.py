@@ -184,3 +184,51 @@ def test_the_json_schema_is_the_per_field_validators_one(
     old = getattr(ref, model.__name__)
     assert model.model_json_schema(mode=mode) == old.model_json_schema(mode=mode)
 
+
+def _parsed(parse: Any, text: str) -> Any:
+    try:
+        when = parse(text)
+    except ValueError as e:
+        return str(e)
+    return when, when.utcoffset(), when.tzinfo
+
+
+_TWO = st.integers(0, 99).map("{:02d}".format)
+_RFC3339_LIKE = st.tuples(
+    st.sampled_from(["", " "]), st.integers(0, 9999).map("{:04d}".format), _TWO, _TWO,
+    st.sampled_from(["T", "t", " ", "_"]), _TWO, _TWO, _TWO,
+    st.one_of(st.just(""), st.text(alphabet="0123456789", min_size=0, max_size=11).map(
+        lambda d: "." + d)),
+    st.one_of(st.sampled_from(["Z", "z", "", "+00:00", "-00:00", "+0800", "+08"]),
+              st.tuples(st.sampled_from("+-"), _TWO, _TWO).map(lambda o: f"{o[0]}{o[1]}:{o[2]}")),
+    st.sampled_from(["", " ", "\n"]),
+).map(lambda p: f"{p[0]}{p[1]}-{p[2]}-{p[3]}{p[4]}{p[5]}:{p[6]}:{p[7]}{''.join(p[8:])}")
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(st.one_of(_RFC3339_LIKE, st.text(max_size=40)))
+def test_timestamps_are_read_as_before(text: str) -> None:
+    assert _parsed(wire.parse_timestamp, text) == _parsed(ref.parse_timestamp, text)
+
+
+def test_timestamps_at_the_edges_are_read_as_before() -> None:
+    for text in ["2000-01-01T00:00:00Z", "1999-12-31T23:59:59.999999999Z",
+                 "2000-01-01T05:00:00+08:00", "2100-12-31T23:59:59.9999999z",
+                 "2100-12-31T20:00:00-05:00", "2026-02-29T00:00:00Z", "2028-02-29t00:00:00z",
+                 "2026-11-02 09:30:00.1234567+08:00", "0001-01-01T00:00:00+01:00",
+                 "9999-12-31T23:59:59-01:00"]:
+        assert _parsed(wire.parse_timestamp, text) == _parsed(ref.parse_timestamp, text), text
+
+
+_OCTETS = st.lists(st.sampled_from(["0", "00", "01", "1", "9", "10", "99", "100", "199", "200",
+                                    "249", "250", "255", "256", "300", "999", "", "٣", " 1"]),
+                   min_size=2, max_size=6).map(".".join)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.one_of(st.ip_addresses().map(str), _OCTETS,
+                 st.text(alphabet="0123456789.:af%٣ ", max_size=20)))
+def test_addresses_are_read_as_before(text: str) -> None:
+    body = {"user_id": "u", "ip": text}
+    assert _outcome(wire.ScoreRequest, body, from_json=False) == \
+        _outcome(ref.ScoreRequest, body, from_json=False)
