@@ -61,6 +61,11 @@ _SCORED: tuple[FeatureSpec, ...] = (
         "this account.",
         True,
     ),
+    _b(
+        "device_reported",
+        "The device id of this login is one the account's owner or an analyst named in a "
+        "fraud verdict.",
+    ),
     _b("new_device", "A device id the user has never logged in with (None: no id or new user)."),
     FeatureSpec("device_model", "str", "Device model, from the device fields or the user agent."),
     _b("device_model_known", "This device model (or user-agent device) was seen before."),

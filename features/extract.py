@@ -355,6 +355,7 @@ def extract(
             k is not None and k in p.bad
             for k in (event.device_key, event.ip_prefix_key, event.ssid_key)
         ),
+        "device_reported": bool(p.reported) and event.device_key in p.reported,
         "new_device": _novel(device_known),
         "device_model": device_model,
         "device_model_known": known(device_model, p.models),

@@ -92,6 +92,10 @@ class UserProfile:
     # pseudonyms of devices, address blocks and Wi-Fi names seen in confirmed fraud,
     # with the time they were marked
     bad: dict[str, float] = field(default_factory=dict)
+    # pseudonyms of devices the account's owner or an analyst named in a fraud verdict (a
+    # user's report, an analyst's label), with the time: a step-up passed on one of them is
+    # what a phished code produces, and teaches nothing
+    reported: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, the same as ``dataclasses.asdict`` gives, built directly:
@@ -125,6 +129,7 @@ class UserProfile:
             "failures": list(self.failures),
             "trusted": dict(self.trusted),
             "bad": dict(self.bad),
+            "reported": dict(self.reported),
         }
 
     def copy(self) -> UserProfile:
@@ -156,6 +161,7 @@ class UserProfile:
         out.failures = self.failures.copy()
         out.trusted = self.trusted.copy()
         out.bad = self.bad.copy()
+        out.reported = self.reported.copy()
         return out
 
     @classmethod
@@ -176,6 +182,7 @@ class UserProfile:
             failures=[float(t) for t in data.get("failures") or []],
             trusted={str(k): float(v) for k, v in (data.get("trusted") or {}).items()},
             bad={str(k): float(v) for k, v in (data.get("bad") or {}).items()},
+            reported={str(k): float(v) for k, v in (data.get("reported") or {}).items()},
         )
         for name in ("devices", "models", "os_families", "bluetooth", "ip_prefixes", "asns",
                      "countries", "cities", "ssids", "browsers"):
@@ -342,7 +349,8 @@ def resolved(profile: UserProfile, aliases: Mapping[str, tuple[str, ...]]) -> Us
     out = profile.copy()
     old_to_new = {old: new for new, olds in aliases.items() for old in olds}
     maps: list[dict[str, Any]] = [out.devices, out.device_traits, out.bluetooth,
-                                  out.ip_prefixes, out.ssids, out.trusted, out.bad, out.sims]
+                                  out.ip_prefixes, out.ssids, out.trusted, out.bad, out.reported,
+                                  out.sims]
     for new, olds in aliases.items():
         for m in (*maps, *out.sims.values()):
             _alias(m, new, olds)
@@ -504,11 +512,13 @@ def trust_device(profile: UserProfile, seen: Sighting) -> UserProfile:
 
 def unmark(profile: UserProfile, seen: Sighting) -> UserProfile:
     """The profile without the bad marks a (reversed) fraud label put on the login's device,
-    address block and Wi-Fi."""
+    address block and Wi-Fi, and without the device's report."""
     out = profile.copy()
     for key in (seen.device_key, seen.ip_prefix_key, seen.ssid_key):
         if key is not None:
             out.bad.pop(key, None)
+    if seen.device_key is not None:
+        out.reported.pop(seen.device_key, None)
     return out
 
 
@@ -570,9 +580,11 @@ def unlearn(profile: UserProfile, seen: Sighting) -> UserProfile:
     return out
 
 
-def mark_bad(profile: UserProfile, seen: Sighting, *, at: float) -> UserProfile:
+def mark_bad(profile: UserProfile, seen: Sighting, *, at: float,
+             reported: bool = False) -> UserProfile:
     """Remember the device, address block and Wi-Fi of a fraudulent login as bad for
-    this user (bounded like every other map: the oldest marks go first).
+    this user (bounded like every other map: the oldest marks go first); ``reported``: the
+    verdict is the owner's or an analyst's, and the device is also kept as reported.
 
     What the user's verified history holds is never marked: an attacker who used the
     victim's Wi-Fi name or address block must not turn the victim's own network against
@@ -583,8 +595,11 @@ def mark_bad(profile: UserProfile, seen: Sighting, *, at: float) -> UserProfile:
                        (seen.ssid_key, out.ssids)):
         if key is not None and key not in known:
             out.bad[key] = at
-    while len(out.bad) > MAX_ITEMS:
-        del out.bad[min(out.bad, key=out.bad.__getitem__)]
+    if reported and seen.device_key is not None and seen.device_key not in out.devices:
+        out.reported[seen.device_key] = at
+    for marks in (out.bad, out.reported):
+        while len(marks) > MAX_ITEMS:
+            del marks[min(marks, key=marks.__getitem__)]
     return out
 
 

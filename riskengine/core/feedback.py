@@ -95,12 +95,12 @@ def plan(label: Label, source: Source, challenge: str | None = None) -> Feedback
             return None, stored.learned
         seen = Sighting.from_dict(stored.sighting)
         if label is Label.FRAUD:
-            at = stored.ts
+            at, reported = stored.ts, source in VERDICT_SOURCES
             if stored.learned:
-                return (lambda p: mark_bad(unlearn(p, seen), seen, at=at)), False
-            return (lambda p: mark_bad(p, seen, at=at)), False
-        if source is Source.CHALLENGE_PASSED and \
-                stored.decision.get("challenge") == Challenge.CAPTCHA.value:
+                return (lambda p: mark_bad(unlearn(p, seen), seen, at=at,
+                                           reported=reported)), False
+            return (lambda p: mark_bad(p, seen, at=at, reported=reported)), False
+        if passed_proves_nothing(stored, source):
             return None, stored.learned
         trust = grants_trust(stored, source)
         reversal = source is Source.ANALYST and (stored.feedback or "").startswith("fraud")
@@ -114,16 +114,33 @@ def plan(label: Label, source: Source, challenge: str | None = None) -> Feedback
     return apply
 
 
+# Fraud verdicts that name a device as not the owner's: the owner's own report, an analyst's.
+# A failed step-up is not one: customers fail codes too, on their own new phones.
+VERDICT_SOURCES = (Source.USER_REPORT, Source.ANALYST)
+
+
+def passed_proves_nothing(stored: StoredDecision, source: Source) -> bool:
+    """Whether a passed step-up on ``stored`` verifies nothing: a captcha (a solving service
+    passes it too), or any code passed on a device the owner or an analyst reported as
+    fraud (the attacker who phished the e-mail code, or holds the number, passes it)."""
+    return source is Source.CHALLENGE_PASSED and (
+        stored.decision.get("challenge") == Challenge.CAPTCHA.value
+        or bool(stored.features.get("device_reported")))
+
+
 def _lift(profile: UserProfile, seen: Sighting, *, trust: bool, reversal: bool) -> UserProfile:
     out = unmark(profile, seen) if reversal else profile
     return trust_device(out, seen) if trust else out
 
 
-def lesson_of(before: StoredDecision, label: Label) -> Lesson | None:
+def lesson_of(before: StoredDecision, label: Label, source: Source) -> Lesson | None:
     """What the model learns from an applied feedback on ``before`` (the decision as it
-    was): a ``legit`` login the profile had not learned, unless the attempt failed. The
+    was): a ``legit`` login the profile had not learned, unless the attempt failed or a
+    step-up passed on a reported device (``passed_proves_nothing`` short of a captcha). The
     model cannot unlearn: a ``fraud`` teaches it nothing."""
     if label is not Label.LEGIT or before.learned or before.features.get("auth_failed"):
+        return None
+    if source is Source.CHALLENGE_PASSED and before.features.get("device_reported"):
         return None
     seen = before.sighting or {}
     return Lesson(values=before.features, user=before.user_key,
@@ -136,6 +153,7 @@ class Refused(StrEnum):
     FAILED_ATTEMPT = "failed_attempt"  # a wrong password: no login to label
     SMS_AFTER_SIM_CHANGE = "sms_after_sim_change"  # the code may have reached a swapped SIM
     NO_DECISION = "no_decision"  # a failover answer: no features were kept
+    REPORTED_DEVICE = "reported_device"  # a code passed on a device reported as fraud
 
 
 # Features that say the account's phone may no longer be the customer's: an SMS code
@@ -158,6 +176,9 @@ def outcome_refusal(before: StoredDecision, label: Label, source: Source) -> Ref
     if (label is Label.LEGIT and source is Source.CHALLENGE_PASSED and sms
             and any(features.get(name) for name in PHONE_TAKEN_OVER)):
         return Refused.SMS_AFTER_SIM_CHANGE
+    if label is Label.LEGIT and source is Source.CHALLENGE_PASSED and \
+            features.get("device_reported"):
+        return Refused.REPORTED_DEVICE
     return None
 
 

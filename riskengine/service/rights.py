@@ -58,6 +58,8 @@ def _profile(p: UserProfile) -> dict[str, Any]:
         "login_hours_histogram": [round(h, 3) for h in p.hours],
         "recent_failed_attempts": [_when(t) for t in p.failures],
         "marked_as_used_in_fraud": [{"value": k, "since": _when(t)} for k, t in p.bad.items()],
+        "devices_reported_as_fraud": [{"value": k, "since": _when(t)}
+                                      for k, t in p.reported.items()],
     }
 
 

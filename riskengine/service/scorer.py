@@ -529,7 +529,7 @@ class Engine:
             self._queue(FeedbackItem(tenant, event_id, label, source))
             return FeedbackOutcome.QUEUED
         if outcome is FeedbackOutcome.APPLIED and before is not None:
-            lesson = fb.lesson_of(before, label)
+            lesson = fb.lesson_of(before, label, source)
             if lesson is not None:
                 self._teach(lesson)
             self.learn_outcome(before, label, source)

@@ -204,6 +204,61 @@ class TestPoisoning:
         assert shift < epsilon, shift
 
 
+class TestReportedDevices:
+    """A device the owner reported as not theirs: a code passed on it later is what a
+    phished e-mail code or a swapped number produces, and verifies nothing."""
+
+    STRANGER = {"device": NEW_PHONE, "network": {"type": "cellular"}, "ip": "223.104.3.7"}
+
+    def attacker_reported(self, engine, *, source=Source.USER_REPORT):
+        last = home_history(engine, 5)
+        score(engine, **{**HOME, **self.STRANGER, "event_id": "a1",
+                         "timestamp": at(last + timedelta(days=1))})
+        engine.feedback("default", "a1", label=Label.FRAUD, source=source)
+        return last
+
+    def test_the_owners_report_keeps_the_device_as_reported(self, make_engine):
+        engine = make_engine()
+        self.attacker_reported(engine)
+        profile = profile_of(engine)
+        assert len(profile.reported) == 1 and set(profile.reported) <= set(profile.bad)
+
+    def test_a_code_passed_on_it_later_teaches_nothing(self, make_engine):
+        engine = make_engine()
+        last = self.attacker_reported(engine)
+        before = profile_of(engine)
+        learned = engine.model.n_learned_
+        again = score(engine, **{**HOME, **self.STRANGER, "event_id": "a2",
+                                 "timestamp": at(last + timedelta(days=2))})
+        assert again["decision"] == "challenge" and "marked_bad" in codes(again)
+        engine.feedback("default", "a2", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
+        after = profile_of(engine)
+        assert after.devices == before.devices and after.trusted == before.trusted
+        assert after.bad == before.bad and after.reported == before.reported
+        assert engine.model.n_learned_ == learned
+        third = score(engine, **{**HOME, **self.STRANGER, "event_id": "a3",
+                                 "timestamp": at(last + timedelta(days=3))})
+        assert third["decision"] == "challenge" and "marked_bad" in codes(third)
+
+    def test_after_a_failed_step_up_the_customers_own_pass_still_counts(self, make_engine):
+        # Customers fail codes too, on their own new phones: a failed step-up marks the
+        # device, reports nothing, and the customer's next passed code verifies it.
+        engine = make_engine()
+        last = self.attacker_reported(engine, source=Source.CHALLENGE_FAILED)
+        assert profile_of(engine).reported == {}
+        score(engine, **{**HOME, **self.STRANGER, "event_id": "c2",
+                         "timestamp": at(last + timedelta(days=2))})
+        engine.feedback("default", "c2", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
+        assert len(profile_of(engine).devices) == 2
+
+    def test_an_analysts_reversal_lifts_the_report(self, make_engine):
+        engine = make_engine()
+        self.attacker_reported(engine)
+        engine.feedback("default", "a1", label=Label.LEGIT, source=Source.ANALYST)
+        profile = profile_of(engine)
+        assert profile.reported == {} and profile.bad == {}
+
+
 def test_the_gate_caps_users_blocks_and_asns():
     gate = LearningGate(per_user=3, per_block=5, asn_share=0.5, asn_floor=6)
     admitted = [gate.admit(user="u", block="b", asn=1, ts=float(t)) for t in range(5)]

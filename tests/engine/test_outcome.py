@@ -178,6 +178,16 @@ class TestPoisoningGuards:
         email = stored({"auth_failed": False, feature: True}, challenge="email_otp")
         assert outcome_lesson(email, Label.LEGIT, Source.CHALLENGE_PASSED, inputs={})
 
+    def test_a_code_passed_on_a_reported_device_teaches_nothing(self) -> None:
+        before = stored({"auth_failed": False, "device_reported": True},
+                        challenge="email_otp")
+        assert outcome_refusal(before, Label.LEGIT, Source.CHALLENGE_PASSED) \
+            is Refused.REPORTED_DEVICE
+        assert outcome_lesson(before, Label.LEGIT, Source.CHALLENGE_PASSED, inputs={}) is None
+        # an analyst's verdict on it still teaches, and so does the same code failed
+        assert outcome_lesson(before, Label.LEGIT, Source.ANALYST, inputs={})
+        assert outcome_lesson(before, Label.FRAUD, Source.CHALLENGE_FAILED, inputs={})
+
     def test_failed_attempts_and_failover_answers_teach_nothing(self) -> None:
         assert outcome_refusal(stored({"auth_failed": True}), Label.FRAUD,
                                Source.USER_REPORT) is Refused.FAILED_ATTEMPT

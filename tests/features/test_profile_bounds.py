@@ -11,6 +11,8 @@ from features.profile import (
     Sighting,
     UserProfile,
     learn,
+    mark_bad,
+    resolved,
     trust_device,
 )
 
@@ -88,3 +90,19 @@ def test_the_largest_possible_profile_is_bounded() -> None:
     size = len(json.dumps(profile.to_dict()))
     assert len(profile.devices) == MAX_ITEMS
     assert size < 200_000, size
+
+
+def test_fraud_marks_and_reports_stay_bounded_and_survive_storage_and_rotation() -> None:
+    profile = login(UserProfile(), T0, ssid="ssid-home")
+    for n in range(3 * MAX_ITEMS):
+        profile = mark_bad(profile, Sighting(ts=T0 + n, device_key=f"dev-{n}",
+                                             ip_prefix_key=f"net-{n}"),
+                           at=T0 + n, reported=n % 2 == 0)
+    newest = f"dev-{3 * MAX_ITEMS - 2}"
+    assert len(profile.bad) == len(profile.reported) == MAX_ITEMS
+    assert newest in profile.reported and "dev-0" not in profile.reported
+    # The user's own verified device is never marked, reported or not.
+    assert mark_bad(profile, Sighting(ts=T0, device_key="dev-home"), at=T0,
+                    reported=True).reported == profile.reported
+    assert UserProfile.from_dict(json.loads(json.dumps(profile.to_dict()))) == profile
+    assert "dev-rotated" in resolved(profile, {"dev-rotated": (newest,)}).reported
