@@ -39,6 +39,7 @@ def test_pseudonyms_are_hmac_sha256_for_every_key_length(key_len: int) -> None:
             value = "".join(rng.choice("09az+@. é中\x00") for _ in range(rng.randrange(40)))
             scope = rng.choice(["", "t", "tenant-é"])
             assert p(kind, value, scope=scope) == reference(key, "k2", kind, value, scope)
+            assert p.of_utf8(kind, value.encode(), scope=scope) == p(kind, value, scope=scope)
             assert p.previous(kind, value, scope=scope) == (
                 reference(old, "k1", kind, value, scope),)
 

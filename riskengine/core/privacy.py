@@ -70,6 +70,11 @@ class _KeyedHash:
         text = binascii.b2a_base64(outer.digest()[:16], newline=False)[:22]
         return self._prefix + text.translate(_URLSAFE).decode()
 
+    def of_utf8(self, kind: Kind, value: bytes, *, scope: str = "") -> str:
+        """``self(kind, value.decode(), scope=scope)`` for a ``value`` that is already UTF-8
+        (a serializer's output), without decoding it and encoding it again."""
+        return self._of(kind, f"{scope}\x00".encode() + value)
+
     def _of(self, kind: Kind, scoped: bytes) -> str:
         """The pseudonym of ``<scope>\\0<value>`` (``scoped``) of ``kind``."""
         inner = self._inner[kind].copy()
