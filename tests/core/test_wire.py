@@ -232,3 +232,34 @@ def test_addresses_are_read_as_before(text: str) -> None:
     body = {"user_id": "u", "ip": text}
     assert _outcome(wire.ScoreRequest, body, from_json=False) == \
         _outcome(ref.ScoreRequest, body, from_json=False)
+
+
+def _mac(octets: bytes, seps: list[str], upper: list[bool]) -> str:
+    text = [f"{o:02X}" if u else f"{o:02x}" for o, u in zip(octets, upper, strict=False)]
+    return "".join(t + s for t, s in zip(text, [*seps, ""], strict=False))
+
+
+# Addresses in every case and separator (one octet in the other case, one separator another),
+# near misses (an octet of one or three digits, a separator doubled), the placeholders.
+_OCTETS6 = st.binary(min_size=6, max_size=6)
+_SEP = st.sampled_from([":", "-", "", "::", "."])
+_MACS = st.one_of(
+    st.builds(_mac, _OCTETS6, _SEP.map(lambda sep: [sep] * 5),
+              st.sampled_from([[False] * 6, [True] * 6])),
+    st.builds(lambda octets, sep, other, at, upper: _mac(
+        octets, [other if i == at % 5 else sep for i in range(5)],
+        [upper != (i == at) for i in range(6)]),
+              _OCTETS6, _SEP, _SEP, st.integers(0, 5), st.booleans()),
+    st.builds(_mac, st.binary(min_size=5, max_size=7), st.just([":"] * 6),
+              st.just([False] * 7)),
+    st.sampled_from(["02:00:00:00:00:00", "00:00:00:00:00:00", "00-00-00-00-00-00",
+                     "3:22:fb:12:34:56", "3c:22:fb:12:34:567", " 3c:22:fb:12:34:56"]),
+    st.text(alphabet="0123456789abcdef:- \u3000", max_size=18))
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(_MACS)
+def test_bluetooth_addresses_are_read_as_before(text: str) -> None:
+    body = {"bluetooth_mac": text}
+    assert _outcome(wire.Device, body, from_json=False) == \
+        _outcome(ref.Device, body, from_json=False)
