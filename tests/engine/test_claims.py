@@ -97,6 +97,27 @@ class TestSimSwap:
         assert body["challenge"] in ("email_otp", None)
 
 
+    def test_a_new_phone_with_a_new_sim_signing_in_by_sms_is_denied(self, make_engine):
+        # The number moved to a new SIM in a new phone and the only proof is an SMS code:
+        # a step-up by SMS reaches the new holder, and the e-mail code may be phished too.
+        engine = make_engine()
+        last = home_history(engine, 5)
+        body = score(engine, **{**HOME, "sim": {"iccid": "89860099999999999999"},
+                                "device": {"id": "356938035643809"}, "login_method": "sms_otp",
+                                "timestamp": at(last + timedelta(hours=3))})
+        assert body["decision"] == "deny" and body["challenge"] is None
+        assert "sim_swap_new_device_sms_login" in codes(body)
+
+    def test_the_customers_own_phone_with_a_new_sim_gets_an_email_code(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 5)
+        body = score(engine, **{**HOME, "sim": {"iccid": "89860099999999999999"},
+                                "login_method": "sms_otp",
+                                "timestamp": at(last + timedelta(hours=3))})
+        assert body["decision"] == "challenge" and body["challenge"] == "email_otp"
+        assert "sim_swap_new_device_sms_login" not in codes(body)
+
+
 class TestLessFriction:
     def test_a_family_members_phone_at_home_is_not_challenged(self, make_engine):
         engine = make_engine()
