@@ -32,7 +32,7 @@ scoring thread's CPU time rather than wall time (on a busy machine, wall time in
 includes the time other processes held the core). ``--fine`` splits some out of
 the steps above (issue #19's breakdown of the engine's own work), and says whose code each is:
 
-    pseudonyms  Pseudonymizer calls (riskengine/core/privacy.py), out of ``edge``
+    pseudonyms  Pseudonymizer calls (riskengine/core/privacy.py), out of ``edge`` and ``digest``
     digest      the request's keyed digest (edge.request_digest), out of ``edge``
     timestamp   the caller's timestamp parsed (wire.parse_timestamp), out of ``edge``
     profile     features.profile's learn / note_failure (run inside the store's record) and
@@ -169,7 +169,7 @@ class Probe:
         from features.profile import Sighting
         from riskengine.core import edge, privacy
 
-        for name in ("__call__", "under_every_key"):
+        for name in ("__call__", "under_every_key", "of_utf8"):
             self.patch(privacy.Pseudonymizer, name, "pseudonyms")
         self.patch(edge, "request_digest", "digest")
         self.patch(edge, "parse_timestamp", "timestamp")

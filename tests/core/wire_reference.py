@@ -256,5 +256,3 @@ class FeedbackRequest(_Strict):
         "the score answer asked for (else 409); a step-up result for a login that was not "
         "challenged is a 409 too",
     )
-
-
