@@ -124,6 +124,8 @@ _SCORED: tuple[FeatureSpec, ...] = (
     FeatureSpec("user_devices", "int", "Devices in the user's verified history."),
     FeatureSpec("user_countries", "int", "Countries in the user's verified history."),
     FeatureSpec("user_asns", "int", "Network operators in the user's verified history."),
+    FeatureSpec("user_anonymised_logins", "int",
+                "Verified logins of the user through a hosting or VPN range."),
     FeatureSpec(
         "device_accounts_30d",
         "int",

@@ -379,6 +379,7 @@ def extract(
         "user_devices": len(p.devices),
         "user_countries": len(p.countries),
         "user_asns": len(p.asns),
+        "user_anonymised_logins": p.anonymised,
         "ip_version": ip.version,
         "ip_is_private": ip.is_private,
         "ip_country": ip.country,

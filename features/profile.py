@@ -66,6 +66,8 @@ class UserProfile:
     """Everything learned about one user from verified-good logins."""
 
     logins: int = 0
+    # of them through a hosting or VPN range: a VPN user's normal is a data centre's address
+    anonymised: int = 0
     first_seen: float | None = None
     last_login: float | None = None
     last_lat: float | None = None
@@ -102,6 +104,7 @@ class UserProfile:
         this runs on every stored login, and ``asdict`` deep-copies field by field."""
         return {
             "logins": self.logins,
+            "anonymised": self.anonymised,
             "first_seen": self.first_seen,
             "last_login": self.last_login,
             "last_lat": self.last_lat,
@@ -139,6 +142,7 @@ class UserProfile:
         ``__init__`` with every field: a scoring pass copies profiles several times."""
         out = _blank(UserProfile)
         out.logins = self.logins
+        out.anonymised = self.anonymised
         out.first_seen = self.first_seen
         out.last_login = self.last_login
         out.last_lat = self.last_lat
@@ -169,6 +173,7 @@ class UserProfile:
         seen_map = _seen_map
         out = cls(
             logins=int(data.get("logins", 0)),
+            anonymised=int(data.get("anonymised", 0)),
             first_seen=data.get("first_seen"),
             last_login=data.get("last_login"),
             last_lat=data.get("last_lat"),
@@ -393,6 +398,7 @@ class Sighting:
     local_hour: float | None = None
     client_version: str | None = None
     browser: str | None = None
+    anonymised: bool = False  # through a hosting or VPN range
 
     def to_dict(self) -> dict[str, Any]:
         # Every field is a plain value: no need for asdict's recursive deep copy.
@@ -429,6 +435,7 @@ def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighti
         local_hour=values.get("local_hour"),
         client_version=values.get("client_version"),
         browser=values.get("browser_family"),
+        anonymised=ip.is_hosting or ip.is_vpn,
     )
 
 
@@ -443,6 +450,7 @@ def learn(profile: UserProfile, seen: Sighting, *, trust: bool = False) -> UserP
     out = profile.copy()
     ts = seen.ts
     out.logins += 1
+    out.anonymised += seen.anonymised
     out.first_seen = ts if out.first_seen is None else min(out.first_seen, ts)
     if out.last_login is None or ts >= out.last_login:
         out.last_login = ts
@@ -555,6 +563,7 @@ def unlearn(profile: UserProfile, seen: Sighting) -> UserProfile:
     """
     out = profile.copy()
     out.logins = max(0, out.logins - 1)
+    out.anonymised = max(0, out.anonymised - seen.anonymised)
     for m, key in (
         (out.devices, seen.device_key),
         (out.bluetooth, seen.bluetooth_key),

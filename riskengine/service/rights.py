@@ -48,6 +48,7 @@ def _profile(p: UserProfile) -> dict[str, Any]:
     ]
     return {
         "successful_logins_learned": p.logins,
+        "of_them_through_hosting_or_vpn": p.anonymised,
         "first_seen": _when(p.first_seen),
         "last_login": _when(p.last_login),
         "last_location": {"country": p.last_country, "city": p.last_city},

@@ -102,11 +102,19 @@ class TestSimSwap:
         # a step-up by SMS reaches the new holder, and the e-mail code may be phished too.
         engine = make_engine()
         last = home_history(engine, 5)
-        body = score(engine, **{**HOME, "sim": {"iccid": "89860099999999999999"},
-                                "device": {"id": "356938035643809"}, "login_method": "sms_otp",
-                                "timestamp": at(last + timedelta(hours=3))})
+        swapped = {**HOME, "sim": {"iccid": "89860099999999999999"},
+                   "device": {"id": "356938035643809"}, "login_method": "sms_otp",
+                   "network": {"type": "cellular"}, "ip": "223.104.3.7",
+                   "timestamp": at(last + timedelta(hours=3))}
+        body = score(engine, **swapped)
         assert body["decision"] == "deny" and body["challenge"] is None
         assert "sim_swap_new_device_sms_login" in codes(body)
+        # The customer's new phone and SIM at home, on the account's own address block: this
+        # rule stands aside (the other SIM rules still weigh it, never with an SMS code).
+        home = score(engine, **{**swapped, "ip": HOME["ip"], "network": HOME["network"]})
+        assert "sim_swap_new_device_sms_login" not in codes(home)
+        assert {"sim_swap_sms_login", "new_device_new_sim"} <= codes(home)
+        assert home["challenge"] != "sms_otp"
 
     def test_the_customers_own_phone_with_a_new_sim_gets_an_email_code(self, make_engine):
         engine = make_engine()
@@ -119,6 +127,33 @@ class TestSimSwap:
 
 
 class TestLessFriction:
+    def test_a_vpn_users_trusted_phone_is_not_asked_at_each_new_exit_provider(
+            self, make_engine):
+        from riskengine.core.feedback import Label, Source
+
+        engine = make_engine()
+        last = trusted_home(engine)
+        # The VPN's first exit provider is new: asked once, passed, learned with the rest.
+        first = score(engine, **{**HOME, "ip": "8.210.3.4", "event_id": "v0",
+                                 "timestamp": at(last + timedelta(days=1))})
+        assert "hosting_ip_known_device" in codes(first)
+        engine.feedback("default", "v0", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
+        for n in range(1, 4):
+            body = score(engine, **{**HOME, "ip": f"47.88.9.{n}",
+                                    "timestamp": at(last + timedelta(days=1 + n))})
+            assert body["decision"] == "allow", body
+        # Another provider's exit: a VPN user's normal, not a replayed record's tell.
+        vpn = score(engine, **{**HOME, "ip": "43.129.5.6",
+                               "timestamp": at(last + timedelta(days=6))})
+        assert "hosting_ip_known_device" not in codes(vpn)
+
+    def test_the_same_exit_is_asked_of_a_user_who_never_used_a_vpn(self, make_engine):
+        engine = make_engine()
+        last = trusted_home(engine)
+        body = score(engine, **{**HOME, "ip": "43.129.5.6",
+                                "timestamp": at(last + timedelta(days=6))})
+        assert "hosting_ip_known_device" in codes(body) and body["decision"] != "allow"
+
     def test_a_family_members_phone_at_home_is_not_challenged(self, make_engine):
         engine = make_engine()
         last = home_history(engine, 10, network={"type": "cellular"})
