@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,24 +24,45 @@ from riskengine.service.settings import Settings
 log = logging.getLogger("riskengine.api")
 
 
-def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the service needs before it answers: its settings, its callers' keys, its
+    engine. Whatever stops a start (a key too short, an unreadable key file, a model without
+    its card, a store that cannot be opened) is raised while preparing it."""
+
+    settings: Settings
+    auth: Gate
+    built: service.Built
+
+
+def prepare(settings: Settings | None = None) -> Prepared:
+    """The service's parts, with ``settings`` (else the environment's)."""
+    resolved = service.service_settings(settings)
+    # Callers first: an unreadable key file stops the start before anything is opened.
+    auth = _gate(resolved)
+    return Prepared(resolved, auth, service.build_engine(resolved))
+
+
+def create_app(settings: Settings | None = None, *, settle_heap: bool = False,
+               prepared: Prepared | None = None) -> FastAPI:
     """The scoring service, with ``settings`` (else the environment's).
 
     ``settle_heap`` (what ``riskengine serve`` asks for): once the engine is built, call
     ``riskengine.service.build.settle_heap``. Not for tests: each app would freeze the whole test
-    process's heap.
+    process's heap. ``prepared``: parts ``prepare`` made already (``riskengine serve`` makes
+    them before it binds the port, so that a failed start is one line, not a server's
+    traceback); else the app prepares them as it starts.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = service.service_settings(settings)
-        app.state.settings = resolved
-        # Callers first: an unreadable key file stops the start before anything is opened.
-        app.state.auth = _gate(resolved)
-        built = app.state.built = service.build_engine(resolved)
+        ready = prepared or prepare(settings)
+        app.state.settings = ready.settings
+        app.state.auth = ready.auth
+        built = app.state.built = ready.built
         if settle_heap:
             service.settle_heap()
-        background = service.Background(built, resolved)
+        background = service.Background(built, ready.settings)
         background.start()
         try:
             yield

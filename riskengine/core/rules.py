@@ -633,7 +633,7 @@ def _compile(node: Any, used: list[str]) -> Predicate:
         raise RulesetError(f"unknown key '{sorted(extra)[0]}' in a condition")
     if not isinstance(name, str) or name not in BY_NAME:
         raise RulesetError(f"unknown feature '{name}'")
-    if op not in OPERATORS or not isinstance(op, str):  # every key is a str
+    if not isinstance(op, str) or op not in OPERATORS:  # a list is not hashable
         raise RulesetError(f"unknown operator '{op}' (known: {', '.join(OPERATORS)})")
     definition = OPERATORS[op]
     expected = node.get("value")

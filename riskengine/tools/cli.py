@@ -20,9 +20,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from riskengine.api.app import Prepared
+    from riskengine.service.settings import Settings
 
 
 class CommandError(Exception):
@@ -44,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     from riskengine.api import create_app
     from riskengine.api.server import run
     from riskengine.core.rules import RulesetError, load_ruleset
-    from riskengine.service.build import shared_store
+    from riskengine.service.build import close_engine, shared_store
     from riskengine.service.settings import Settings
 
     overrides: dict[str, object] = {}
@@ -67,8 +71,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError("cannot start: --workers must be at least 1")
     if args.workers == 1:
         logsetup.configure(settings.log_level)  # lines off the event loop, never blocking it
-        run(create_app(settings, settle_heap=True), host=args.host, port=args.port,
-            log_level=settings.log_level.lower(), **deadlines)
+        run(create_app(settings, settle_heap=True, prepared=_prepared(settings)),
+            host=args.host, port=args.port, log_level=settings.log_level.lower(), **deadlines)
         return 0
     if not shared_store(settings.store):
         # Each worker is a process of its own: a memory store would be N stores, and N
@@ -80,12 +84,29 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"riskengine: {args.workers} workers on one {kind} store: they write one at "
               "a time and each learns its own model; use Redis to scale with cores",
               file=sys.stderr)
+    # Each worker prepares its own service; one made here first turns a start that cannot
+    # succeed into one line before any worker is spawned.
+    close_engine(_prepared(settings).built.engine)
     # The workers are spawned processes: they read their settings from the environment.
     os.environ.update({"RISKENGINE_" + name.upper(): str(value)
                        for name, value in overrides.items()})
     run("riskengine.api.app:served_app", host=args.host, port=args.port,
         log_level=settings.log_level.lower(), workers=args.workers, **deadlines)
     return 0
+
+
+def _prepared(settings: Settings) -> Prepared:
+    """The service's parts (``riskengine.api.app.prepare``), or exit 2 with one line: what
+    stopped them is the operator's to fix (a key, a file, a model, a store)."""
+    from riskengine.api.app import prepare
+
+    try:
+        return prepare(settings)
+    except ValidationError as exc:
+        raise CommandError(f"cannot start: {_one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever stops a start is reported, not traced
+        what = " ".join(str(exc).split()) or type(exc).__name__
+        raise CommandError(f"cannot start: {what}") from None
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -41,6 +41,9 @@ def test_a_good_ruleset_loads() -> None:
          ["far_away", "line 4", "'when'", "unknown feature 'geo_distance_miles'"]),
         (GOOD_RULE.replace("op: gt", "op: bigger"),
          ["far_away", "'when'", "unknown operator 'bigger'"]),
+        # An operator given as a list was a TypeError (unhashable): the admin reload's 500.
+        (GOOD_RULE.replace("op: gt", "op: [gt]"),
+         ["far_away", "'when'", "unknown operator '['gt']'"]),
         (GOOD_RULE.replace("value: 1000", "value: far"),
          ["far_away", "'when'", "compares numbers"]),
         (GOOD_RULE.replace("score: 0.3", "score: 3"), ["far_away", "'score'"]),

@@ -81,3 +81,27 @@ def test_keys_revoke_with_the_whole_key_does_not_print_it(tmp_path: Path) -> Non
         one_line_or_none(status, out)
     status, out = run(tmp_path, "keys", "list")
     assert status == 0 and secret not in out and " yes" in out
+
+
+SECRETS = {"RISKENGINE_MODEL_SIGNING_KEY": "0123456789abcdef0123",
+           "RISKENGINE_PSEUDONYM_KEY": "fedcba9876543210fedc"}
+
+
+@pytest.mark.parametrize("setting", [
+    {"RISKENGINE_PSEUDONYM_KEY": "short"},
+    {"RISKENGINE_API_KEYS": "{tmp}/broken.json"},
+    {"RISKENGINE_MODEL": "{tmp}/no-card.joblib"},
+    {"RISKENGINE_STORE": "sqlite:///{tmp}/not-a-dir/here.db"},
+], ids=["short pseudonym key", "broken key file", "model without card", "store path"])
+def test_serve_that_cannot_start_says_why_in_one_line_before_binding(
+        tmp_path: Path, setting: dict[str, str]) -> None:
+    """These failed inside the server's start-up: exit 3 and 43-75 lines of uvicorn's and
+    Starlette's traceback. The service is now prepared before the port is bound."""
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "no-card.joblib").write_bytes(b"not a model")
+    (tmp_path / "not-a-dir").write_text("a file where a folder should be")
+    env = {**SECRETS, **{k: v.format(tmp=tmp_path) for k, v in setting.items()}}
+    status, out = run(tmp_path, "serve", "--port", str(free_port()), env=env)
+    assert status == 2, out
+    assert "Traceback" not in out and "Uvicorn running" not in out, out
+    assert out.strip().splitlines()[-1].startswith("riskengine: cannot start: "), out
