@@ -18,7 +18,7 @@ import redis
 import redis.connection
 
 import riskengine.adapters.stores.redis as redis_store
-from features.profile import UserProfile
+from features.profile import Seen, UserProfile
 from riskengine.adapters.stores import WINDOW_SCAN_MAX, RedisStore
 
 from .test_contract import REDIS_URL, T0, bump, empty_redis, load, record
@@ -124,6 +124,44 @@ def test_loads_never_followed_by_a_record_are_not_kept_for_long(
 
     assert oldest.n == RECORD_UNLOADED_ROUND_TRIPS
     assert newest.n == RECORD_ROUND_TRIPS
+    assert store.get_profile("t1", "u1") == UserProfile(logins=2)
+
+
+# -- the parse kept beside its text --------------------------------------------------------
+
+
+def test_a_record_without_an_update_keeps_loads_true_to_the_stored_profile(
+    client: redis.Redis,
+) -> None:
+    """A record that updates no profile (a login the engine does not learn from) leaves the
+    stored profile, and the parse kept beside its text, as they were; a write by another
+    instance after it is still read."""
+    mine, theirs = _open(), _open()
+    record(mine, "e1", update=bump)
+    assert load(mine, event_id="e2").profile == UserProfile(logins=1)
+    record(mine, "e2", update=None)
+
+    assert load(mine, event_id="e3").profile == UserProfile(logins=1)
+    record(theirs, "e3", update=bump)
+    assert load(mine, event_id="e4").profile == UserProfile(logins=2)
+    record(mine, "e4", update=bump)
+    assert theirs.get_profile("t1", "u1") == UserProfile(logins=3)
+    mine.close()
+    theirs.close()
+
+
+def test_a_loaded_profile_changed_by_its_caller_changes_neither_the_store_nor_later_loads(
+    store: RedisStore,
+) -> None:
+    record(store, "e1", update=bump)
+    for event, update in (("e2", None), ("e3", bump)):
+        loaded = load(store, event_id=event).profile
+        assert loaded is not None
+        loaded.logins = 99
+        loaded.devices["x"] = Seen(1, T0, T0)
+        record(store, event, update=update)
+
+    assert load(store, event_id="e4").profile == UserProfile(logins=2)
     assert store.get_profile("t1", "u1") == UserProfile(logins=2)
 
 

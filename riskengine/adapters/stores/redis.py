@@ -176,13 +176,14 @@ return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2]), redis.call('get'
 # user's profile, 2 its decision, 3 the event's index, 4 the user's touched windows, 5 the
 # address's window, 6 the ASN's, 7 the device's accounts, 8 the tenant's minute, 9 and 10
 # the block's and the ASN's abuse buckets, 11 the tenant's stream of lessons. ARGV: 1 the
-# SHA-1 of the profile the new one was computed from ("-": none; "?": not read), 2 the
-# decision, 3 their TTL, 4 "1" when the profile is updated, 5 the new profile, 6 the user,
-# 7 the window member, 8 the event time, 9 the IP/ASN trim score, 10 the touched windows'
-# trim score, 11 the device trim score, 12 ATTEMPT_KEEP_S, 13 DEVICE_KEEP_S, 14 "1" when
-# the attempt failed, 15 which of ASN, device and block it has, 16 its abuse bucket, 17
-# its account's sketch bit (0-63), 18 the first abuse bucket kept, 19 ABUSE_KEEP_S, 20 the
-# lesson for the shared learner ("": none), 21 LESSONS_MAX_LEN.
+# SHA-1 of the profile the new one was computed from ("-": none; "?": not read; unused
+# without an update), 2 the decision, 3 their TTL, 4 "1" when the profile is updated, 5
+# the new profile, 6 the user, 7 the window member, 8 the event time, 9 the IP/ASN trim
+# score, 10 the touched windows' trim score, 11 the device trim score, 12 ATTEMPT_KEEP_S,
+# 13 DEVICE_KEEP_S, 14 "1" when the attempt failed, 15 which of ASN, device and block it
+# has, 16 its abuse bucket, 17 its account's sketch bit (0-63), 18 the first abuse bucket
+# kept, 19 ABUSE_KEEP_S, 20 the lesson for the shared learner ("": none), 21
+# LESSONS_MAX_LEN.
 # Replies {"recorded", decision} when the event is recorded for this user, {"other",
 # user} when for another, {"changed", profile} when the profile is no longer the one
 # read (nothing written in these three cases: the caller computes again), else
@@ -707,11 +708,16 @@ class RedisStore:
             self._lesson_streams.add(tenant)
         with self._loaded_lock:
             loaded = self._loaded.pop((tenant, user_key, event_id), None)
-            # Taken out: the update may change the parse it is given, which the load kept.
-            self._parsed.pop((tenant, user_key), None)
+            if update is not None:
+                # Taken out: the update may change the parse it is given, which the load
+                # kept. Without an update the profile stays as stored, and so does its
+                # parse: the user's next load finds it (a quarter of this traffic's
+                # logins update no profile; parsing one costs ~10-30 us).
+                self._parsed.pop((tenant, user_key), None)
         # Not scored by this instance (an outbox replay): "?" matches no profile, so the
-        # script sends the stored one back for the update to start from.
-        digest = "?" if loaded is None else _digest(loaded[0])
+        # script sends the stored one back for the update to start from. Without an
+        # update the script compares nothing.
+        digest = "-" if update is None else "?" if loaded is None else _digest(loaded[0])
         current = None if loaded is None else loaded[1:]
         keys, args = self._record_call(decision, attempt)
         with self._turn("record", tenant, user_key):
