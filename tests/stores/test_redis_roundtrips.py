@@ -19,7 +19,7 @@ import redis.connection
 
 import riskengine.adapters.stores.redis as redis_store
 from features.profile import Seen, UserProfile
-from riskengine.adapters.stores import WINDOW_SCAN_MAX, RedisStore
+from riskengine.adapters.stores import MINUTE_S, WINDOW_SCAN_MAX, RedisStore
 
 from .test_contract import REDIS_URL, T0, bump, empty_redis, load, record
 
@@ -163,6 +163,22 @@ def test_a_loaded_profile_changed_by_its_caller_changes_neither_the_store_nor_la
 
     assert load(store, event_id="e4").profile == UserProfile(logins=2)
     assert store.get_profile("t1", "u1") == UserProfile(logins=2)
+
+
+def test_each_load_counts_its_own_ten_minutes_of_the_tenant(store: RedisStore) -> None:
+    """The keys of a tenant's minutes are kept from one load to the next: a login in
+    another minute, later or earlier, still counts its own window, in every tenant."""
+    start = (T0 // MINUTE_S) * MINUTE_S
+    record(store, "e1", ts=start + 5, failed=True)
+    record(store, "e2", user="u2", ts=start + 30)
+    record(store, "e3", tenant="t2", ts=start + 30, failed=True)
+
+    for minutes_later, counted in [(0, 2), (11, 0), (10, 2), (-1, 0), (0, 2), (11, 0)]:
+        for tenant, n in (("t1", counted), ("t2", counted // 2)):
+            velocity = load(store, tenant=tenant, now=start + 30 + minutes_later * MINUTE_S,
+                            event_id=f"q{minutes_later}").velocity
+            assert (velocity.tenant_attempts_10m, velocity.tenant_failures_10m) == (
+                n, min(n, 1)), (tenant, minutes_later)
 
 
 # -- two instances (two stores, two connection pools) racing ----------------------------

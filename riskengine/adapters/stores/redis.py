@@ -11,7 +11,6 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -445,6 +444,49 @@ def _minute(name: str) -> float:
         return math.inf
 
 
+class _Errors:
+    """``RedisStore._errors``: a Redis or socket error raised in the block becomes a
+    ``StoreError`` naming the server and the action, the password masked. A class rather
+    than a generator function (``contextlib``): it wraps both round trips of every login,
+    and costs a third of it."""
+
+    __slots__ = ("_action", "_store")
+
+    def __init__(self, store: RedisStore, action: str) -> None:
+        self._store, self._action = store, action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if isinstance(exc, (redis.RedisError, OSError)):
+            # from None: the chained original would print its text unmasked.
+            raise self._store._failed(self._action, exc) from None
+
+
+class _Turn:
+    """``RedisStore._turn``: holds the user's stripe of turns for the block, waiting for it
+    at most ``TURN_WAIT_CALLS`` socket timeouts (then ``StoreContended``)."""
+
+    __slots__ = ("_action", "_lock", "_store")
+
+    def __init__(self, store: RedisStore, action: str, lock: threading.Lock) -> None:
+        self._store, self._action, self._lock = store, action, lock
+
+    def __enter__(self) -> None:
+        store = self._store
+        wait_s = TURN_WAIT_CALLS * store.timeout_s
+        if not self._lock.acquire(timeout=wait_s):
+            raise StoreContended(f"redis store {store._where}: {self._action} waited "
+                                 f"{wait_s:g} s for this instance's other writes of the "
+                                 "user: the user is updated too often at once")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        self._lock.release()
+
+
 class RedisStore:
     """A :class:`~riskengine.adapters.stores.base.Store` on Redis, shared by any number of processes
     and hosts.
@@ -530,6 +572,7 @@ class RedisStore:
         self._own = threading.local()
         self._conns: list[redis.connection.AbstractConnection] = []
         self._tags: dict[str, str] = {}
+        self._minutes: dict[str, tuple[int, list[str]]] = {}  # see ``_minute_keys``
         # Tenants whose stream of lessons this instance has listed (``record``).
         self._lesson_streams: set[str] = set()
         self._loaded_lock = threading.Lock()
@@ -542,6 +585,17 @@ class RedisStore:
         if tag is None:
             tag = self._tags[tenant] = f"{self.prefix}:{{t:{_part(tenant)}}}"
         return tag
+
+    def _minute_keys(self, tenant: str, now: float) -> list[str]:
+        """The keys of the tenant's minutes in ``minute_window(now)``, oldest first. Each
+        tenant's latest list is kept: logins a minute apart or less share it."""
+        first, last = minute_window(now)
+        kept = self._minutes.get(tenant)
+        if kept is None or kept[0] != first:
+            tag = self._tag(tenant)
+            kept = first, [f"{tag}:minute:{minute}" for minute in range(first, last + 1)]
+            self._minutes[tenant] = kept
+        return kept[1]
 
     def _key(self, tenant: str, kind: str, name: object, *rest: object) -> str:
         """``prefix:{t:tenant}:kind:name:rest...``."""
@@ -577,30 +631,20 @@ class RedisStore:
         """Where the user key of decision ``event_id`` is kept."""
         return self._key(tenant, "event", event_id)
 
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except (redis.RedisError, OSError) as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            if self._password:
-                message = message.replace(self._password, "***")
-            # from None: the chained original would print its text unmasked.
-            raise StoreError(f"redis store {self._where}: {action} failed: {message}") from None
+    def _errors(self, action: str) -> _Errors:
+        """A block whose Redis and socket errors become ``StoreError``."""
+        return _Errors(self, action)
 
-    @contextmanager
-    def _turn(self, action: str, tenant: str, user_key: str) -> Iterator[None]:
-        """Wait for this instance's other writes of the user to finish (bounded)."""
-        turn = self._turns[_stripe(tenant, user_key)]
-        wait_s = TURN_WAIT_CALLS * self.timeout_s
-        if not turn.acquire(timeout=wait_s):
-            raise StoreContended(f"redis store {self._where}: {action} waited {wait_s:g} s "
-                                 "for this instance's other writes of the user: the user is "
-                                 "updated too often at once")
-        try:
-            yield
-        finally:
-            turn.release()
+    def _failed(self, action: str, exc: BaseException) -> StoreError:
+        message = f"{type(exc).__name__}: {exc}"
+        if self._password:
+            message = message.replace(self._password, "***")
+        return StoreError(f"redis store {self._where}: {action} failed: {message}")
+
+    def _turn(self, action: str, tenant: str, user_key: str) -> _Turn:
+        """A block that waits for this instance's other writes of the user to finish
+        (bounded)."""
+        return _Turn(self, action, self._turns[_stripe(tenant, user_key)])
 
     def _transact(
         self,
@@ -641,7 +685,6 @@ class RedisStore:
 
     def _load(self, query: LoadQuery) -> Loaded:
         tenant, user_key, now, event_id = query.tenant, query.user_key, query.now, query.event_id
-        first, last = minute_window(now)
         tag = self._tag(tenant)
         none = f"{tag}:none:-"  # a key never written, where the login has none
         asn, device, prefix = query.asn, query.device_key, query.ip_prefix_key
@@ -655,7 +698,7 @@ class RedisStore:
             none if device is None else f"{tag}:device:{_part(device)}",
             none if prefix is None else f"{tag}:{ABUSE_KINDS['prefix']}:{_part(prefix)}",
             none if asn is None else f"{tag}:{ABUSE_KINDS['asn']}:{asn}",
-            *[f"{tag}:minute:{minute}" for minute in range(first, last + 1)],
+            *self._minute_keys(tenant, now),
         ]
         has = f"{int(asn is not None)}{int(device is not None)}{int(prefix is not None)}"
         with self._errors("load"):
