@@ -423,14 +423,17 @@ class ModelFollower:
         self.engine = engine
         self.key = key
         self.slot = slot
-        self._folder = Path(tempfile.mkdtemp(prefix="riskengine-models-"))
 
     def tick(self) -> bool:
         """Swap in the active model if it is not the one serving; True when swapped."""
         active = self._r.get(self._keys.active)
         if active is None or active.decode() == self.slot.version(self.engine):
             return False
-        model, card = fetch(self._r, self._keys, active.decode(), self._folder, key=self.key)
+        # The artifact is on disk only while it is checked and loaded: a folder kept per
+        # follower was never removed (one left behind by every instance on a shared store).
+        with tempfile.TemporaryDirectory(prefix="riskengine-models-") as folder:
+            model, card = fetch(self._r, self._keys, active.decode(), Path(folder),
+                                key=self.key)
         self.slot.swap(self.engine, model, str(card["model_version"]), card)
         log.warning("now serving published model %s", card["model_version"])
         return True
