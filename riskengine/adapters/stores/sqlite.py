@@ -49,8 +49,14 @@ PRUNE_EVERY_RECORDS = 1000
 # A background thread copies the write-ahead log into the database file this often, so the
 # scoring thread seldom waits for the copy and its two fsyncs (SQLite's automatic
 # checkpoint runs inside the commit that crosses 1,000 pages of log: a login writes about
-# 19 pages, so one in ~60 logins waited several milliseconds).
-CHECKPOINT_EVERY_S = 0.01
+# 19 pages, so one in ~60 logins waited several milliseconds). Each checkpoint is also
+# when the log reaches the disk (``synchronous=NORMAL`` syncs it there, not at commit), so
+# this is the most a power cut can lose: the logins of the last quarter of a second. Every
+# 10 ms, as before, the process spent ~11 % more CPU a login (the thread's copies and
+# syncs, on 2 shared cores; bench/README, "The SQLite store, third pass"): a page written
+# again before the next checkpoint is copied once, and the longer the interval the more
+# of a login's pages are.
+CHECKPOINT_EVERY_S = 0.25
 # The log can only start over from its beginning once a commit finds it entirely copied,
 # which steady writes beside the background thread rarely allow: at this many pages of log
 # (4 KiB each, 256 MiB) the committing thread checkpoints the little that is left itself and
@@ -814,7 +820,7 @@ class SqliteStore:
         """Deletes the user's rows, zeroed in the file (``secure_delete``), then copies the
         write-ahead log back into the file and truncates it: the log still holds the pages
         as they were before. A reader holding the log for long (another process's) leaves
-        it to the next checkpoint, which the store runs every few milliseconds."""
+        it to the next checkpoint, which the store runs four times a second."""
         with self._transaction("erase_user", "BEGIN IMMEDIATE") as conn:
             self._parsed.pop((tenant, user_key), None)  # nothing of the user stays in memory
             gone = sum(conn.execute(sql, (tenant, user_key)).rowcount for sql in _ERASE)
