@@ -135,12 +135,12 @@ def _lift(profile: UserProfile, seen: Sighting, *, trust: bool, reversal: bool) 
 
 def lesson_of(before: StoredDecision, label: Label, source: Source) -> Lesson | None:
     """What the model learns from an applied feedback on ``before`` (the decision as it
-    was): a ``legit`` login the profile had not learned, unless the attempt failed or a
-    step-up passed on a reported device (``passed_proves_nothing`` short of a captcha). The
-    model cannot unlearn: a ``fraud`` teaches it nothing."""
+    was): a ``legit`` login the profile had not learned, unless the attempt failed or the
+    pass verifies nothing (``passed_proves_nothing``: a captcha, a code on a reported
+    device), as the profile does. The model cannot unlearn: a ``fraud`` teaches it nothing."""
     if label is not Label.LEGIT or before.learned or before.features.get("auth_failed"):
         return None
-    if source is Source.CHALLENGE_PASSED and before.features.get("device_reported"):
+    if passed_proves_nothing(before, source):
         return None
     seen = before.sighting or {}
     return Lesson(values=before.features, user=before.user_key,

@@ -75,9 +75,12 @@ class TestTrust:
                                 "timestamp": at(last + timedelta(days=1, minutes=1))})
         assert body["decision"] == "challenge" and body["challenge"] == "captcha", body
         devices_before = len(profile_of(engine).devices)
+        learned = engine.model.n_learned_
         engine.feedback("default", "c1", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
         profile = profile_of(engine)
         assert profile.trusted == {} and len(profile.devices) == devices_before
+        # nor the anomaly model (it learned the captcha-passed login as verified-good before)
+        assert engine.model.n_learned_ == learned
 
     def test_an_otp_login_is_a_step_up(self, make_engine):
         engine = make_engine()
