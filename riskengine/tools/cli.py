@@ -111,9 +111,12 @@ def _prepared(settings: Settings) -> Prepared:
 
 def _simulate(args: argparse.Namespace) -> int:
     from riskengine.tools.simulate import simulate_to
+    from riskengine.tools.worlds import World
 
     started = time.perf_counter()
-    n = simulate_to(args.out, users=args.users, days=args.days, seed=args.seed)
+    # World seed 0 is the default world, as bench/detection.py counts them.
+    world = World.draw(args.world_seed) if args.world_seed else None
+    n = simulate_to(args.out, users=args.users, days=args.days, seed=args.seed, world=world)
     print(f"wrote {n:,} events to {args.out} in {time.perf_counter() - started:.1f} s",
           file=sys.stderr)
     return 0
@@ -374,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--users", type=int, default=2000)
     sim.add_argument("--days", type=int, default=60)
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--world-seed", type=int, default=0,
+                     help="draw the world's behaviours with this seed (0: the default world; "
+                          "1-20 are bench/detection.py's tuning worlds, 1001 on its held-out)")
     sim.add_argument("--out", required=True, help="FILE.jsonl")
     sim.set_defaults(func=_simulate)
 

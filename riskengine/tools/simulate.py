@@ -1058,11 +1058,13 @@ def write_jsonl(events: Iterator[Event], out: TextIO) -> int:
 
 
 def simulate_to(
-    path: str | Path, *, users: int, days: int, seed: int, signals_dir: str | Path | None = None
+    path: str | Path, *, users: int, days: int, seed: int, signals_dir: str | Path | None = None,
+    world: World | None = None,
 ) -> int:
     """Write the traffic to ``path``; with ``signals_dir``, the signal scenarios too, and the
-    lists that go with them into that folder."""
-    sim = Simulator(users=users, days=days, seed=seed, signals=signals_dir is not None)
+    lists that go with them into that folder; ``world``: another world than the default."""
+    sim = Simulator(users=users, days=days, seed=seed, signals=signals_dir is not None,
+                    world=world)
     with open(path, "w", encoding="utf-8") as out:
         n = write_jsonl(sim.events(), out)
     if signals_dir is not None:

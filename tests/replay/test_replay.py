@@ -128,6 +128,21 @@ def test_cli_simulate_then_replay(tmp_path: Path) -> None:
     assert "events/s" not in done.stderr  # no progress bar when stderr is not a terminal
 
 
+def test_cli_simulates_a_drawn_world(tmp_path: Path) -> None:
+    """``--world-seed N`` writes the traffic bench/detection.py replays for world N."""
+    from riskengine.tools.worlds import World
+
+    data = tmp_path / "w.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
+    subprocess.run([sys.executable, "-m", "riskengine.tools.cli", "simulate", "--users", "30",
+                    "--days", "16", "--seed", "2", "--world-seed", "13", "--out", str(data)],
+                   check=True, env=env, capture_output=True)
+    expected = list(Simulator(users=30, days=16, seed=2, world=World.draw(13)).events())
+    written = [json.loads(line) for line in data.read_text().splitlines()]
+    assert written == json.loads(json.dumps(expected))
+    assert written[0]["event_id"].startswith("sim2w13-")
+
+
 @pytest.mark.skipif(not RBA_SAMPLE.exists(), reason="shared RBA sample not present")
 def test_cli_replays_the_rba_csv(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKENGINE_")}
