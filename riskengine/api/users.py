@@ -10,16 +10,16 @@ character the wire allows, ``/`` included.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from riskengine.adapters.auth import Scope
 from riskengine.api.deps import EngineDep
 from riskengine.api.errors import COMMON_ERRORS, documented
 from riskengine.api.security import AUTH_RESPONSES, for_tenant, require
-from riskengine.core.wire import UserIdText
+from riskengine.core.wire import Clean, TenantText, UserIdText
 from riskengine.service.rights import export_document
 
 router = APIRouter(prefix="/v1/users", tags=["user rights"],
@@ -32,17 +32,9 @@ class UserRef(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    tenant: Annotated[
-        str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    ] = "default"
-    user_id: UserIdText = Field(description="The user's identifier, exactly as scored")
-
-    @field_validator("user_id")
-    @classmethod
-    def _no_control_characters(cls, v: str) -> str:
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
-            raise ValueError("must not contain control characters (CR, LF, NUL, ...)")
-        return v
+    # The same fields, with the same checks, as ``/v1/score``'s request.
+    tenant: Clean[TenantText] = "default"
+    user_id: Clean[UserIdText] = Field(description="The user's identifier, exactly as scored")
 
 
 class Erased(BaseModel):
