@@ -45,22 +45,32 @@ CATCH_AT = "1%"
 HOLDS_THE_NUMBER = ("sim_swap", "number_port", "recycled_number_takeover")
 
 
-def run_world(world_seed: int, seed: int, users: int, days: int) -> dict[str, Any]:
-    """One world and traffic seed: simulate, replay through the default engine and Freeman."""
+def run_world(world_seed: int, seed: int, users: int, days: int,
+              signals: bool = True) -> dict[str, Any]:
+    """One world and traffic seed: simulate, replay through the default engine and Freeman.
+
+    With ``signals`` the engine reads the lists a deployment would configure (the carrier's
+    ported and recycled numbers, a phone-number risk list, an IP reputation feed), as the
+    world's simulator writes them, and the traffic has the attacks only those reveal."""
     from models.freeman import FreemanModel
-    from riskengine.service.build import build_engine
+    from riskengine.service.build import build_engine, close_engine
     from riskengine.service.settings import Settings
     from riskengine.tools.replay import Replayer, period
     from riskengine.tools.simulate import Simulator
     from riskengine.tools.worlds import World
 
     world = World.default() if world_seed == DEFAULT_WORLD else World.draw(world_seed)
-    built = build_engine(Settings(env="development", store="memory:", _env_file=None))
     started = time.perf_counter()
-    events = list(Simulator(users=users, days=days, seed=seed, world=world).events())
+    sim = Simulator(users=users, days=days, seed=seed, world=world, signals=signals)
+    events = list(sim.events())
     simulated_s = time.perf_counter() - started
-    report = Replayer(built.engine, baseline=FreemanModel(), seed=seed,
-                      warmup_days=WARMUP_DAYS).run(events, progress=False)
+    with tempfile.TemporaryDirectory(prefix="riskengine-signals-") as folder:
+        paths = sim.write_signal_files(folder) if signals else {}
+        built = build_engine(Settings(env="development", store="memory:", _env_file=None,
+                                      **paths))
+        report = Replayer(built.engine, baseline=FreemanModel(), seed=seed,
+                          warmup_days=WARMUP_DAYS).run(events, progress=False)
+        close_engine(built.engine)
     data = report.to_dict()
     first, second = periods(days)
     data["periods"] = {"early": period(data, *first), "late": period(data, *second)}
@@ -68,7 +78,8 @@ def run_world(world_seed: int, seed: int, users: int, days: int) -> dict[str, An
     data["world"] = world.to_dict()
     data["config"] = {"rules_version": built.engine.ruleset.label,
                       "model_version": built.engine.model_version,
-                      "world_seed": world_seed, "seed": seed, "users": users, "days": days}
+                      "world_seed": world_seed, "seed": seed, "users": users, "days": days,
+                      "signals": signals}
     return data
 
 
@@ -245,6 +256,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="worlds run in parallel processes")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 3 worlds, 300 users x 30 days (unless given)")
+    parser.add_argument("--no-signals", dest="signals", action="store_false",
+                        help="without the carrier's port / recycled-number list, the phone "
+                             "risk list and the IP reputation feed (and their attacks)")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "detection.json"))
     args = parser.parse_args()
     quick = {"worlds": 3, "users": 300, "days": 30}
@@ -269,14 +283,15 @@ def main() -> int:
 
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {name(w, s): pool.submit(run_world, w, s, args.users, args.days)
+            futures = {name(w, s): pool.submit(run_world, w, s, args.users, args.days,
+                                                    args.signals)
                        for w, s in runs}
             for key, future in futures.items():
                 results[key] = future.result()
                 print(f"  {key} done", file=sys.stderr, flush=True)
     else:
         for w, s in runs:
-            results[name(w, s)] = run_world(w, s, args.users, args.days)
+            results[name(w, s)] = run_world(w, s, args.users, args.days, args.signals)
             print(f"  {name(w, s)} done", file=sys.stderr, flush=True)
     wall_s = time.perf_counter() - started
     print(table(results))
