@@ -24,6 +24,7 @@ WALL_SLACK_S = 0.9
 PHONE = "+8613800138000"
 BEIJING = "123.120.5.9"
 SHANGHAI = "114.88.3.4"
+SHANGHAI_HOME = "114.88.7.20"  # another /24 of the same provider, not on any list
 
 
 def body(n: int, **fields: Any) -> dict[str, Any]:
@@ -185,6 +186,29 @@ def test_recycled_number_then_sms_login_is_challenged_another_way(
         assert not {"recycled_number_sms_login", "recycled_number"} & set(codes(fine))
         assert stored_features(client, "b4")["phone_recycled_status"] == "recycled"
         assert stored_features(client, "b4")["phone_recycled_since_last_login"] is False
+
+
+def test_a_ported_number_on_a_new_phone_off_the_own_network_is_denied(
+    tmp_path: Path, lists: dict[str, Path]
+) -> None:
+    # The carrier lists the number as changing hands on the 3rd (a port-out fraud looks
+    # the same as a reassignment); on the 4th a phone the account never used signs in with
+    # an SMS code, which goes to the number's new holder: no step-up helps, deny.
+    with make_client(tmp_path, **lists, signals_file_check_s=0) as client:
+        for day in (1, 2):
+            timed_post(client, login(f"p{day}", PHONE, day, phone=PHONE))
+        new_phone = {"id": "356938035643809", "model": "Xiaomi 14"}
+        away, _ = timed_post(client, login("p4", PHONE, 4, phone=PHONE, login_method="sms_otp",
+                                           device=new_phone, ip=SHANGHAI_HOME,
+                                           network={"type": "cellular"}))
+        assert away["decision"] == "deny" and away["challenge"] is None
+        assert "ported_number_new_device_sms_login" in codes(away)
+        # The same from the account's own address block (a customer who moved the number to
+        # another carrier and bought a phone): asked for another channel's code instead.
+        home, _ = timed_post(client, login("p5", PHONE, 4, phone=PHONE, login_method="sms_otp",
+                                           device=new_phone))
+        assert home["decision"] == "challenge" and home["challenge"] not in (None, "sms_otp")
+        assert "ported_number_new_device_sms_login" not in codes(home)
 
 
 def test_high_risk_number_at_registration(tmp_path: Path, lists: dict[str, Path]) -> None:
