@@ -164,6 +164,11 @@ _SCORED: tuple[FeatureSpec, ...] = (
     _b("ip_prefix_known", "The /24 or /48 network was seen in the user's successful logins."),
     _b("asn_known", "The ASN was seen in the user's successful logins."),
     _b(
+        "last_login_mobile",
+        "The user's last located verified login came over mobile data, so its place is a "
+        "carrier's exit rather than the user's (None without a located login).",
+    ),
+    _b(
         "same_country_as_last",
         "The country is the one of the user's last verified login (None when either is "
         "unknown).",

@@ -400,6 +400,7 @@ def extract(
         "ssid_known": bool(ssid_known),
         "ip_prefix_known": bool(prefix_known),
         "asn_known": bool(asn_known),
+        "last_login_mobile": p.last_mobile if p.last_lat is not None else None,
         "same_country_as_last": (
             ip.country == p.last_country
             if ip.country is not None and p.last_country is not None else None

@@ -74,6 +74,9 @@ class UserProfile:
     last_lon: float | None = None
     last_country: str | None = None
     last_city: str | None = None
+    # the last located login came over mobile data (the client's claim on a verified login):
+    # its place is wherever the carrier's NAT exit is, not where the user was
+    last_mobile: bool = False
     devices: dict[str, Seen] = field(default_factory=dict)
     device_traits: dict[str, DeviceTraits] = field(default_factory=dict)
     models: dict[str, Seen] = field(default_factory=dict)
@@ -111,6 +114,7 @@ class UserProfile:
             "last_lon": self.last_lon,
             "last_country": self.last_country,
             "last_city": self.last_city,
+            "last_mobile": self.last_mobile,
             "devices": _seen_dict(self.devices),
             "device_traits": {
                 k: {"model": t.model, "os_family": t.os_family, "os_version": t.os_version,
@@ -149,6 +153,7 @@ class UserProfile:
         out.last_lon = self.last_lon
         out.last_country = self.last_country
         out.last_city = self.last_city
+        out.last_mobile = self.last_mobile
         out.devices = self.devices.copy()
         out.device_traits = self.device_traits.copy()
         out.models = self.models.copy()
@@ -180,6 +185,7 @@ class UserProfile:
             last_lon=data.get("last_lon"),
             last_country=data.get("last_country"),
             last_city=data.get("last_city"),
+            last_mobile=bool(data.get("last_mobile", False)),
             device_traits={k: DeviceTraits(**v) for k, v in
                            (data.get("device_traits") or {}).items()},
             sims={p: seen_map(m) for p, m in (data.get("sims") or {}).items()},
@@ -399,6 +405,7 @@ class Sighting:
     client_version: str | None = None
     browser: str | None = None
     anonymised: bool = False  # through a hosting or VPN range
+    mobile: bool = False  # over mobile data, as the client says
 
     def to_dict(self) -> dict[str, Any]:
         # Every field is a plain value: no need for asdict's recursive deep copy.
@@ -436,6 +443,7 @@ def sighting(event: LoginEvent, ip: IpInfo, values: Mapping[str, Any]) -> Sighti
         client_version=values.get("client_version"),
         browser=values.get("browser_family"),
         anonymised=ip.is_hosting or ip.is_vpn,
+        mobile=values.get("network_type") == "cellular",
     )
 
 
@@ -457,6 +465,7 @@ def learn(profile: UserProfile, seen: Sighting, *, trust: bool = False) -> UserP
         if seen.latitude is not None and seen.longitude is not None:
             out.last_lat, out.last_lon = seen.latitude, seen.longitude
             out.last_country, out.last_city = seen.country, seen.city
+            out.last_mobile = seen.mobile
     model = model_family(seen.device_model)
     _touch(out.devices, seen.device_key, ts)
     if seen.device_key is not None:

@@ -51,7 +51,8 @@ def _profile(p: UserProfile) -> dict[str, Any]:
         "of_them_through_hosting_or_vpn": p.anonymised,
         "first_seen": _when(p.first_seen),
         "last_login": _when(p.last_login),
-        "last_location": {"country": p.last_country, "city": p.last_city},
+        "last_location": {"country": p.last_country, "city": p.last_city,
+                          "over_mobile_data": p.last_mobile},
         "items": items,
         "device_traits": {k: {"model": t.model, "os": t.os_family, "os_version": t.os_version,
                               "bluetooth": t.bluetooth, "sim": t.sim}

@@ -154,6 +154,62 @@ class TestLessFriction:
                                 "timestamp": at(last + timedelta(days=6))})
         assert "hosting_ip_known_device" in codes(body) and body["decision"] != "allow"
 
+    def test_a_new_phone_with_the_accounts_own_sim_on_the_own_provider_is_not_asked(
+            self, make_engine):
+        # The customer moved the SIM into a new phone and signs in on the provider's other
+        # address block in the same city: not a stranger's device on a stranger's network.
+        engine = make_engine()
+        last = home_history(engine, 10)
+        new_phone = {**HOME, "device": {"id": "356938035643809", "model": "Xiaomi 14"},
+                     "ip": SAME_PROVIDER_OTHER_BLOCK, "network": {"type": "wifi"},
+                     "timestamp": at(last + timedelta(hours=5))}
+        body = score(engine, **new_phone)
+        assert "new_device_unfamiliar_network" not in codes(body)
+        assert body["decision"] == "allow", body
+
+    def test_a_new_phone_with_another_sim_or_none_readable_is_still_asked(self, make_engine):
+        engine = make_engine()
+        last = home_history(engine, 10)
+        new_phone = {**HOME, "device": {"id": "356938035643809", "model": "Xiaomi 14"},
+                     "ip": SAME_PROVIDER_OTHER_BLOCK, "network": {"type": "wifi"},
+                     "timestamp": at(last + timedelta(hours=5))}
+        for sim in ({"iccid": "89860099999999999999", "imsi": "460019999999999"}, None):
+            body = score(engine, **{**new_phone, "sim": sim})
+            assert "new_device_unfamiliar_network" in codes(body), sim
+            assert body["decision"] != "allow", body
+
+    def test_mobile_data_then_a_computer_elsewhere_is_no_impossible_travel(self, make_engine):
+        # The trusted phone's last login went out through China Mobile's exit in Guangzhou;
+        # half an hour later the customer signs in from a computer on China Telecom in
+        # Shanghai, a provider the account never used (the office). The distance from
+        # Guangzhou is the carrier's, not the customer's.
+        engine = make_engine()
+        last = trusted_home(engine)
+        office = {"user_id": HOME["user_id"], "ip": "114.88.3.4",
+                  "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                                "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+                  "timestamp": at(last + timedelta(days=1, minutes=30))}
+        mobile = score(engine, **{**HOME, "ip": "120.229.1.1", "network": {"type": "cellular"},
+                                  "timestamp": at(last + timedelta(days=1))})
+        assert mobile["decision"] == "allow", mobile
+        body = score(engine, **office)
+        assert "impossible_travel" not in codes(body), body
+
+    def test_wifi_far_away_then_a_computer_elsewhere_is_still_impossible_travel(
+            self, make_engine):
+        # Control: the trusted phone's last login on Wi-Fi in Guangzhou locates the customer.
+        engine = make_engine()
+        last = trusted_home(engine)
+        office = {"user_id": HOME["user_id"], "ip": "114.88.3.4",
+                  "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                                "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+                  "timestamp": at(last + timedelta(days=1, minutes=30))}
+        wifi = score(engine, **{**HOME, "ip": "112.96.1.1", "network": {"type": "wifi"},
+                                "timestamp": at(last + timedelta(days=1))})
+        assert wifi["decision"] == "allow", wifi
+        body = score(engine, **office)
+        assert "impossible_travel" in codes(body), body
+
     def test_a_family_members_phone_at_home_is_not_challenged(self, make_engine):
         engine = make_engine()
         last = home_history(engine, 10, network={"type": "cellular"})

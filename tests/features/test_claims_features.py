@@ -134,3 +134,34 @@ class TestWidthOfNormal:
         assert (fv["user_devices"], fv["user_countries"]) == (3, 2)
         assert fv["user_asns"] == 3
         assert fv["same_country_as_last"] is True
+
+
+class TestLastLoginOverMobileData:
+    """Where the last login was on mobile data its place is the carrier's exit (issue #17:
+    a phone on mobile data, then the computer at home, read as impossible travel)."""
+
+    def test_the_profile_keeps_whether_its_last_place_came_over_mobile_data(
+            self, intel: IpIntel) -> None:
+        from features.event import NetworkType
+        from features.profile import UserProfile
+
+        mobile = learned(intel, login(SHANGHAI, at=T0 - timedelta(minutes=30),
+                                      network_type=NetworkType.CELLULAR))
+        fv = features(intel, login(), mobile)
+
+        assert fv["last_login_mobile"] is True
+        assert fv["same_country_as_last"] is True
+        assert fv["geo_velocity_kmh"] > 1000  # the distance is measured all the same
+        assert UserProfile.from_dict(mobile.to_dict()).last_mobile is True
+
+        # A located login at home replaces it; a profile stored before the field reads False.
+        home = learned(intel, login(SHANGHAI, at=T0 - timedelta(minutes=30),
+                                    network_type=NetworkType.WIFI), profile=mobile)
+        assert features(intel, login(), home)["last_login_mobile"] is False
+        old = {k: v for k, v in mobile.to_dict().items() if k != "last_mobile"}
+        assert UserProfile.from_dict(old).last_mobile is False
+
+    def test_unknown_without_a_located_login(self, intel: IpIntel) -> None:
+        assert features(intel, login())["last_login_mobile"] is None
+        hosted = learned(intel, login(AWS_NEW_YORK, at=T0 - timedelta(hours=2)))
+        assert features(intel, login(), hosted)["last_login_mobile"] is None
