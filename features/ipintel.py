@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -90,6 +91,63 @@ def _english(names: Mapping[str, Any] | None) -> str | None:
         return None
     value = names.get("names", {}).get("en")
     return str(value) if value else None
+
+
+# An IPv4 address in the one form ``str(ipaddress.IPv4Address(...))`` writes it (what the
+# wire's validation hands on), read without ``ipaddress``: its integer from its four parts,
+# and whether it is global from ``_V4_GLOBAL``. Any other text goes through ``ipaddress``,
+# the definition (``_address_reference``), which the tests compare with ``_address``.
+_CANONICAL_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
+def _v4_global_table() -> tuple[list[int], list[bool]]:
+    """``IPv4Address.is_global`` as sorted interval starts and each interval's answer.
+
+    The intervals are cut at both ends of every network ``ipaddress`` names in its IPv4
+    constants (the ones its ``is_private`` and ``is_global`` are made of, whichever this
+    Python has), and each interval's answer is ``ipaddress``'s own for its first address:
+    within an interval, membership of each of those networks does not change. Empty (every
+    address read by ``ipaddress``) in a Python whose module keeps them elsewhere.
+    """
+    constants = getattr(ipaddress, "_IPv4Constants", None)
+    networks: list[ipaddress.IPv4Network] = []
+    for value in (vars(constants) if constants is not None else {}).values():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, ipaddress.IPv4Network):
+                networks.append(item)
+    if not networks:
+        return [], []
+    cuts = {0}
+    for net in networks:
+        cuts.add(int(net.network_address))
+        if int(net.broadcast_address) < 2 ** 32 - 1:
+            cuts.add(int(net.broadcast_address) + 1)
+    starts = sorted(cuts)
+    return starts, [ipaddress.IPv4Address(start).is_global for start in starts]
+
+
+_V4_STARTS, _V4_GLOBAL = _v4_global_table()
+
+
+def _address(ip: str) -> tuple[int, int, str, bool]:
+    """(version, integer, canonical text, is global) of a valid address, as
+    ``_address_reference`` gives them: a canonical IPv4 text without ``ipaddress``."""
+    if _V4_STARTS and _CANONICAL_IPV4.fullmatch(ip):
+        a, b, c, d = ip.split(".")
+        value = int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d)
+        return 4, value, ip, _V4_GLOBAL[bisect.bisect_right(_V4_STARTS, value) - 1]
+    return _address_reference(ip)
+
+
+def _address_reference(ip: str) -> tuple[int, int, str, bool]:
+    """``_address`` by ``ipaddress``: the definition. Mapped IPv4 in IPv6 (``::ffff:a.b.c.d``)
+    is the IPv4 host."""
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.version, int(addr), str(addr), addr.is_global
 
 
 def _origin(ip: str) -> tuple[str, str]:
@@ -238,41 +296,36 @@ class IpIntel:
         self._networks = _Networks(network_cache_size) if by_network else None
 
     def _lookup(self, ip: str) -> IpInfo:
-        addr = ipaddress.ip_address(ip)
-        # Mapped IPv4 in IPv6 (::ffff:a.b.c.d) is the IPv4 host; look it up as such.
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        text = str(addr)
-        if not addr.is_global:
-            return IpInfo(ip=text, version=addr.version, is_private=True, origin_kind="reserved")
+        version, value, text, is_global = _address(ip)
+        if not is_global:
+            return IpInfo(ip=text, version=version, is_private=True, origin_kind="reserved")
         if self._networks is None:
             rec = self.city.get(text) if self.city is not None else None
             asn_rec = self.asn.get(text) if self.asn is not None else None
-            network = _Network(self._values(addr.version, rec, asn_rec), None)
+            network = _Network(self._values(version, rec, asn_rec), None)
         else:
-            network = self._networks.get(addr.version, int(addr)) \
-                or self._network(self._networks, addr, text)
+            network = self._networks.get(version, value) \
+                or self._network(self._networks, version, value, text)
         kind, provider = network.origin or self.classify(text)
         return IpInfo(text, *network.values, kind, provider)
 
-    def _network(self, networks: _Networks, addr: ipaddress.IPv4Address | ipaddress.IPv6Address,
-                 text: str) -> _Network:
-        """Read the databases for ``addr`` and remember the answer for its network."""
+    def _network(self, networks: _Networks, version: int, value: int, text: str) -> _Network:
+        """Read the databases for the address (``value``, ``text``) and remember the
+        answer for its network."""
         rec, city_len = _with_prefix_len(self.city, text)
         asn_rec, asn_len = _with_prefix_len(self.asn, text)
         # Both networks hold the address, so the narrower lies inside the wider and both
         # records hold all over it.
-        length, bits = max(city_len, asn_len), addr.max_prefixlen
-        values = self._values(addr.version, rec, asn_rec)
+        length, bits = max(city_len, asn_len), 32 if version == 4 else 128
+        values = self._values(version, rec, asn_rec)
         if not 0 <= length <= bits:  # not a prefix of this address: remember nothing
             return _Network(values, None)
-        value = int(addr)
         first = value >> (bits - length) << (bits - length)
         last = first | ((1 << (bits - length)) - 1)
-        origin = _origin_of_network(addr.version, first, last) if self.classify is _origin \
+        origin = _origin_of_network(version, first, last) if self.classify is _origin \
             else None
         network = _Network(values, origin)
-        networks.put(addr.version, value, length, network)
+        networks.put(version, value, length, network)
         return network
 
     def _values(self, version: int, rec: Any, asn_rec: Any) -> _RecordValues:

@@ -283,7 +283,21 @@ class BoostedTrees:
         out = np.empty(len(self.features), dtype=np.float64)
         raw = _explain(self.nodes_, self.depth_, self.intercept_, self.encode(values), out)
         return (float(_sigmoid(raw)),
-                dict(zip([f.name for f in self.features], out.tolist(), strict=True)))
+                dict(zip(self._names, out.tolist(), strict=True)))
+
+    def proba_explained_from(self, values: Mapping[str, Any], at_least: float
+                             ) -> tuple[float, dict[str, float]]:
+        """``proba``, and ``explain``'s contributions when it is ``at_least`` or more (else
+        none): what a caller that explains only the probable logins asks, with ``values``
+        read once for both walks."""
+        x = self.encode(values)
+        p = float(_proba(self.nodes_, self.depth_, self.intercept_, x))
+        if p < at_least:
+            return p, {}
+        out = np.empty(len(self.features), dtype=np.float64)
+        raw = _explain(self.nodes_, self.depth_, self.intercept_, x, out)
+        return (float(_sigmoid(raw)),
+                dict(zip(self._names, out.tolist(), strict=True)))
 
     def explain_reference(self, values: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
         """``explain`` walked in plain Python: the reference for the compiled one."""

@@ -214,10 +214,10 @@ def _decide_by_outcome(
     # probability.
     walked: tuple[float, dict[str, float]] | None = None
     if outcome.base is not None:
-        p = outcome.base.proba(values)
-        walked = outcome.base.explain(values) \
-            if p >= EXPLAIN_FROM * ruleset.outcome.thresholds.challenge else (p, {})
-    x = outcome_inputs(results, anomaly_risk=model_risk, model_weight=ruleset.model_weight,
+        walked = outcome.base.proba_explained_from(
+            values, EXPLAIN_FROM * ruleset.outcome.thresholds.challenge)
+    # The hit rules are all the inputs read of the results.
+    x = outcome_inputs(hits, anomaly_risk=model_risk, model_weight=ruleset.model_weight,
                        values=values, base=outcome.base,
                        base_proba=None if walked is None else walked[0])
     explained = outcome.explain_one(x)

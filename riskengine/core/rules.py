@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple, TypeGuard
 
@@ -82,6 +83,9 @@ class Takes(StrEnum):
 
 
 LeafFactory = Callable[[str, Value], Predicate]
+# (the expression reading the feature, the name holding the rule's value) -> the leaf's test
+# as a Python expression, for the ruleset's kernel (``_kernel``).
+LeafSource = Callable[[str, str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +94,16 @@ class Operator:
 
     ``make(feature, value)`` is the operator's one definition: it returns the leaf
     predicate that reads ``feature`` from the values and tests it against ``value``, in a
-    single call per evaluation (a list ``value`` arrives as a frozenset). ``feature_kind``
-    is the kind of feature the operator needs, when it needs one.
+    single call per evaluation (a list ``value`` arrives as a frozenset). ``source`` writes
+    the same test as an expression for the ruleset's kernel (``_kernel``), which the tests
+    hold to ``make``'s predicate. ``feature_kind`` is the kind of feature the operator
+    needs, when it needs one.
     """
 
     name: str
     takes: Takes
     make: LeafFactory
+    source: LeafSource
     feature_kind: Kind | None = None
 
 
@@ -142,19 +149,36 @@ def _not_null(feature: str, value: Value) -> Predicate:
     return lambda v: v.get(feature) is not None
 
 
+# The kernel's leaves: ``_present``'s, ``_numeric``'s and ``_is``'s tests written as
+# expressions. ``o`` is the kernel's one local for an observed value, assigned before use.
+def _present_source(infix: str) -> LeafSource:
+    return lambda got, value: f"((o := {got}) is not None and o {infix} {value})"
+
+
+def _numeric_source(infix: str) -> LeafSource:
+    return lambda got, value: (f"((o := {got}).__class__ is not bool and isinstance(o, "
+                               f"(int, float)) and o {infix} {value})")
+
+
+def _is_source(constant: bool | None) -> LeafSource:
+    return lambda got, value: f"({got} is {constant!r})"
+
+
 OPERATORS: Mapping[str, Operator] = {op.name: op for op in (
-    Operator("eq", Takes.ANY, _present(operator.eq)),
-    Operator("ne", Takes.ANY, _present(operator.ne)),
-    Operator("gt", Takes.NUMBER, _numeric(operator.gt)),
-    Operator("gte", Takes.NUMBER, _numeric(operator.ge)),
-    Operator("lt", Takes.NUMBER, _numeric(operator.lt)),
-    Operator("lte", Takes.NUMBER, _numeric(operator.le)),
-    Operator("in", Takes.LIST, _present(lambda o, e: o in e)),
-    Operator("not_in", Takes.LIST, _present(lambda o, e: o not in e)),
-    Operator("is_true", Takes.NOTHING, _is(True), feature_kind="bool"),
-    Operator("is_false", Takes.NOTHING, _is(False), feature_kind="bool"),
-    Operator("is_null", Takes.NOTHING, _is(None)),
-    Operator("not_null", Takes.NOTHING, _not_null),
+    Operator("eq", Takes.ANY, _present(operator.eq), _present_source("==")),
+    Operator("ne", Takes.ANY, _present(operator.ne), _present_source("!=")),
+    Operator("gt", Takes.NUMBER, _numeric(operator.gt), _numeric_source(">")),
+    Operator("gte", Takes.NUMBER, _numeric(operator.ge), _numeric_source(">=")),
+    Operator("lt", Takes.NUMBER, _numeric(operator.lt), _numeric_source("<")),
+    Operator("lte", Takes.NUMBER, _numeric(operator.le), _numeric_source("<=")),
+    Operator("in", Takes.LIST, _present(lambda o, e: o in e), _present_source("in")),
+    Operator("not_in", Takes.LIST, _present(lambda o, e: o not in e),
+             _present_source("not in")),
+    Operator("is_true", Takes.NOTHING, _is(True), _is_source(True), feature_kind="bool"),
+    Operator("is_false", Takes.NOTHING, _is(False), _is_source(False), feature_kind="bool"),
+    Operator("is_null", Takes.NOTHING, _is(None), _is_source(None)),
+    Operator("not_null", Takes.NOTHING, _not_null,
+             lambda got, value: f"({got} is not None)"),
 )}
 
 
@@ -171,6 +195,10 @@ class Rule:
     features: tuple[str, ...]
     test: Predicate
     line: int
+    # ``test`` as an expression over ``g`` (the values' ``get``) with ``{0}``, ``{1}``, ...
+    # standing for the names of the values it compares with, and those values; None: the
+    # kernel calls ``test``.
+    source: tuple[str, tuple[Any, ...]] | None = field(default=None, repr=False)
 
 
 class RuleResult(NamedTuple):
@@ -270,6 +298,11 @@ class Ruleset:
     outcome: OutcomeSettings = OutcomeSettings()
     tenants: Mapping[str, Ruleset] = field(default_factory=dict)
     source: str = ""
+    # Every rule's outcome in one call (``_kernel``), made from ``rules`` here.
+    kernel: Kernel = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kernel", _kernel(self.rules))
 
     @property
     def label(self) -> str:
@@ -288,17 +321,59 @@ class Ruleset:
         # whose ``get`` is a C call, rather than the Mapping wrapper around it.
         data = values.mapping if isinstance(values, FeatureVector) else values
         rules = self.rules
-        hit_, no_hit = Outcome.HIT, Outcome.NO_HIT
         try:
-            return [_new_result(RuleResult, (rule, hit_ if rule.test(data) else no_hit, data,
-                                             None))
-                    for rule in rules]
+            # Each result built from its four fields in C (``tuple.__new__``), without the
+            # NamedTuple's Python-level ``__new__``.
+            return list(map(_new_result, repeat(RuleResult),
+                            zip(rules, self.kernel(data), repeat(data), repeat(None))))
         except Exception:  # a rule bug must not take the scoring path down
             return [_checked(rule, data) for rule in rules]
 
 
-# Builds a RuleResult from its four fields without the NamedTuple's Python-level __new__.
 _new_result = tuple.__new__
+# Every rule's outcome on the values, in the rules' order.
+Kernel = Callable[[Mapping[str, Value]], tuple[Outcome, ...]]
+
+
+def _kernel(rules: tuple[Rule, ...]) -> Kernel:
+    """The rules' tests as one function: every rule's outcome in one call.
+
+    Each rule's ``test`` is a tree of closures (~110 Python calls a login for the shipped
+    rules); here each rule's condition is one expression (its ``source``, made by the
+    operators' ``source`` from the validated condition) and all of them one tuple, so an
+    evaluation is one call. The closures stay the definition: a rule without a source is
+    called as it is, an exception is left to ``evaluate``'s rule-by-rule reference, and the
+    tests hold the two to the same outcomes. Only the operators' fixed expressions and
+    the catalog's feature names (``repr``) are written into the text; the rules' values
+    are passed in as arguments, never written.
+    """
+    values: list[Any] = []
+
+    def names(count: int) -> list[str]:
+        return [f"c{len(values) + i}" for i in range(count)]
+
+    tests = []
+    for rule in rules:
+        if rule.source is None:
+            [name] = names(1)
+            values.append(rule.test)
+            tests.append(f"H if {name}(v) else N")
+        else:
+            text, constants = rule.source
+            refs = names(len(constants))
+            values.extend(constants)
+            tests.append(f"H if {text.format(*refs)} else N")
+    params = "".join(f", c{i}" for i in range(len(values)))
+    outcomes = "".join(f"\n        {t}," for t in tests)
+    code = (f"def make(H, N{params}):\n"
+            f"    def outcomes(v):\n"
+            f"        g = v.get\n"
+            f"        return ({outcomes}\n        )\n"
+            f"    return outcomes\n")
+    scope: dict[str, Any] = {}
+    exec(compile(code, "<ruleset kernel>", "exec"), scope)  # noqa: S102 - see the docstring
+    kernel: Kernel = scope["make"](Outcome.HIT, Outcome.NO_HIT, *values)
+    return kernel
 
 
 def _checked(rule: Rule, data: Mapping[str, Value]) -> RuleResult:
@@ -583,8 +658,9 @@ def _parse_rule(raw: Any, *, index: int, line: int, source: str) -> Rule:
     if "when" not in raw:
         raise fail("when", "is required")
     used: list[str] = []
+    constants: list[Any] = []
     try:
-        test = _compile(raw["when"], used)
+        test, text = _compile(raw["when"], used, constants)
     except RulesetError as exc:
         raise fail("when", str(exc)) from None
     message = raw.get("message") or raw["name"]
@@ -609,11 +685,14 @@ def _parse_rule(raw: Any, *, index: int, line: int, source: str) -> Rule:
         features=tuple(used),
         test=test,
         line=line,
+        source=(text, tuple(constants)),
     )
 
 
-def _compile(node: Any, used: list[str]) -> Predicate:
-    """Turn a condition tree into one closure, checking names, operators and value types."""
+def _compile(node: Any, used: list[str], constants: list[Any]) -> tuple[Predicate, str]:
+    """Turn a condition tree into one closure, checking names, operators and value types;
+    and into the same test as an expression for the kernel (``Rule.source``), whose
+    values are appended to ``constants``."""
     if not isinstance(node, dict) or len(node) != 1 and "feature" not in node:
         raise RulesetError("a condition is {all: [...]}, {any: [...]}, {not: ...} "
                            "or {feature, op, value}")
@@ -622,11 +701,13 @@ def _compile(node: Any, used: list[str]) -> Predicate:
         items = node[key]
         if not isinstance(items, list) or not items:
             raise RulesetError(f"'{key}' needs a non-empty list")
-        parts = tuple(_compile(item, used) for item in items)
-        return _all(parts) if key == "all" else _any(parts)
+        compiled = [_compile(item, used, constants) for item in items]
+        parts = tuple(test for test, _ in compiled)
+        text = f" {'and' if key == 'all' else 'or'} ".join(t for _, t in compiled)
+        return (_all(parts) if key == "all" else _any(parts)), f"({text})"
     if "not" in node:
-        inner = _compile(node["not"], used)
-        return lambda v: not inner(v)
+        inner, inner_text = _compile(node["not"], used, constants)
+        return (lambda v: not inner(v)), f"(not {inner_text})"
     name, op = node.get("feature"), node.get("op")
     extra = set(node) - {"feature", "op", "value"}
     if extra:
@@ -642,7 +723,9 @@ def _compile(node: Any, used: list[str]) -> Predicate:
         expected = frozenset(expected)
     if name not in used:
         used.append(name)
-    return definition.make(name, expected)
+    constants.append(expected)
+    return (definition.make(name, expected),
+            definition.source(f"g({name!r})", f"{{{len(constants) - 1}}}"))
 
 
 def _all(parts: tuple[Predicate, ...]) -> Predicate:

@@ -153,6 +153,21 @@ def test_contributions_add_up_to_the_log_odds(trained: Any,
             assert abs(value - ref_contributions[name]) < TOLERANCE
 
 
+def test_proba_explained_from_is_proba_then_explain(
+        trained: Any, scoring_rows: list[dict[str, Any]]) -> None:
+    """What the policy asks: the probability, and the contributions of the logins that
+    reach ``at_least``, the very numbers ``proba`` and ``explain`` give."""
+    model, _, _ = trained
+    at_least = 0.3
+    explained = 0
+    for row in scoring_rows[:1_000]:
+        p = model.proba(row)
+        got = model.proba_explained_from(row, at_least)
+        assert got == (model.explain(row) if p >= at_least else (p, {}))
+        explained += p >= at_least
+    assert 100 < explained < 900
+
+
 def test_contributions_follow_the_features(trained: Any) -> None:
     """Hosting with failures and an unknown device is pushed up by those features, an
     ordinary login pulled down by them."""

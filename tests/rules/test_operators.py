@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from features.extract import FeatureVector
-from riskengine.core.rules import OPERATORS, Outcome, RulesetError, Takes, parse_ruleset
+from riskengine.core.rules import (
+    OPERATORS,
+    Outcome,
+    RulesetError,
+    Takes,
+    _checked,
+    parse_ruleset,
+)
 
 HIT, MISS, ERROR = Outcome.HIT, Outcome.NO_HIT, Outcome.ERROR
 MISSING = object()  # the feature is not in the values at all
@@ -167,8 +174,10 @@ def test_operator_evaluates_as_documented(op: str, observed: Any, value: Any,
     values = {} if observed is MISSING else {condition["feature"]: observed}
 
     [result] = ruleset.evaluate(FeatureVector(values))
+    # the closures, the reference the ruleset's kernel is held to
+    reference = _checked(ruleset.rules[0], values)
 
-    assert result.outcome is outcome
+    assert result.outcome is outcome is reference.outcome
     assert (result.error is not None) == (outcome is ERROR)
 
 
