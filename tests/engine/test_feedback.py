@@ -40,10 +40,11 @@ class TestTrust:
     def test_a_passed_step_up_makes_the_device_trusted(self, make_engine):
         engine = make_engine()
         last = home_history(engine, 5)
-        # A new phone on the user's own provider, another address block: challenged, and
-        # the code passed from the user's own operator earns the phone trust.
+        # A new phone on the user's own provider, another address block, its SIM not
+        # readable (with the account's own SIM it would not be asked): challenged, and the
+        # code passed from the user's own operator earns the phone trust.
         first = score(engine, **{**HOME, "device": NEW_PHONE, "network": {"type": "cellular"},
-                                 "ip": "123.120.77.9", "event_id": "p1",
+                                 "ip": "123.120.77.9", "event_id": "p1", "sim": None,
                                  "timestamp": at(last + timedelta(days=1))})
         assert first["decision"] == "challenge" and first["challenge"] == "sms_otp"
         engine.feedback("default", "p1", label=Label.LEGIT, source=Source.CHALLENGE_PASSED)
