@@ -178,37 +178,33 @@ class TestLessFriction:
             assert "new_device_unfamiliar_network" in codes(body), sim
             assert body["decision"] != "allow", body
 
-    def test_mobile_data_then_a_computer_elsewhere_is_no_impossible_travel(self, make_engine):
-        # The trusted phone's last login went out through China Mobile's exit in Guangzhou;
-        # half an hour later the customer signs in from a computer on China Telecom in
-        # Shanghai, a provider the account never used (the office). The distance from
-        # Guangzhou is the carrier's, not the customer's.
+    @staticmethod
+    def _phone_then_office(make_engine, phone_ip: str, network: dict[str, Any]) -> set[str]:
+        """The trusted phone's login at ``phone_ip``, then half an hour later the customer's
+        computer on China Telecom in Shanghai, a provider the account never used (the
+        office): the office login's reason codes."""
         engine = make_engine()
         last = trusted_home(engine)
-        office = {"user_id": HOME["user_id"], "ip": "114.88.3.4",
-                  "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-                                "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
-                  "timestamp": at(last + timedelta(days=1, minutes=30))}
-        mobile = score(engine, **{**HOME, "ip": "120.229.1.1", "network": {"type": "cellular"},
-                                  "timestamp": at(last + timedelta(days=1))})
-        assert mobile["decision"] == "allow", mobile
-        body = score(engine, **office)
-        assert "impossible_travel" not in codes(body), body
+        phone = score(engine, **{**HOME, "ip": phone_ip, "network": network,
+                                 "timestamp": at(last + timedelta(days=1))})
+        assert phone["decision"] == "allow", phone
+        return codes(score(engine, **{
+            "user_id": HOME["user_id"], "ip": "114.88.3.4",
+            "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                          "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+            "timestamp": at(last + timedelta(days=1, minutes=30))}))
+
+    def test_mobile_data_then_a_computer_elsewhere_is_no_impossible_travel(self, make_engine):
+        # The phone went out through China Mobile's exit in Guangzhou: the distance from
+        # Guangzhou is the carrier's, not the customer's.
+        office = self._phone_then_office(make_engine, "120.229.1.1", {"type": "cellular"})
+        assert "impossible_travel" not in office
 
     def test_wifi_far_away_then_a_computer_elsewhere_is_still_impossible_travel(
             self, make_engine):
-        # Control: the trusted phone's last login on Wi-Fi in Guangzhou locates the customer.
-        engine = make_engine()
-        last = trusted_home(engine)
-        office = {"user_id": HOME["user_id"], "ip": "114.88.3.4",
-                  "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-                                "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
-                  "timestamp": at(last + timedelta(days=1, minutes=30))}
-        wifi = score(engine, **{**HOME, "ip": "112.96.1.1", "network": {"type": "wifi"},
-                                "timestamp": at(last + timedelta(days=1))})
-        assert wifi["decision"] == "allow", wifi
-        body = score(engine, **office)
-        assert "impossible_travel" in codes(body), body
+        # Control: the phone on Wi-Fi in Guangzhou locates the customer.
+        office = self._phone_then_office(make_engine, "112.96.1.1", {"type": "wifi"})
+        assert "impossible_travel" in office
 
     def test_a_family_members_phone_at_home_is_not_challenged(self, make_engine):
         engine = make_engine()
