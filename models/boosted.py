@@ -280,8 +280,12 @@ class BoostedTrees:
         value(node)`` goes to the split's feature. ``baseline_`` is not included: the
         contributions plus ``baseline_`` are ``raw`` (to rounding).
         """
+        return self._explained(self.encode(values))
+
+    def _explained(self, x: FloatArray) -> tuple[float, dict[str, float]]:
+        """``explain`` of an encoded login."""
         out = np.empty(len(self.features), dtype=np.float64)
-        raw = _explain(self.nodes_, self.depth_, self.intercept_, self.encode(values), out)
+        raw = _explain(self.nodes_, self.depth_, self.intercept_, x, out)
         return (float(_sigmoid(raw)),
                 dict(zip(self._names, out.tolist(), strict=True)))
 
@@ -294,10 +298,7 @@ class BoostedTrees:
         p = float(_proba(self.nodes_, self.depth_, self.intercept_, x))
         if p < at_least:
             return p, {}
-        out = np.empty(len(self.features), dtype=np.float64)
-        raw = _explain(self.nodes_, self.depth_, self.intercept_, x, out)
-        return (float(_sigmoid(raw)),
-                dict(zip(self._names, out.tolist(), strict=True)))
+        return self._explained(x)
 
     def explain_reference(self, values: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
         """``explain`` walked in plain Python: the reference for the compiled one."""
