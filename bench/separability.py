@@ -16,6 +16,13 @@ at a customer rate is one no threshold or weight on today's features stops at th
 
     .venv/bin/python bench/separability.py --worlds 4           # tuning worlds 1-4
     .venv/bin/python bench/separability.py --world-seeds 1 2 4 13 --users 1000
+    .venv/bin/python bench/separability.py --world-seeds 1 2 4 13 --users 1000 --within 5
+
+``--within K`` is the stronger oracle: each world's users are split into K folds, and a
+fold's logins are flagged by a model fitted on the other worlds *and* the world's other
+K - 1 folds of users, so it has seen the held-back world's own kind of traffic and attacks
+(never the held-back users' own logins). The threshold is set on the world's out-of-fold
+scores.
 
 Only tuning worlds (1-20) are accepted: the held-out ones are for bench/detection.py.
 """
@@ -83,8 +90,8 @@ def encode(rows: list[dict[str, Any]], names: list[str],
     return out
 
 
-def held_back(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fit on ``train`` with every label, flag ``test`` at each customer rate."""
+def scores(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> Any:
+    """Fit on ``train`` with every label; the probability of an attack for each of ``test``."""
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -104,7 +111,34 @@ def held_back(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[s
               for s in scenarios]
     model = HistGradientBoostingClassifier(max_iter=300, max_depth=6, random_state=0)
     model.fit(x_train[:, keep], [s != CUSTOMER for s in scenarios], sample_weight=weight)
-    p = model.predict_proba(x_test[:, keep])[:, 1]
+    return model.predict_proba(x_test[:, keep])[:, 1]
+
+
+def held_back(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fit on ``train`` with every label, flag ``test`` at each customer rate."""
+    return flagged_at_rates(test, scores(train, test))
+
+
+def within(others: list[dict[str, Any]], world: list[dict[str, Any]],
+           folds: int) -> dict[str, Any]:
+    """Flag ``world``'s logins fold by fold of its users, each fold by a model fitted on
+    ``others`` and the world's other folds; one threshold over the out-of-fold scores."""
+    import numpy as np
+
+    users = sorted({r["_user"] for r in world})
+    fold_of = {u: i % folds for i, u in enumerate(users)}
+    p = np.empty(len(world))
+    for k in range(folds):
+        index = [i for i, r in enumerate(world) if fold_of[r["_user"]] == k]
+        train = others + [r for r in world if fold_of[r["_user"]] != k]
+        p[index] = scores(train, [world[i] for i in index])
+    return flagged_at_rates(world, p)
+
+
+def flagged_at_rates(test: list[dict[str, Any]], p: Any) -> dict[str, Any]:
+    """At each customer rate: customers flagged at least once, each scenario's share."""
+    import numpy as np
+
     customer = np.array([r["_scenario"] == CUSTOMER for r in test])
     out: dict[str, Any] = {}
     for rate in RATES:
@@ -131,6 +165,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--within", type=int, default=0, metavar="K",
+                        help="also learn from the held-back world's other users (K folds)")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "separability.json"))
     args = parser.parse_args()
     seeds = list(args.world_seeds or range(1, args.worlds + 1))
@@ -143,7 +179,8 @@ def main() -> int:
     results = {}
     for seed in seeds:
         train = [r for s, rows in worlds.items() if s != seed for r in rows]
-        results[seed] = held_back(train, worlds[seed])
+        results[seed] = (within(train, worlds[seed], args.within) if args.within >= 2
+                         else held_back(train, worlds[seed]))
     for rate in (f"{r:.1%}" for r in RATES):
         print(f"\ncustomers' logins flagged: {rate}")
         names = sorted({s for res in results.values() for s in res[rate]["scenarios"]})
@@ -162,7 +199,8 @@ def main() -> int:
             f"{pooled[n][0] / pooled[n][1]:>16.0%}" for n in names))
     print(f"\n{len(seeds)} worlds in {time.perf_counter() - started:,.0f} s", file=sys.stderr)
     Path(args.out).write_text(json.dumps({"world_seeds": seeds, "users": args.users,
-                                          "days": args.days, "results": results}, indent=2))
+                                          "within": args.within, "days": args.days,
+                                          "results": results}, indent=2))
     print(f"figures written to {args.out}", file=sys.stderr)
     return 0
 
