@@ -154,6 +154,7 @@ class Refused(StrEnum):
     SMS_AFTER_SIM_CHANGE = "sms_after_sim_change"  # the code may have reached a swapped SIM
     NO_DECISION = "no_decision"  # a failover answer: no features were kept
     REPORTED_DEVICE = "reported_device"  # a code passed on a device reported as fraud
+    CAPTCHA = "captcha"  # a captcha passed: a bot with a solving service passes it too
 
 
 # Features that say the account's phone may no longer be the customer's: an SMS code
@@ -166,7 +167,8 @@ def outcome_refusal(before: StoredDecision, label: Label, source: Source) -> Ref
 
     An outcome an attacker could have produced teaches nothing: a step-up passed by SMS
     code right after a SIM change or the number's reassignment is what a SIM-swap attacker
-    produces."""
+    produces, a passed captcha what a bot campaign paying a solving service produces (the
+    profile and the anomaly model refuse both passes alike: ``passed_proves_nothing``)."""
     features = before.features
     if not features:
         return Refused.NO_DECISION
@@ -179,6 +181,9 @@ def outcome_refusal(before: StoredDecision, label: Label, source: Source) -> Ref
     if label is Label.LEGIT and source is Source.CHALLENGE_PASSED and \
             features.get("device_reported"):
         return Refused.REPORTED_DEVICE
+    if label is Label.LEGIT and source is Source.CHALLENGE_PASSED and \
+            before.decision.get("challenge") == Challenge.CAPTCHA.value:
+        return Refused.CAPTCHA
     return None
 
 

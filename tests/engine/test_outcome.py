@@ -188,6 +188,18 @@ class TestPoisoningGuards:
         assert outcome_lesson(before, Label.LEGIT, Source.ANALYST, inputs={})
         assert outcome_lesson(before, Label.FRAUD, Source.CHALLENGE_FAILED, inputs={})
 
+    def test_a_passed_captcha_teaches_nothing(self) -> None:
+        """A bot campaign that pays a solving service passes every captcha: were its passes
+        lessons, its own pattern would be taught as customers' (the profile and the anomaly
+        model refuse them already)."""
+        before = stored({"auth_failed": False}, challenge="captcha")
+        assert outcome_refusal(before, Label.LEGIT, Source.CHALLENGE_PASSED) is Refused.CAPTCHA
+        assert outcome_lesson(before, Label.LEGIT, Source.CHALLENGE_PASSED, inputs={}) is None
+        # a failed captcha, a user's report and an analyst's verdict still teach
+        assert outcome_lesson(before, Label.FRAUD, Source.CHALLENGE_FAILED, inputs={})
+        assert outcome_lesson(before, Label.FRAUD, Source.USER_REPORT, inputs={})
+        assert outcome_lesson(before, Label.LEGIT, Source.ANALYST, inputs={})
+
     def test_failed_attempts_and_failover_answers_teach_nothing(self) -> None:
         assert outcome_refusal(stored({"auth_failed": True}), Label.FRAUD,
                                Source.USER_REPORT) is Refused.FAILED_ATTEMPT
