@@ -167,8 +167,9 @@ def outcome_refusal(before: StoredDecision, label: Label, source: Source) -> Ref
 
     An outcome an attacker could have produced teaches nothing: a step-up passed by SMS
     code right after a SIM change or the number's reassignment is what a SIM-swap attacker
-    produces, a passed captcha what a bot campaign paying a solving service produces (the
-    profile and the anomaly model refuse both passes alike: ``passed_proves_nothing``)."""
+    produces; a pass that verifies nothing (``passed_proves_nothing``, as the profile and
+    the anomaly model read it: a captcha, which a bot campaign paying a solving service
+    passes, or a code on a device reported as fraud) teaches nothing either."""
     features = before.features
     if not features:
         return Refused.NO_DECISION
@@ -178,12 +179,8 @@ def outcome_refusal(before: StoredDecision, label: Label, source: Source) -> Ref
     if (label is Label.LEGIT and source is Source.CHALLENGE_PASSED and sms
             and any(features.get(name) for name in PHONE_TAKEN_OVER)):
         return Refused.SMS_AFTER_SIM_CHANGE
-    if label is Label.LEGIT and source is Source.CHALLENGE_PASSED and \
-            features.get("device_reported"):
-        return Refused.REPORTED_DEVICE
-    if label is Label.LEGIT and source is Source.CHALLENGE_PASSED and \
-            before.decision.get("challenge") == Challenge.CAPTCHA.value:
-        return Refused.CAPTCHA
+    if label is Label.LEGIT and passed_proves_nothing(before, source):
+        return Refused.REPORTED_DEVICE if features.get("device_reported") else Refused.CAPTCHA
     return None
 
 
