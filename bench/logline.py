@@ -44,7 +44,7 @@ def main() -> int:
 
     from riskengine.adapters import logsetup
     from riskengine.core.wire import ScoreRequest
-    from riskengine.service.build import settle_heap
+    from riskengine.service.build import close_engine, settle_heap
 
     bodies = c.simulate(events=args.warmup + args.slices * args.slice)
     requests = [ScoreRequest.model_validate(b) for b in bodies]
@@ -72,7 +72,7 @@ def main() -> int:
             root.setLevel("WARNING")
             handle.stop()  # writes what is still buffered
             lines = sum(1 for _ in (tmp / "service.log").open())
-        engine.store.close()
+        close_engine(engine)  # its store and, if it has one, its outbox
 
     info_us = c.med(u for u, _ in per["INFO"])
     warn_us = c.med(u for u, _ in per["WARNING"])
