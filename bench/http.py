@@ -1,7 +1,8 @@
 """The scoring endpoint over HTTP against the limit of the stack, on 127.0.0.1 only.
 
-Three servers run side by side under the same uvicorn settings (``--workers N``, uvloop and
-httptools as installed, no access log), each from a factory in ``bench/_common.py``:
+Three servers run side by side under the same uvicorn settings (``--workers N``, httptools,
+the event loop ``riskengine serve`` runs on or ``--loop``, no access log), each from a
+factory in ``bench/_common.py``:
 
     riskengine   the service as ``riskengine serve`` builds it (SQLite store warmed with
                  ``--warmup`` simulated logins, development keys, auth open, INFO logging
@@ -185,14 +186,16 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start(name: str, workers: int, tmp: Path, log_level: str, store: str) -> Server:
+def start(name: str, workers: int, tmp: Path, log_level: str, store: str,
+          loop: str) -> Server:
     port = free_port()
     log = tmp / f"{name}-{workers}w.log"
     env = {**os.environ, "BENCH_HTTP_STORE": store, "BENCH_HTTP_TMP": str(tmp),
            "BENCH_HTTP_LOG_LEVEL": log_level}
     cmd = [sys.executable, "-m", "uvicorn", "--factory", f"_common:{APPS[name]}",
            "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+           "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+           "--loop", loop]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=tmp, start_new_session=True)
@@ -393,13 +396,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         bodies_file, parts = prepare(tmp, store=store, warmup=args.warmup, bodies=args.bodies,
                                      seed=args.seed)
         results: dict[str, Any] = {"client": "wrk" if use_wrk else "asyncio", "workers": {},
-                                   "store": args.store, "apps": args.apps}
+                                   "store": args.store, "apps": args.apps, "loop": args.loop}
         salt_n = 0
         redis_pid = _redis_pid() if args.store == "redis" else None
         apps = [name for name in APPS if name in args.apps]
         for workers in args.workers:
-            c.note(f"{workers} worker process(es): starting {', '.join(apps)} ...")
-            servers = {name: start(name, workers, tmp, args.log_level, store) for name in apps}
+            c.note(f"{workers} worker process(es), {args.loop} loop: starting "
+                   f"{', '.join(apps)} ...")
+            servers = {name: start(name, workers, tmp, args.log_level, store, args.loop)
+                       for name in apps}
             try:
                 for server in servers.values():
                     wait_ready(server)
@@ -429,6 +434,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         cores = got["cores"]
                         c.note(f"  run {r + 1}/{args.repeat} {name:<11} {got['rps']:8,.0f} req/s"
                                f"  p50 {got['p50_ms']:6.2f} ms  p99 {got['p99_ms']:6.2f} ms"
+                               f"  max {got['max_ms']:7.1f} ms"
                                f"  errors {got['errors']}  cores: server "
                                f"{cores['server']:.2f} client {cores['client']:.2f} redis "
                                f"{cores['redis']:.2f} machine {cores['machine']:.2f}"
@@ -450,6 +456,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "peak_rps": peak,
                     "p50_ms": {n: c.med(g["p50_ms"] for g in runs) for n, runs in per.items()},
                     "p99_ms": {n: c.med(g["p99_ms"] for g in runs) for n, runs in per.items()},
+                    "max_ms": {n: max(g["max_ms"] for g in runs) for n, runs in per.items()},
                     "errors": {n: sum(g["errors"] for g in runs) for n, runs in per.items()},
                     "ratio_to_bare": peak["riskengine"] / peak["bare"],
                     "ratio_to_bare_sync": peak["riskengine"] / peak["bare-sync"]
@@ -490,6 +497,8 @@ def table(results: dict[str, Any], load: float) -> str:
         row(f"{app} req/s (closed loop, median)", lambda v, a=app: v["peak_rps"][a], "{:,.0f}")
         row(f"{app} p50 / p99 ms (closed loop)",
             lambda v, a=app: f"{v['p50_ms'][a]:.2f} / {v['p99_ms'][a]:.2f}", "{}")
+        row(f"{app} max ms (closed loop, worst run)", lambda v, a=app: v["max_ms"][a],
+            "{:,.1f}")
     for app in results["apps"]:
         row(f"{app} req/s per server core (median)", lambda v, a=app: c.med(
             g["rps"] / g["cores"]["server"] for g in v["runs"][a] if g["cores"]["server"]),
@@ -564,9 +573,16 @@ def main() -> int:
     parser.add_argument("--apps", nargs="+", choices=list(APPS), default=list(APPS),
                         help="the servers to measure (riskengine and bare always)")
     parser.add_argument("--no-wrk", action="store_true", help="use the asyncio client")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default=None,
+                        help="the servers' event loop (default: the one riskengine serve "
+                             "runs on)")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "http.json"))
     args = parser.parse_args()
     args.apps = sorted(set(args.apps) | {"riskengine", "bare"}, key=list(APPS).index)
+    if args.loop is None:
+        from riskengine.api.server import EVENT_LOOP  # here: this module stands in for http
+
+        args.loop = EVENT_LOOP
     # The simulated logins carry their own (past) timestamps: the servers and the warm-up
     # take them as a replay of recorded traffic does (riskengine.core.edge.TimePolicy).
     os.environ["RISKENGINE_TRUST_EVENT_TIME"] = "1"

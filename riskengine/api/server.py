@@ -87,6 +87,18 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+# The event loop the service runs on: asyncio's own, not uvloop (which uvicorn would pick when
+# installed). The engine scores on the loop (CPU-bound, no I/O to wait for on the embedded
+# store), so under load one turn of the loop runs every request in flight. The libuv inside
+# uvloop accepts one new connection per turn (libuv 1.45, "unix: don't accept() connections
+# in a loop"), so N connections opened at once waited up to N turns for their first answer:
+# 32 against a saturated server, the last first answer after 0.8-1.4 s (bench/http.py
+# --loop uvloop, max latency), where asyncio's loop, which accepts the whole backlog at each
+# wake-up, kept every answer under ~0.15 s, with no fewer requests a second (bench/README,
+# "New connections and the event loop").
+EVENT_LOOP = "asyncio"
+
+
 @functools.cache
 def with_deadlines(*, header_timeout_s: float, body_timeout_s: float) -> type[DeadlineProtocol]:
     """A ``DeadlineProtocol`` class with these deadlines, for ``uvicorn.Config(http=...)``."""
@@ -120,9 +132,10 @@ def run(app: Any, *, host: str, port: int, header_timeout_s: float, body_timeout
         workers=workers,
         factory=workers > 1,
         http=Deadlines(header_timeout_s, body_timeout_s),  # type: ignore[arg-type]
+        loop=EVENT_LOOP,
         log_level=log_level,
         access_log=False,  # one structured line per decision is logged instead
     )
 
 
-__all__ = ["DeadlineProtocol", "Deadlines", "run", "with_deadlines"]
+__all__ = ["EVENT_LOOP", "DeadlineProtocol", "Deadlines", "run", "with_deadlines"]
