@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from features.ipintel import IpIntel
+from features.phone import warm_numbering_plans
 from features.useragent import parse_user_agent
 from models import persistence, snapshots
 from models.outcome import OutcomeModel
@@ -169,7 +170,7 @@ def build_engine(settings: Settings) -> Built:
         ipintel = IpIntel.from_mmdb(settings.ipdata_city_mmdb, settings.ipdata_asn_mmdb)
     else:
         ipintel = IpIntel.bundled(settings.ipdata_cache_dir)
-    _warm_up(ipintel)
+    _warm_up(ipintel, phones=settings.signals_phone_facts)
     store = open_store(settings.store, retention_s=settings.decision_retention_days * 86_400,
                        timeout_s=settings.store_timeout_s)
     engine = Engine(
@@ -387,10 +388,13 @@ class Background:
                     log.exception("model snapshot at shutdown failed")
 
 
-def _warm_up(ipintel: IpIntel) -> None:
-    """Load the lazily built indexes now, so the first customer does not wait for them."""
+def _warm_up(ipintel: IpIntel, *, phones: bool) -> None:
+    """Load the lazily built indexes now, so the first customer does not wait for them (the
+    numbering plans when the phone's facts are read)."""
     ipintel.lookup("1.0.0.1")
     parse_user_agent("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36")
+    if phones:
+        warm_numbering_plans()
 
 
 def build_signals(settings: Settings) -> Signals | None:
