@@ -7,7 +7,8 @@ the deadlines cost a request.
    Reported: how many were closed, and when after they opened (p50, max), by kind; and the
    latency of ``GET /healthz`` from another client meanwhile.
 2. The same bare ASGI app (one POST answered with ``{}``) under uvicorn's own httptools
-   protocol and under ``riskengine.api.server.DeadlineProtocol``, interleaved ``--repeat``
+   protocol and under ``riskengine.api.server.DeadlineProtocol``, both on the event loop
+   ``riskengine serve`` runs on, interleaved ``--repeat``
    times, ``--seconds`` each, ``--connections`` keep-alive clients: requests per second.
 
     .venv/bin/python bench/slow_clients.py
@@ -94,7 +95,7 @@ async def _stalled_run(port: int, n: int, deadline_s: float) -> dict[str, object
 
 BARE_APP = '''
 import sys
-from riskengine.api.server import with_deadlines
+from riskengine.api.server import EVENT_LOOP, with_deadlines
 import uvicorn
 
 async def app(scope, receive, send):
@@ -109,7 +110,7 @@ async def app(scope, receive, send):
 http = with_deadlines(header_timeout_s=10, body_timeout_s=10) if sys.argv[2] == "deadline" \\
     else "httptools"
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http=http, log_level="warning",
-            access_log=False)
+            access_log=False, loop=EVENT_LOOP)
 '''
 
 
