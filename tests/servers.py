@@ -44,6 +44,16 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**base, **(extra or {})}
 
 
+def development_env(tmp_path: Path) -> dict[str, str]:
+    """Settings of a development service with open auth and its files under ``tmp_path``
+    (the store is the command line's or the default)."""
+    return {"RISKENGINE_ENV": "development", "RISKENGINE_AUTH": "open",
+            "RISKENGINE_MODEL_DIR": str(tmp_path / "models"),
+            "RISKENGINE_API_KEYS": str(tmp_path / "keys.json"),
+            "RISKENGINE_OUTBOX": str(tmp_path / "outbox.db"),
+            "RISKENGINE_LOG_LEVEL": "WARNING"}
+
+
 def riskengine(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
     """``python -m riskengine.tools.cli *args`` in a clean environment plus ``env``."""
     return subprocess.Popen([sys.executable, "-m", "riskengine.tools.cli", *args],

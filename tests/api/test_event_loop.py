@@ -7,21 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from riskengine.api.server import EVENT_LOOP
-from tests.servers import serve
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {"RISKENGINE_ENV": "development", "RISKENGINE_AUTH": "open",
-            "RISKENGINE_STORE": f"sqlite:{tmp_path / 'store.db'}",
-            "RISKENGINE_MODEL_DIR": str(tmp_path / "models"),
-            "RISKENGINE_API_KEYS": str(tmp_path / "keys.json"),
-            "RISKENGINE_OUTBOX": str(tmp_path / "outbox.db"),
-            "RISKENGINE_LOG_LEVEL": "WARNING"}
+from tests.servers import development_env, serve
 
 
 def test_the_service_is_served_on_asyncios_loop(tmp_path: Path) -> None:
     assert EVENT_LOOP == "asyncio"
-    proc, _ = serve(env=_env(tmp_path))
+    proc, _ = serve("--store", f"sqlite:{tmp_path / 'store.db'}", env=development_env(tmp_path))
     try:
         # uvicorn imports uvloop only to run on it; the serving process has not loaded it.
         mapped = Path(f"/proc/{proc.pid}/maps").read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import riskengine_piped, serve
+from tests.servers import development_env, riskengine_piped, serve
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database the tests empty before and after use
 
@@ -28,14 +28,6 @@ def empty_redis() -> Iterator[str]:
     client.close()
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {"RISKENGINE_ENV": "development", "RISKENGINE_AUTH": "open",
-            "RISKENGINE_MODEL_DIR": str(tmp_path / "models"),
-            "RISKENGINE_API_KEYS": str(tmp_path / "keys.json"),
-            "RISKENGINE_OUTBOX": str(tmp_path / "outbox.db"),
-            "RISKENGINE_LOG_LEVEL": "WARNING"}
-
-
 def _children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in found]
@@ -43,7 +35,7 @@ def _children(pid: int) -> list[int]:
 
 def test_a_memory_store_is_refused_with_several_workers(tmp_path: Path) -> None:
     proc = riskengine_piped("serve", "--workers", "2", "--store", "memory:",
-                            env=_env(tmp_path))
+                            env=development_env(tmp_path))
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 2, out
     assert out.strip().splitlines() == [
@@ -53,7 +45,7 @@ def test_a_memory_store_is_refused_with_several_workers(tmp_path: Path) -> None:
 
 def test_two_workers_serve_from_the_settings_the_command_was_given(
         tmp_path: Path, empty_redis: str) -> None:
-    proc, base = serve("--workers", "2", "--store", empty_redis, env=_env(tmp_path),
+    proc, base = serve("--workers", "2", "--store", empty_redis, env=development_env(tmp_path),
                        start_new_session=True)
     try:
         # uvicorn's parent process and its two workers (a third child may be
