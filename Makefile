@@ -1,12 +1,16 @@
 # riskengine: `make run` serves the API, `make test` runs the suite. Both set up .venv first.
 SHELL := /bin/bash
 # The interpreter .venv is made from (PYTHON=... names another). The distribution's own
-# python3 comes first when it is 3.11 or newer and can make a virtualenv: Debian builds it with
+# python3 comes first when it is the same version (major.minor) as python3 on the PATH, 3.11 or
+# newer, and can make a virtualenv: the same Python, built faster. Debian builds it with
 # profile-guided and link-time optimization into one static executable, and on this machine
-# kind it runs the scoring path ~1.2 x as fast as pyenv's default build of the same version,
-# which has neither (bench/README, "The interpreter"). Otherwise python3 from PATH.
+# kind it scores ~1.1 x the logins a CPU-second of pyenv's default build of the same version,
+# which has neither (bench/README, "The interpreter"). Otherwise python3 from the PATH.
 SYSTEM_PYTHON := /usr/bin/python3
-PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $(SYSTEM_PYTHON) || echo python3)
+PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; \
+  sys.exit(sys.version_info < (3, 11) or "%d.%d" % sys.version_info[:2] != sys.argv[1])' \
+  "$$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+  2>/dev/null && echo $(SYSTEM_PYTHON) || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
