@@ -71,13 +71,16 @@ def run_round(pythons: list[str], store: str, args: argparse.Namespace, folder: 
     outs = [folder / f"{round_no}-{i}.json" for i in range(len(pythons))]
     cores = [(i + round_no) % 2 for i in range(len(pythons))]
     if pinned:
-        procs = [subprocess.Popen(command(p, store, args, o, core), cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for p, o, core in zip(pythons, outs, cores, strict=True)]
-        for proc in procs:
-            _, err = proc.communicate()
-            if proc.returncode:
-                raise SystemExit(f"hotpath.py failed:\n{err.decode()[-2000:]}")
+        logs = [o.with_suffix(".log") for o in outs]
+        procs = []
+        for p, o, core, log in zip(pythons, outs, cores, logs, strict=True):
+            with log.open("wb") as err:  # the child keeps its own handle
+                procs.append(subprocess.Popen(command(p, store, args, o, core), cwd=ROOT,
+                                              env=env, stdout=subprocess.DEVNULL, stderr=err))
+        codes = [proc.wait() for proc in procs]
+        for code, log in zip(codes, logs, strict=True):
+            if code:
+                raise SystemExit(f"hotpath.py failed:\n{log.read_text()[-2000:]}")
     else:
         order = range(len(pythons)) if round_no % 2 == 0 else reversed(range(len(pythons)))
         for i in order:
