@@ -56,6 +56,10 @@ def describe(python: str) -> dict[str, Any]:
     return info
 
 
+# How the executable holds libpython, by what ``ldd`` said (None: no ``ldd`` to ask).
+_LINKAGE = {True: "shared", False: "linked in", None: "not known (no ldd)"}
+
+
 def command(python: str, store: str, args: argparse.Namespace, out: Path,
             core: int | None) -> list[str]:
     cmd = [python, str(HOTPATH), "--events", str(args.events), "--warmup", str(args.warmup),
@@ -104,7 +108,7 @@ def main() -> int:
     about = [describe(p) for p in args.pythons]
     for i, (p, info) in enumerate(zip(args.pythons, about, strict=True)):
         print(f"{'AB'[i]}: {p} -> {info['base']} (Python {info['version']}, "
-              f"libpython {'shared' if info.get('links_libpython') else 'linked in'})")
+              f"libpython {_LINKAGE[info.get('links_libpython')]})")
     print("pinned, both at once" if pinned else "one after the other (no taskset or one core)")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="interpreters-") as tmp:
