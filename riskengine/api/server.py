@@ -23,13 +23,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
 
 log = logging.getLogger("riskengine.api")
+# uvicorn's own, which its Config sets up: the parent's lines beside uvicorn's.
+_server_log = logging.getLogger("uvicorn.error")
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -124,18 +130,96 @@ def run(app: Any, *, host: str, port: int, header_timeout_s: float, body_timeout
         log_level: str, workers: int = 1) -> None:
     """Serve ``app`` on ``host:port`` until a signal stops it. With ``workers`` > 1, ``app``
     is an import string of an app factory (``module:function``), which each worker process
-    calls; uvicorn's parent process restarts a worker that dies."""
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        workers=workers,
-        factory=workers > 1,
-        http=Deadlines(header_timeout_s, body_timeout_s),  # type: ignore[arg-type]
-        loop=EVENT_LOOP,
-        log_level=log_level,
-        access_log=False,  # one structured line per decision is logged instead
-    )
+    calls, each on a listening socket of its own (``serve_workers``); uvicorn's parent
+    process restarts a worker that dies."""
+    settings: dict[str, Any] = {
+        "host": host, "port": port, "loop": EVENT_LOOP, "log_level": log_level,
+        "http": Deadlines(header_timeout_s, body_timeout_s),
+        "access_log": False,  # one structured line per decision is logged instead
+    }
+    if workers == 1:
+        uvicorn.run(app, **settings)
+    else:
+        serve_workers(uvicorn.Config(app, workers=workers, factory=True, **settings))
 
 
-__all__ = ["EVENT_LOOP", "DeadlineProtocol", "Deadlines", "run", "with_deadlines"]
+# Several workers on one shared listening socket do not share its connections: asyncio's
+# loop (EVENT_LOOP) accepts every connection waiting at each wake-up, so the worker that
+# wakes first takes a whole burst of them (32 keep-alive connections opened at once all went
+# to one of two workers, which served them on one core while the other idled: bench/README,
+# "Two workers, one socket"). Each worker gets a socket of its own instead, all bound to the
+# one address with SO_REUSEPORT: the kernel spreads new connections over the listening
+# sockets by a hash of their addresses, and each worker accepts only its own share.
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT (and SO_REUSEADDR), not yet
+    listening: it takes no connection until it listens."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _worker_socket(host: str, port: int) -> socket.socket:
+    """The worker's own socket, made as the worker unpickles its arguments; a bind that
+    fails ends the worker with uvicorn's start-up failure code, which stops the parent
+    (a restart would fail the same way)."""
+    try:
+        return reuseport_socket(host, port)
+    except OSError as exc:
+        log.error("worker cannot bind %s:%d: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
+
+
+@dataclass(frozen=True)
+class WorkerListener:
+    """Stands in uvicorn's list of sockets for its worker processes: uvicorn pickles that
+    list into each spawned worker, and this unpickles there as a socket of the worker's own
+    (``_worker_socket``), which the worker's server then listens on. A worker restarted by
+    the parent makes a new one the same way."""
+
+    host: str
+    port: int
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return _worker_socket, (self.host, self.port)
+
+
+def serve_workers(config: uvicorn.Config) -> None:
+    """Run ``config.workers`` worker processes under uvicorn's supervisor, each listening on
+    its own SO_REUSEPORT socket bound to ``config.host:config.port``.
+
+    The parent holds one more such socket, bound and never listening, for as long as it
+    runs: a port already taken fails here, once, before any worker is spawned (exit 3, as
+    uvicorn's own bind), and the address stays the server's while a worker restarts. A
+    worker that cannot start stops them all (uvicorn's supervisor) and exits 3 here too. What
+    SO_REUSEPORT trades: a worker that dies drops the connections waiting in its own
+    queue (clients see a reset and retry), and any process of the same user can bind the
+    port alongside."""
+    try:
+        held = reuseport_socket(config.host, config.port)
+    except OSError as exc:
+        _server_log.error("cannot bind %s:%d: %s", config.host, config.port, exc)
+        sys.exit(STARTUP_FAILURE)
+    port = held.getsockname()[1]
+    _server_log.info("serving on http://%s:%d with %d worker processes, one listening socket each",
+             config.host, port, config.workers)
+    supervisor = Multiprocess(config, sockets=[cast(socket.socket,
+                                                    WorkerListener(config.host, port))])
+    try:
+        supervisor.run()
+    finally:
+        held.close()
+    if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)  # uvicorn's supervisor stopped: a worker could not start
+
+
+__all__ = ["EVENT_LOOP", "DeadlineProtocol", "Deadlines", "WorkerListener", "reuseport_socket",
+           "run", "serve_workers", "with_deadlines"]
