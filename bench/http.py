@@ -1,7 +1,8 @@
 """The scoring endpoint over HTTP against the limit of the stack, on 127.0.0.1 only.
 
 Three servers run side by side under the same uvicorn settings (``--workers N``, httptools,
-the event loop ``riskengine serve`` runs on or ``--loop``, no access log), each from a
+the event loop ``riskengine serve`` runs on or ``--loop``, no access log; several workers
+each on a listening socket of its own, as ``riskengine serve`` runs them), each from a
 factory in ``bench/_common.py``:
 
     riskengine   the service as ``riskengine serve`` builds it (SQLite store warmed with
@@ -192,14 +193,28 @@ def start(name: str, workers: int, tmp: Path, log_level: str, store: str,
     log = tmp / f"{name}-{workers}w.log"
     env = {**os.environ, "BENCH_HTTP_STORE": store, "BENCH_HTTP_TMP": str(tmp),
            "BENCH_HTTP_LOG_LEVEL": log_level}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", f"_common:{APPS[name]}",
-           "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-           "--loop", loop]
+    cmd = [sys.executable, __file__, "--serve", name, str(workers), str(port), loop]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=tmp, start_new_session=True)
     return Server(name, workers, port, proc, log)
+
+
+def serve(name: str, workers: int, port: int, loop: str) -> None:
+    """The server process ``start`` runs: uvicorn with httptools, no access log, the app
+    from its factory in ``_common``; several workers as ``riskengine serve`` runs them, each
+    on a listening socket of its own (``riskengine.api.server.serve_workers``)."""
+    import uvicorn
+
+    from riskengine.api.server import serve_workers
+
+    config = uvicorn.Config(f"_common:{APPS[name]}", factory=True, host="127.0.0.1",
+                            port=port, workers=workers, loop=loop, http="httptools",
+                            access_log=False, log_level="warning")
+    if workers > 1:
+        serve_workers(config)
+    else:
+        uvicorn.Server(config).run()
 
 
 def wait_ready(server: Server, timeout_s: float = 90.0) -> None:
@@ -355,6 +370,23 @@ def _children_cpu_s() -> float:
     return kids.ru_utime + kids.ru_stime + own.ru_utime + own.ru_stime
 
 
+def worker_ceiling(cores: list[dict[str, float]], workers: int, machine_cores: int
+                   ) -> dict[str, float]:
+    """The most ``workers`` processes can give over one, on ``machine_cores`` cores, from
+    one worker's closed-loop runs (``cores``: each run's cores used by the server, the client
+    and Redis, medians taken): a request costs the same CPU with more workers at best, each
+    worker uses at most one core, and all of them, the client and Redis share the machine's:
+    ``min(workers / server, machine / busy)``, ``busy`` the cores the one worker's run kept
+    busy (server + client + Redis). An upper bound (other processes' load is left out);
+    ``cores_for_target`` is the machine ``TARGET_WORKERS`` needs by the same arithmetic."""
+    server = c.med(run["server"] for run in cores)
+    ours = server + c.med(run["client"] for run in cores) + c.med(run["redis"] for run in cores)
+    if server <= 0:
+        raise ValueError("the server used no CPU in its runs")
+    return {"ceiling": min(workers / server, machine_cores / ours), "busy": ours,
+            "cores_for_target": TARGET_WORKERS * ours}
+
+
 def _summary(latencies: list[float], seconds: float, errors: int, sent: int) -> dict[str, Any]:
     ordered = sorted(latencies)
     return {"requests": len(ordered), "sent": sent, "rps": len(ordered) / seconds,
@@ -473,6 +505,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if args.store == "redis":
             c.redis_clean()
     one, two = results["workers"].get("1"), results["workers"].get("2")
+    if one:
+        results["ceiling_2_over_1"] = {
+            name: worker_ceiling([g["cores"] for g in runs], 2, os.cpu_count() or 1)
+            for name, runs in one["runs"].items()}
     if one and two:
         results["riskengine_2_over_1_workers"] = (two["peak_rps"]["riskengine"]
                                                   / one["peak_rps"]["riskengine"])
@@ -521,6 +557,9 @@ def table(results: dict[str, Any], load: float) -> str:
                 "{}")
             row(f"{app} errors at that rate", lambda v, a=app: v["fixed_rate"][a]["errors"],
                 "{}")
+    for app, got in results.get("ceiling_2_over_1", {}).items():
+        rows.append(f"{app + ': at most 2 / 1 workers here':<44} {got['ceiling']:>19.2f}"
+                    f"  (1 worker kept {got['busy']:.2f} cores busy of {os.cpu_count()})")
     if "riskengine_2_over_1_workers" in results:
         rows.append(f"{'riskengine 2 workers / 1 worker':<44} "
                     f"{results['riskengine_2_over_1_workers']:>19.2f}")
@@ -546,6 +585,11 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     if scale is not None:
         out.append(f"2 workers >= {TARGET_WORKERS} x 1 worker ({results['store']} store; the "
                    f"target is for Redis): {scale:.2f}  {c.verdict(scale >= TARGET_WORKERS)}")
+    bound = results.get("ceiling_2_over_1", {}).get("riskengine")
+    if bound is not None:
+        out.append(f"  the most 2 workers can give over 1 on these {os.cpu_count()} cores, "
+                   f"from 1 worker's CPU: {bound['ceiling']:.2f}; {TARGET_WORKERS} x needs "
+                   f"{bound['cores_for_target']:.1f} cores at least")
     return out
 
 
@@ -577,7 +621,12 @@ def main() -> int:
                         help="the servers' event loop (default: the one riskengine serve "
                              "runs on)")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "http.json"))
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)  # start's server process
     args = parser.parse_args()
+    if args.serve:
+        name, workers, port, loop = args.serve
+        serve(name, int(workers), int(port), loop)
+        return 0
     args.apps = sorted(set(args.apps) | {"riskengine", "bare"}, key=list(APPS).index)
     if args.loop is None:
         from riskengine.api.server import EVENT_LOOP  # here: this module stands in for http
