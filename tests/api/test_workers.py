@@ -38,6 +38,23 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
+def _workers(pid: int) -> list[int]:
+    """uvicorn's worker processes under its parent ``pid`` (a third child may be
+    multiprocessing's resource tracker)."""
+    return [child for child in _children(pid)
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text()]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a server started in a session of its own: its whole process group."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def test_a_memory_store_is_refused_with_several_workers(tmp_path: Path) -> None:
     proc = riskengine_piped("serve", "--workers", "2", "--store", "memory:",
                             env=development_env(tmp_path))
@@ -53,11 +70,7 @@ def test_two_workers_serve_from_the_settings_the_command_was_given(
     proc, base = serve("--workers", "2", "--store", empty_redis, env=development_env(tmp_path),
                        start_new_session=True)
     try:
-        # uvicorn's parent process and its two workers (a third child may be
-        # multiprocessing's resource tracker).
-        workers = [child for child in _children(proc.pid)
-                   if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text()]
-        assert len(workers) == 2
+        assert len(_workers(proc.pid)) == 2
         answers = []
         for i in range(20):
             body = json.dumps({"event_id": f"w-{i}", "user_id": f"u{i}@example.cn",
@@ -70,12 +83,7 @@ def test_two_workers_serve_from_the_settings_the_command_was_given(
         # Both workers write the one store the command named.
         assert redis.Redis.from_url(empty_redis).dbsize() > 0
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        _stop(proc)
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -101,11 +109,6 @@ def _tcp_inodes(port: int, state: str) -> set[int]:
             if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
                 found.add(int(fields[9]))
     return found
-
-
-def _workers(pid: int) -> list[int]:
-    return [child for child in _children(pid)
-            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text()]
 
 
 def _burst(port: int, n: int) -> list[socket.socket]:
@@ -165,12 +168,7 @@ def test_each_worker_listens_on_its_own_socket_and_takes_its_share_of_a_burst(
     finally:
         for sock in socks:
             sock.close()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        _stop(proc)
 
 
 def test_a_port_already_taken_stops_the_start_at_once(tmp_path: Path, empty_redis: str

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-# bench/ is not a package, and bench/http.py must not stand in for the standard library's
-# http: load it by its path under another name.
-_spec = importlib.util.spec_from_file_location(
-    "bench_http", Path(__file__).parents[2] / "bench" / "http.py")
-assert _spec is not None and _spec.loader is not None
-bench_http = importlib.util.module_from_spec(_spec)
-sys.modules["bench_http"] = bench_http
-_spec.loader.exec_module(bench_http)
+from tests.bench_scripts import bench_module
+
+bench_http = bench_module("http")
 
 
 def run(server: float, client: float, redis: float) -> dict[str, float]:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from pathlib import Path
 
-# bench/ is not a package (and bench/http.py would shadow the standard library's http if it
-# went on sys.path): load bench/load.py by its path.
-_spec = importlib.util.spec_from_file_location(
-    "bench_load", Path(__file__).parents[2] / "bench" / "load.py")
-assert _spec is not None and _spec.loader is not None
-load = importlib.util.module_from_spec(_spec)
-sys.modules["bench_load"] = load
-_spec.loader.exec_module(load)
+from tests.bench_scripts import bench_module
+
+load = bench_module("load")
 
 
 def test_ten_seconds_at_a_fixed_rate(tmp_path: Path) -> None:
