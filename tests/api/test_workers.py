@@ -1,5 +1,6 @@
 """``riskengine serve --workers N``: N worker processes on a shared (Redis) store, each
-building the app from the settings the command was given; a memory store is refused."""
+building the app from the settings the command was given and listening on a socket of its
+own; a memory store is refused, a port already taken stops the start."""
 
 from __future__ import annotations
 
