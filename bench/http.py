@@ -377,7 +377,9 @@ def worker_ceiling(cores: list[dict[str, float]], workers: int, machine_cores: i
     and Redis, medians taken): a request costs the same CPU with more workers at best, each
     worker uses at most one core, and all of them, the client and Redis share the machine's:
     ``min(workers / server, machine / busy)``, ``busy`` the cores the one worker's run kept
-    busy (server + client + Redis). An upper bound (other processes' load is left out);
+    busy (server + client + Redis). An upper bound as long as a request costs no less CPU
+    with more workers (riskengine's did not in the runs of bench/README, "Two workers, one
+    socket"; the bare route's did, and beat its bound); other processes' load is left out.
     ``cores_for_target`` is the machine ``TARGET_WORKERS`` needs by the same arithmetic."""
     server = c.med(run["server"] for run in cores)
     ours = server + c.med(run["client"] for run in cores) + c.med(run["redis"] for run in cores)
