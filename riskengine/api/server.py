@@ -209,8 +209,8 @@ def serve_workers(config: uvicorn.Config) -> None:
         _server_log.error("cannot bind %s:%d: %s", config.host, config.port, exc)
         sys.exit(STARTUP_FAILURE)
     port = held.getsockname()[1]
-    _server_log.info("serving on http://%s:%d with %d worker processes, one listening socket each",
-             config.host, port, config.workers)
+    _server_log.info("serving on http://%s:%d with %d worker processes, one listening "
+                     "socket each", config.host, port, config.workers)
     supervisor = Multiprocess(config, sockets=[cast(socket.socket,
                                                     WorkerListener(config.host, port))])
     try:
