@@ -127,6 +127,20 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
     print(f"\nfigures written to {path}", file=sys.stderr)
 
 
+def scaling_ceiling(server: float, client: float, redis: float, *, workers: int,
+                    machine_cores: int, one_worker_cores: float = 1.0) -> float:
+    """The most ``workers`` worker processes can give over one on ``machine_cores`` cores, a
+    request costing the server, the client and Redis ``server``, ``client`` and ``redis`` of
+    CPU (one unit, any): each worker uses at most one core, all of them, the client and
+    Redis share the machine's, and a request costs no less with more workers. One worker
+    keeps ``one_worker_cores`` busy (at most 1), or less when the machine runs out first."""
+    if server <= 0:
+        raise ValueError("a request that costs the server no CPU has no bound")
+    # The server's cores the whole machine allows, the client and Redis served alongside.
+    allowed = machine_cores * server / (server + client + redis)
+    return min(float(workers), allowed) / min(one_worker_cores, allowed)
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 

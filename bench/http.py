@@ -382,11 +382,14 @@ def worker_ceiling(cores: list[dict[str, float]], workers: int, machine_cores: i
     socket"; the bare route's did, and beat its bound); other processes' load is left out.
     ``cores_for_target`` is the machine ``TARGET_WORKERS`` needs by the same arithmetic."""
     server = c.med(run["server"] for run in cores)
-    ours = server + c.med(run["client"] for run in cores) + c.med(run["redis"] for run in cores)
+    client, redis = (c.med(run[part] for run in cores) for part in ("client", "redis"))
+    ours = server + client + redis
     if server <= 0:
         raise ValueError("the server used no CPU in its runs")
-    return {"ceiling": min(workers / server, machine_cores / ours), "busy": ours,
-            "cores_for_target": TARGET_WORKERS * ours}
+    # The runs' cores are their CPU a request times one worker's rate: the same proportions.
+    ceiling = c.scaling_ceiling(server, client, redis, workers=workers,
+                                machine_cores=machine_cores, one_worker_cores=server)
+    return {"ceiling": ceiling, "busy": ours, "cores_for_target": TARGET_WORKERS * ours}
 
 
 def _summary(latencies: list[float], seconds: float, errors: int, sent: int) -> dict[str, Any]:
