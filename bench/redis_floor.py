@@ -113,12 +113,22 @@ def spread(conns: list[Any], calls: list[Call], send: Callable[[Any, list[Call]]
     lanes: list[list[Call]] = [[] for _ in conns]
     for call in calls:  # the profile's key is the first key of both scripts
         lanes[zlib.crc32(call[1][0].encode()) % len(conns)].append(call)
-    threads = [threading.Thread(target=send, args=(conn, lane))
+    failed: list[BaseException] = []
+
+    def run(conn: Any, lane: list[Call]) -> None:
+        try:
+            send(conn, lane)
+        except BaseException as exc:  # a thread's error would be lost: raised below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=run, args=(conn, lane))
                for conn, lane in zip(conns, lanes, strict=True) if lane]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failed:
+        raise failed[0]
 
 
 def passes(r: Any, scripts: dict[str, str], batch: int) -> dict[str, Send]:

@@ -57,6 +57,29 @@ def test_each_round_is_weighed_with_its_own_bare_route() -> None:
     assert got["free_client"] == pytest.approx([600.0 / 360.0, 800.0 / 480.0])
 
 
+def test_a_users_calls_stay_on_one_connection_in_order() -> None:
+    calls = [("load" if i % 2 == 0 else "record", [f"profile-{i // 2 % 5}"], [i])
+             for i in range(40)]
+    seen: dict[object, list[tuple[str, list[str], list[object]]]] = {}
+    conns = [object() for _ in range(3)]
+    floor.spread(conns, calls, lambda conn, lane: seen.setdefault(conn, []).extend(lane))
+    assert sorted(sum(seen.values(), []), key=lambda call: call[2][0]) == calls
+    for lane in seen.values():
+        for user in {call[1][0] for call in lane}:
+            assert [c for c in lane if c[1][0] == user] == [c for c in calls if c[1][0] == user]
+    assert len({call[1][0] for lane in seen.values() for call in lane}) == 5
+    assert all(len({c[1][0] for c in lane} & {c[1][0] for c in other}) == 0
+               for lane in seen.values() for other in seen.values() if other is not lane)
+
+
+def test_a_failing_connection_fails_the_pass() -> None:
+    def broken(conn: object, lane: list[object]) -> None:
+        raise ConnectionError("reset")
+
+    with pytest.raises(ConnectionError):
+        floor.spread([object(), object()], [("load", ["a"], []), ("load", ["b"], [])], broken)
+
+
 def test_the_script_captures_two_calls_a_login_and_replays_them(tmp_path: Path) -> None:
     db = redis.Redis.from_url(DB_URL)
     db.flushdb()
