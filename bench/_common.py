@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("RISKENGINE_BENCH_REDIS", "redis://127.0.0.1:6379/11")
 # Keys the RedisStore and the lesson stream write (``re:`` prefix, the service's default).
 REDIS_PREFIX = "re:"
+# Issue #19's targets that more than one script weighs: riskengine / bare route throughput,
+# 1 worker (0.6 in issue #10), and 2 workers / 1 worker on the Redis store.
+TARGET_HTTP_RATIO = 0.5
+TARGET_WORKERS = 1.7
 # One simulated day of 2,000 customers is about 2,450 events.
 EVENTS_PER_USER_DAY = 1.2
 

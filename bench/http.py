@@ -81,8 +81,7 @@ APPS = {"bare": "bare_app", "riskengine": "riskengine_app", "bare-sync": "bare_s
         "bare-bytes": "bare_bytes_app"}
 MARK = "@@EVENT_ID@@"
 PATH = "/v1/score"
-TARGET_RATIO = 0.5  # riskengine / bare throughput, 1 worker (issue #19; 0.6 in issue #10)
-TARGET_WORKERS = 1.7  # 2 workers / 1 worker, riskengine on the Redis store (issue #19)
+TARGET_RATIO, TARGET_WORKERS = c.TARGET_HTTP_RATIO, c.TARGET_WORKERS  # see _common
 TARGET_P99_MS = 25.0  # at 80 % of riskengine's own peak rate
 
 WRK_SCRIPT = r"""

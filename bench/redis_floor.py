@@ -53,9 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
 
-# Issue #19's targets this script weighs against each other.
-TARGET_WORKERS = 1.7
-TARGET_HTTP_RATIO = 0.5
+TARGET_WORKERS, TARGET_HTTP_RATIO = c.TARGET_WORKERS, c.TARGET_HTTP_RATIO  # see _common
 # (script, keys, arguments) of one store call, as the store sent it.
 Call = tuple[str, list[str], list[Any]]
 Send = Callable[[Any, list[Call]], None]
