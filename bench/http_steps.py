@@ -12,10 +12,11 @@ microseconds a request:
     engine      ``Engine.score`` (edge, store, features, rules, model, policy, record)
     metrics     ``ServiceMetrics.record``
     serialize   the answer to JSON (``orjson.dumps`` in the route)
-    dependencies  FastAPI solving the route's dependencies: the key check (``require``),
-                the engine and the metrics (the parse taken out)
+    dependencies  FastAPI solving the route's dependencies (the parse taken out); none
+                since the scoring route is served directly (``riskengine.api.direct``),
+                which checks the key itself
     framework   the rest: middleware (in-flight limit, body guard, admin paths), routing,
-                dependencies (the key check, the engine and metrics), the response sent
+                the key check, the response sent
     other threads  the process's other threads meanwhile: the log line's writer (one line
                 a decision, at INFO as served; written to ``--log-file``), the store's
 

@@ -14,6 +14,7 @@ from riskengine import __version__
 from riskengine.adapters.auth import KeyStore, Scope
 from riskengine.api import admin, errors, routes, users
 from riskengine.api.body import add_schemas
+from riskengine.api.direct import direct, find_route
 from riskengine.api.guards import MAX_BODY_BYTES, BodyGuard, InFlightLimit
 from riskengine.api.metrics import ServiceMetrics
 from riskengine.api.security import AdminPaths, AuthFailure, Gate, auth_failed
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False,
     app.add_middleware(AdminPaths)
     app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(InFlightLimit)
+    # The scoring route first, served directly (``riskengine.api.direct``); its APIRoute,
+    # in ``routes.router``, documents it.
+    app.router.routes.insert(0, direct(find_route(routes.router.routes, routes.score)))
     app.include_router(routes.router)
     app.include_router(users.router)
     app.include_router(admin.router)

@@ -13,6 +13,16 @@ from riskengine.service.scorer import Engine
 from riskengine.service.settings import Settings
 
 
+def engine_of(request: Request) -> Engine:
+    """The app's engine (for a route served without dependencies, ``riskengine.api.direct``)."""
+    return request.app.state.built.engine  # type: ignore[no-any-return]
+
+
+def metrics_of(request: Request) -> ServiceMetrics:
+    """The app's service metrics."""
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
 # Async, though they do no I/O: FastAPI runs a sync dependency in the thread pool, and that
 # hop costs more than what they do.
 async def _built(request: Request) -> Built:
@@ -20,11 +30,11 @@ async def _built(request: Request) -> Built:
 
 
 async def _engine(request: Request) -> Engine:
-    return request.app.state.built.engine  # type: ignore[no-any-return]
+    return engine_of(request)
 
 
 async def _metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics  # type: ignore[no-any-return]
+    return metrics_of(request)
 
 
 async def _settings(request: Request) -> Settings:
@@ -36,4 +46,4 @@ EngineDep = Annotated[Engine, Depends(_engine)]
 MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
-__all__ = ["BuiltDep", "EngineDep", "MetricsDep", "SettingsDep"]
+__all__ = ["BuiltDep", "EngineDep", "MetricsDep", "SettingsDep", "engine_of", "metrics_of"]

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from riskengine.adapters.auth import Scope
 from riskengine.adapters.stores.base import FeedbackOutcome
 from riskengine.api.body import parse, request_body
-from riskengine.api.deps import EngineDep, MetricsDep
+from riskengine.api.deps import EngineDep, MetricsDep, engine_of, metrics_of
 from riskengine.api.errors import COMMON_ERRORS, RETRY_AFTER_S, documented, error_response
 from riskengine.api.security import (
     AUTH_RESPONSES,
@@ -52,14 +52,17 @@ SCORE_LINKS = {
 @router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"], operation_id="score",
              dependencies=[require(Scope.SCORE)], openapi_extra=request_body(ScoreRequest),
              responses={**AUTH_RESPONSES, **documented(409), 200: {"links": SCORE_LINKS}})
-async def score(request: Request, engine: EngineDep, metrics: MetricsDep) -> Response:
+async def score(request: Request) -> Response:
     """Score one login or registration: ``allow``, ``challenge`` (which step-up) or ``deny``."""
-    # The body is validated once, from its bytes (``riskengine.api.body``: pydantic's core,
-    # no intermediate dict), with the errors FastAPI gives for a declared body parameter;
-    # ``openapi_extra`` documents it as FastAPI documents one. Parsed here rather than in a
-    # dependency: FastAPI's solving of one more dependency costs more than the parse saves.
+    # Served by ``riskengine.api.direct`` (the key check, then this), not through FastAPI's
+    # per-request dependency solving: hence the request alone, the engine and the metrics
+    # taken from the app's state. The body is validated once, from its bytes
+    # (``riskengine.api.body``: pydantic's core, no intermediate dict), with the errors
+    # FastAPI gives for a declared body parameter; ``openapi_extra`` documents it as FastAPI
+    # documents one.
     body = parse(ScoreRequest, await request.body())
     for_tenant(request, body.tenant)
+    engine = engine_of(request)
     received_at = datetime.now(UTC)
     if engine.waits_on_network:
         scored = await run_in_threadpool(engine.score, body, received_at=received_at)
@@ -68,7 +71,7 @@ async def score(request: Request, engine: EngineDep, metrics: MetricsDep) -> Res
         # CPU-bound (one core, the GIL): scoring on the event loop spares the thread pool
         # hop, which costs about as much as the work.
         scored = engine.score(body, received_at=received_at)
-    metrics.record(scored, tenant=body.tenant)
+    metrics_of(request).record(scored, tenant=body.tenant)
     # The body is ScoreResponse by construction (``engine.to_wire``); serialized directly
     # rather than validated again on the way out.
     return Response(orjson.dumps({**scored.body, "latency_ms": scored.latency_ms}),

@@ -20,7 +20,7 @@ on every tenant at once (``/v1/admin``, ``/metrics``) needs a key for all tenant
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -89,17 +89,40 @@ def _check_key(gate: Gate, presented: str | None, *scopes: Scope) -> KeyRecord |
     return record
 
 
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request presents: an ``Authorization: Bearer`` credential, else the
+    ``X-API-Key`` header (what ``HTTPBearer`` and ``APIKeyHeader``, which document the two
+    schemes, each read)."""
+    scheme, credentials = get_authorization_scheme_param(headers.get("Authorization"))
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    return headers.get("X-API-Key") or None
+
+
+def authorize(request: Request, scopes: tuple[Scope, ...]) -> KeyRecord | None:
+    """``require``'s check: the caller's key record for a key allowing one of ``scopes``
+    (None in open mode), kept for ``caller_of``; else ``AuthFailure``."""
+    record = _check_key(request.app.state.auth, presented_key(request.headers), *scopes)
+    request.state.caller = record
+    return record
+
+
+# The scopes each of require's dependency callables checks (``riskengine.api.direct`` reads
+# a route's from its declared dependencies).
+CHECKED_SCOPES: dict[Callable[..., Any], tuple[Scope, ...]] = {}
+
+
 def _check_for(scopes: tuple[Scope, ...]) -> Callable[..., Any]:
     # Async, though it does no awaiting: a sync dependency runs in the thread pool, and
-    # the hop costs more than the check (a stat of the key file, one SHA-256).
+    # the hop costs more than the check (a stat of the key file, one SHA-256). The two
+    # scheme parameters put the schemes in the OpenAPI document; the key itself is read
+    # by ``presented_key``, the same way.
     async def check(request: Request, bearer: BearerDep, api_key: ApiKeyDep
                     ) -> KeyRecord | None:
-        presented = bearer.credentials if bearer is not None else api_key
-        record = _check_key(request.app.state.auth, presented, *scopes)
-        request.state.caller = record
-        return record
+        return authorize(request, scopes)
 
     check.__name__ = check.__qualname__ = "require_" + "_or_".join(s.value for s in scopes)
+    CHECKED_SCOPES[check] = scopes
     return check
 
 
@@ -113,9 +136,10 @@ def require(*scopes: Scope | str) -> Any:
     wanted = tuple(Scope(scope) for scope in scopes)
     if not wanted:
         raise ValueError("require() needs a scope")
-    check = _CHECKS.setdefault(wanted, _check_for(wanted))
+    if wanted not in _CHECKS:
+        _CHECKS[wanted] = _check_for(wanted)
     # Security(..., scopes=...) rather than Depends: the OpenAPI schema then names the scope.
-    return Security(check, scopes=[scope.value for scope in wanted])
+    return Security(_CHECKS[wanted], scopes=[scope.value for scope in wanted])
 
 
 def caller_of(request: Request) -> KeyRecord | None:
@@ -173,12 +197,9 @@ class AdminPaths:
                 path = path[len(root):]
             if is_admin_path(path):
                 conn = HTTPConnection(scope)
-                scheme, credentials = get_authorization_scheme_param(
-                    conn.headers.get("Authorization"))
-                presented = (credentials if scheme.lower() == "bearer" and credentials
-                             else conn.headers.get("X-API-Key"))
                 try:
-                    record = _check_key(conn.app.state.auth, presented, Scope.ADMIN)
+                    record = _check_key(conn.app.state.auth, presented_key(conn.headers),
+                                        Scope.ADMIN)
                     if (record is not None and not record.all_tenants
                             and path.startswith("/v1/admin")):
                         raise AuthFailure(403, "the /v1/admin routes act on every tenant: "
@@ -201,5 +222,6 @@ async def auth_failed(request: Request, exc: Exception) -> JSONResponse:
     return _failure_response(exc)
 
 
-__all__ = ["AUTH_RESPONSES", "AdminPaths", "AuthFailure", "Gate", "Scope", "auth_failed",
-           "caller_of", "for_tenant", "needs_scope", "require", "require_all_tenants"]
+__all__ = ["AUTH_RESPONSES", "CHECKED_SCOPES", "AdminPaths", "AuthFailure", "Gate", "Scope",
+           "auth_failed", "authorize", "caller_of", "for_tenant", "needs_scope",
+           "presented_key", "require", "require_all_tenants"]
