@@ -187,32 +187,38 @@ class Server:
 
 
 def start(name: str, workers: int, tmp: Path, log_level: str, store: str,
-          loop: str) -> Server:
+          loop: str, cpu_affinity: bool = False) -> Server:
     port = free_port()
     log = tmp / f"{name}-{workers}w.log"
     env = {**os.environ, "BENCH_HTTP_STORE": store, "BENCH_HTTP_TMP": str(tmp),
            "BENCH_HTTP_LOG_LEVEL": log_level}
-    cmd = [sys.executable, __file__, "--serve", name, str(workers), str(port), loop]
+    cmd = [sys.executable, __file__, "--serve", name, str(workers), str(port), loop,
+           str(int(cpu_affinity))]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=tmp, start_new_session=True)
     return Server(name, workers, port, proc, log)
 
 
-def serve(name: str, workers: int, port: int, loop: str) -> None:
+def serve(name: str, workers: int, port: int, loop: str, cpu_affinity: bool) -> None:
     """The server process ``start`` runs: uvicorn with httptools, no access log, the app
     from its factory in ``_common``; several workers as ``riskengine serve`` runs them, each
-    on a listening socket of its own (``riskengine.api.server.serve_workers``)."""
+    on a listening socket of its own (``riskengine.api.server.serve_workers``), each pinned
+    to a CPU with ``cpu_affinity`` as ``riskengine serve --cpu-affinity`` pins them (the
+    CPUs claimed per server, so that every server measured gets the same ones)."""
     import uvicorn
 
-    from riskengine.api.server import serve_workers
+    from riskengine.api.server import pin_to_a_cpu, serve_workers
 
     config = uvicorn.Config(f"_common:{APPS[name]}", factory=True, host="127.0.0.1",
                             port=port, workers=workers, loop=loop, http="httptools",
                             access_log=False, log_level="warning")
+    claims = f"riskengine-bench-{name}-{port}"
     if workers > 1:
-        serve_workers(config)
+        serve_workers(config, cpu_affinity=cpu_affinity, cpu_claims=claims)
     else:
+        if cpu_affinity:
+            pin_to_a_cpu(claims)
         uvicorn.Server(config).run()
 
 
@@ -437,9 +443,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         redis_pid = _redis_pid() if args.store == "redis" else None
         apps = [name for name in APPS if name in args.apps]
         for workers in args.workers:
-            c.note(f"{workers} worker process(es), {args.loop} loop: starting "
+            pinned = ", each pinned to a CPU" if args.cpu_affinity else ""
+            c.note(f"{workers} worker process(es){pinned}, {args.loop} loop: starting "
                    f"{', '.join(apps)} ...")
-            servers = {name: start(name, workers, tmp, args.log_level, store, args.loop)
+            servers = {name: start(name, workers, tmp, args.log_level, store, args.loop,
+                                   args.cpu_affinity)
                        for name in apps}
             try:
                 for server in servers.values():
@@ -624,12 +632,15 @@ def main() -> int:
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default=None,
                         help="the servers' event loop (default: the one riskengine serve "
                              "runs on)")
+    parser.add_argument("--cpu-affinity", action="store_true",
+                        help="each server's worker processes pinned to a CPU each, as "
+                        "riskengine serve --cpu-affinity pins them")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "http.json"))
-    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)  # start's server process
+    parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)  # start's server process
     args = parser.parse_args()
     if args.serve:
-        name, workers, port, loop = args.serve
-        serve(name, int(workers), int(port), loop)
+        name, workers, port, loop, cpu_affinity = args.serve
+        serve(name, int(workers), int(port), loop, cpu_affinity == "1")
         return 0
     args.apps = sorted(set(args.apps) | {"riskengine", "bare"}, key=list(APPS).index)
     if args.loop is None:

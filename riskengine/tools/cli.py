@@ -46,10 +46,13 @@ def _one_line(exc: ValidationError) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from riskengine.adapters import logsetup
     from riskengine.api import create_app
-    from riskengine.api.server import run
+    from riskengine.api.server import cpu_affinity_supported, run
     from riskengine.core.rules import RulesetError, load_ruleset
     from riskengine.service.build import close_engine, shared_store
     from riskengine.service.settings import Settings
+
+    if args.cpu_affinity and not cpu_affinity_supported():
+        raise CommandError("cannot start: --cpu-affinity needs Linux")
 
     overrides: dict[str, object] = {}
     if args.store:
@@ -72,7 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         logsetup.configure(settings.log_level)  # lines off the event loop, never blocking it
         run(create_app(settings, settle_heap=True, prepared=_prepared(settings)),
-            host=args.host, port=args.port, log_level=settings.log_level.lower(), **deadlines)
+            host=args.host, port=args.port, log_level=settings.log_level.lower(),
+            cpu_affinity=args.cpu_affinity, **deadlines)
         return 0
     if not shared_store(settings.store):
         # Each worker is a process of its own: a memory store would be N stores, and N
@@ -91,7 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.update({"RISKENGINE_" + name.upper(): str(value)
                        for name, value in overrides.items()})
     run("riskengine.api.app:served_app", host=args.host, port=args.port,
-        log_level=settings.log_level.lower(), workers=args.workers, **deadlines)
+        log_level=settings.log_level.lower(), workers=args.workers,
+        cpu_affinity=args.cpu_affinity, **deadlines)
     return 0
 
 
@@ -371,6 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes (default 1); more than one needs the Redis "
                        "store to scale (SQLite: one writer at a time; memory: refused)")
+    serve.add_argument("--cpu-affinity", action="store_true",
+                       help="pin each worker process to a CPU of its own, one no other "
+                       "pinned riskengine process on this host holds (Linux); for a host "
+                       "that runs little else: more requests a second on the Redis store "
+                       "(bench/README.md, \"Workers pinned to a core\")")
     serve.set_defaults(func=_serve)
 
     sim = sub.add_parser("simulate", help="write labelled login traffic as JSONL")

@@ -195,7 +195,7 @@ if __name__ == "__main__":
     taken.listen()
     made = server.WorkerListener
     # The parent's own bind succeeds; the workers are sent to a port already taken.
-    server.WorkerListener = lambda host, port: made(host, taken.getsockname()[1])
+    server.WorkerListener = lambda host, port, *rest: made(host, taken.getsockname()[1], *rest)
     server.serve_workers(uvicorn.Config("riskengine.api.app:served_app", factory=True,
                                         host="127.0.0.1", port=0, workers=2))
 '''
