@@ -152,8 +152,8 @@ def run(app: Any, *, host: str, port: int, header_timeout_s: float, body_timeout
 # its threads (the event loop, the thread pool the engine runs in when it waits on a network
 # store, the log writer) are free to run on any core, and the kernel moves them: each hand-over
 # of the lock can then wake the next thread on the other core, away from the data the last one
-# left in its core's caches. Pinned to one core each, two workers on the Redis store served
-# ~30 % more requests a second, and one worker ~25 % more (bench/README, "Workers pinned to a
+# left in its core's caches. Pinned to one core each, workers on the Redis store served
+# a third or more requests a second, one worker or two (bench/README, "Workers pinned to a
 # core"); on SQLite, where the engine runs on the loop thread alone, nothing measurable. Off
 # by default: on a host whose other work (or another container's) lands on the same cores a
 # pinned worker cannot move away from it.
