@@ -11,8 +11,10 @@ it would serve the same answers if the direct route were taken away (the tests c
 two).
 
 Only a route that needs nothing else can be served so: an ``async`` endpoint taking the
-request alone, whose declared dependencies are ``require`` checks. Anything more is refused
-when the app is made, not skipped.
+request alone, whose declared dependencies (its own and its router's) are ``require``
+checks. Anything more is refused when the app is made, not skipped. Dependencies added when
+a router is included in the app (``include_router(..., dependencies=...)``) are not the
+route's and would not be seen: ``create_app`` includes ``routes.router`` without any.
 """
 
 from __future__ import annotations

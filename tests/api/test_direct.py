@@ -228,3 +228,13 @@ def test_find_route_names_what_it_could_not_find() -> None:
     assert find_route(routes.router.routes, routes.score).path == "/v1/score"
     with pytest.raises(LookupError, match="_needs_request"):
         find_route(routes.router.routes, _needs_request)
+
+
+def test_a_dependency_of_the_router_is_seen_too() -> None:
+    router = APIRouter(dependencies=[Depends(_other)])
+    router.post("/x", dependencies=[require(Scope.SCORE)])(_needs_request)
+    route = router.routes[0]
+    assert isinstance(route, APIRoute)
+
+    with pytest.raises(TypeError, match="_other"):
+        direct(route)
