@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from riskengine.api.security import CHECKED_SCOPES, Scope, authorize
+from riskengine.api.security import Scope, authorize, checked_scopes
 
 
 def declared_scopes(route: APIRoute) -> tuple[tuple[Scope, ...], ...]:
@@ -41,7 +41,7 @@ def declared_scopes(route: APIRoute) -> tuple[tuple[Scope, ...], ...]:
         ("body", dependant.body_params)) if params]
     checks = []
     for dependency in dependant.dependencies:
-        scopes = CHECKED_SCOPES.get(dependency.call) if dependency.call else None
+        scopes = checked_scopes(dependency.call)
         if scopes is None:
             declared.append(f"dependency {getattr(dependency.call, '__name__', dependency)}")
         else:

@@ -107,11 +107,6 @@ def authorize(request: Request, scopes: tuple[Scope, ...]) -> KeyRecord | None:
     return record
 
 
-# The scopes each of require's dependency callables checks (``riskengine.api.direct`` reads
-# a route's from its declared dependencies).
-CHECKED_SCOPES: dict[Callable[..., Any], tuple[Scope, ...]] = {}
-
-
 def _check_for(scopes: tuple[Scope, ...]) -> Callable[..., Any]:
     # Async, though it does no awaiting: a sync dependency runs in the thread pool, and
     # the hop costs more than the check (a stat of the key file, one SHA-256). The two
@@ -122,7 +117,6 @@ def _check_for(scopes: tuple[Scope, ...]) -> Callable[..., Any]:
         return authorize(request, scopes)
 
     check.__name__ = check.__qualname__ = "require_" + "_or_".join(s.value for s in scopes)
-    CHECKED_SCOPES[check] = scopes
     return check
 
 
@@ -140,6 +134,12 @@ def require(*scopes: Scope | str) -> Any:
         _CHECKS[wanted] = _check_for(wanted)
     # Security(..., scopes=...) rather than Depends: the OpenAPI schema then names the scope.
     return Security(_CHECKS[wanted], scopes=[scope.value for scope in wanted])
+
+
+def checked_scopes(call: Callable[..., Any] | None) -> tuple[Scope, ...] | None:
+    """The scopes ``call`` checks when it is one of ``require``'s dependency callables, else
+    None (``riskengine.api.direct`` reads a route's checks from its dependencies)."""
+    return next((scopes for scopes, check in _CHECKS.items() if check is call), None)
 
 
 def caller_of(request: Request) -> KeyRecord | None:
@@ -222,6 +222,6 @@ async def auth_failed(request: Request, exc: Exception) -> JSONResponse:
     return _failure_response(exc)
 
 
-__all__ = ["AUTH_RESPONSES", "CHECKED_SCOPES", "AdminPaths", "AuthFailure", "Gate", "Scope",
-           "auth_failed", "authorize", "caller_of", "for_tenant", "needs_scope",
+__all__ = ["AUTH_RESPONSES", "AdminPaths", "AuthFailure", "Gate", "Scope", "auth_failed",
+           "authorize", "caller_of", "checked_scopes", "for_tenant", "needs_scope",
            "presented_key", "require", "require_all_tenants"]
