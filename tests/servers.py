@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -100,3 +101,21 @@ def serve(*args: str, env: dict[str, str] | None = None, **popen: Any
         proc.wait(timeout=10)
         raise
     return proc, base
+
+
+def worker_pids(pid: int) -> list[int]:
+    """uvicorn's worker processes under its parent ``pid`` (a third child may be
+    multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text()]
+
+
+def stop_session(proc: subprocess.Popen) -> None:
+    """End a server started in a session of its own: its whole process group."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

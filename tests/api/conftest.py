@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from riskengine.api import create_app
 from riskengine.service.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/13"  # a database the tests empty before and after use
 
 
 def make_app(db_path: Path) -> FastAPI:
@@ -52,3 +55,13 @@ def app(db_path: Path) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def empty_redis() -> Iterator[str]:
+    """The URL of an emptied Redis database (emptied again afterwards), for real servers."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()

@@ -14,8 +14,7 @@ import pytest
 
 from riskengine.api import server
 from riskengine.tools import cli
-from tests.api.test_workers import _stop, _workers, empty_redis  # noqa: F401 - the fixture
-from tests.servers import development_env, serve
+from tests.servers import development_env, serve, stop_session, worker_pids
 
 pytestmark = pytest.mark.skipif(not server.cpu_affinity_supported(), reason="Linux only")
 
@@ -95,12 +94,11 @@ def test_a_process_finds_every_cpu_taken_and_runs_unpinned() -> None:
     assert out.split(maxsplit=1) == ["None", str(CPUS) + "\n"]
 
 
-def test_two_workers_each_on_a_cpu_of_its_own(tmp_path: Path, empty_redis: str  # noqa: F811
-                                              ) -> None:
+def test_two_workers_each_on_a_cpu_of_its_own(tmp_path: Path, empty_redis: str) -> None:
     proc, _ = serve("--workers", "2", "--store", empty_redis, "--cpu-affinity",
                     env=development_env(tmp_path), start_new_session=True)
     try:
-        workers = _workers(proc.pid)
+        workers = worker_pids(proc.pid)
         assert len(workers) == 2
         pinned = [_threads_affinity(pid) for pid in workers]
         cpus = [set().union(*threads.values()) for threads in pinned]
@@ -112,7 +110,7 @@ def test_two_workers_each_on_a_cpu_of_its_own(tmp_path: Path, empty_redis: str  
             assert cpus[0] != cpus[1]
         assert len(_threads_affinity(proc.pid)[proc.pid]) == len(CPUS)  # the parent is free
     finally:
-        _stop(proc)
+        stop_session(proc)
 
 
 def test_one_worker_is_pinned_too(tmp_path: Path) -> None:
@@ -122,7 +120,7 @@ def test_one_worker_is_pinned_too(tmp_path: Path) -> None:
         threads = _threads_affinity(proc.pid)
         assert len(threads) > 1 and len(set().union(*threads.values())) == 1, threads
     finally:
-        _stop(proc)
+        stop_session(proc)
 
 
 def test_without_the_option_nothing_is_pinned(tmp_path: Path) -> None:
@@ -131,7 +129,7 @@ def test_without_the_option_nothing_is_pinned(tmp_path: Path) -> None:
     try:
         assert all(cpus == set(CPUS) for cpus in _threads_affinity(proc.pid).values())
     finally:
-        _stop(proc)
+        stop_session(proc)
 
 
 def test_the_option_is_refused_where_it_cannot_work(monkeypatch: pytest.MonkeyPatch,

@@ -7,53 +7,24 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 import redis
 
-from tests.servers import clean_env, development_env, riskengine_piped, serve
-
-REDIS_URL = "redis://127.0.0.1:6379/13"  # a database the tests empty before and after use
-
-
-@pytest.fixture
-def empty_redis() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
-
-
-def _children(pid: int) -> list[int]:
-    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(child) for child in found]
-
-
-def _workers(pid: int) -> list[int]:
-    """uvicorn's worker processes under its parent ``pid`` (a third child may be
-    multiprocessing's resource tracker)."""
-    return [child for child in _children(pid)
-            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text()]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End a server started in a session of its own: its whole process group."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+from tests.servers import (
+    clean_env,
+    development_env,
+    riskengine_piped,
+    serve,
+    stop_session,
+    worker_pids,
+)
 
 
 def test_a_memory_store_is_refused_with_several_workers(tmp_path: Path) -> None:
@@ -71,7 +42,7 @@ def test_two_workers_serve_from_the_settings_the_command_was_given(
     proc, base = serve("--workers", "2", "--store", empty_redis, env=development_env(tmp_path),
                        start_new_session=True)
     try:
-        assert len(_workers(proc.pid)) == 2
+        assert len(worker_pids(proc.pid)) == 2
         answers = []
         for i in range(20):
             body = json.dumps({"event_id": f"w-{i}", "user_id": f"u{i}@example.cn",
@@ -84,7 +55,7 @@ def test_two_workers_serve_from_the_settings_the_command_was_given(
         # Both workers write the one store the command named.
         assert redis.Redis.from_url(empty_redis).dbsize() > 0
     finally:
-        _stop(proc)
+        stop_session(proc)
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -147,7 +118,7 @@ def test_each_worker_listens_on_its_own_socket_and_takes_its_share_of_a_burst(
     assert port is not None
     socks: list[socket.socket] = []
     try:
-        workers = _workers(proc.pid)
+        workers = worker_pids(proc.pid)
         assert len(workers) == 2
         # Both listening (the one /healthz answered may have been up before the other).
         deadline = time.monotonic() + 60
@@ -169,7 +140,7 @@ def test_each_worker_listens_on_its_own_socket_and_takes_its_share_of_a_burst(
     finally:
         for sock in socks:
             sock.close()
-        _stop(proc)
+        stop_session(proc)
 
 
 def test_a_port_already_taken_stops_the_start_at_once(tmp_path: Path, empty_redis: str
